@@ -1,0 +1,330 @@
+//! The storage encoding of log entries: a fixed envelope (format version,
+//! seq, the predecessor's hash, this entry's hash) around a bincode payload.
+//! See `docs/format.md` for the byte layout.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::log::{Body, Entry, Hash};
+use crate::model::{Actor, Event, Location, Source};
+use crate::time::{Micros, Occurred, Precision, TimePoint};
+
+/// Version byte of the entry envelope.
+pub const FORMAT_VERSION: u8 = 1;
+/// Bytes before the payload: version, seq, previous hash, hash.
+pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
+/// Largest encoded entry. Kept under sled's blob threshold (128 KiB with
+/// its default segment size) because sled writes larger values to files it
+/// never fsyncs; see `docs/durability.md`.
+pub const MAX_ENTRY_BYTES: usize = 96 * 1024;
+
+const HASH_DOMAIN: &[u8] = b"annals/entry/v1";
+
+#[derive(Serialize, Deserialize)]
+struct StoredEntry<'a> {
+    recorded_at: i64,
+    body: StoredBody<'a>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredBody<'a> {
+    Event(StoredEvent<'a>),
+    Correction(StoredEvent<'a>),
+    Retraction { id: [u8; 16], reason: Cow<'a, str> },
+}
+
+type StoredPoint = (i64, u8);
+
+#[derive(Serialize, Deserialize)]
+struct StoredEvent<'a> {
+    id: [u8; 16],
+    kind: Cow<'a, str>,
+    from: StoredPoint,
+    to: StoredPoint,
+    countries: Vec<Cow<'a, str>>,
+    location: Option<StoredLocation<'a>>,
+    actors: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    summary: Option<Cow<'a, str>>,
+    sources: Vec<(Cow<'a, str>, Option<Cow<'a, str>>, Option<StoredPoint>)>,
+    confidence: Option<f64>,
+    tags: Vec<Cow<'a, str>>,
+    /// `attrs` as compact JSON text: bincode cannot decode a
+    /// `serde_json::Value` (it needs a self-describing format).
+    attrs: Cow<'a, str>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredLocation<'a> {
+    name: Option<Cow<'a, str>>,
+    country: Option<Cow<'a, str>>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+fn stored_point(p: TimePoint) -> StoredPoint {
+    (p.start, p.precision.code())
+}
+
+fn stored_event(e: &Event) -> StoredEvent<'_> {
+    StoredEvent {
+        id: *e.id.as_bytes(),
+        kind: Cow::Borrowed(&e.kind),
+        from: stored_point(e.occurred.from),
+        to: stored_point(e.occurred.to),
+        countries: e.countries.iter().map(|c| Cow::Borrowed(c.as_str())).collect(),
+        location: e.location.as_ref().map(|l| StoredLocation {
+            name: l.name.as_deref().map(Cow::Borrowed),
+            country: l.country.as_deref().map(Cow::Borrowed),
+            lat: l.lat,
+            lon: l.lon,
+        }),
+        actors: e
+            .actors
+            .iter()
+            .map(|a| (Cow::Borrowed(a.name.as_str()), Cow::Borrowed(a.role.as_str())))
+            .collect(),
+        summary: e.summary.as_deref().map(Cow::Borrowed),
+        sources: e
+            .sources
+            .iter()
+            .map(|s| {
+                (
+                    Cow::Borrowed(s.name.as_str()),
+                    s.url.as_deref().map(Cow::Borrowed),
+                    s.reported_at.map(stored_point),
+                )
+            })
+            .collect(),
+        confidence: e.confidence,
+        tags: e.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
+        attrs: Cow::Owned(serde_json::Value::Object(e.attrs.clone()).to_string()),
+    }
+}
+
+fn point_from(seq: u64, (start, code): StoredPoint) -> Result<TimePoint> {
+    Precision::from_code(code)
+        .and_then(|p| TimePoint::from_parts(start, p))
+        .ok_or_else(|| Error::corruption(seq, format!("bad time point ({start}, {code})")))
+}
+
+fn event_from(seq: u64, s: StoredEvent<'_>) -> Result<Event> {
+    let from = point_from(seq, s.from)?;
+    let to = point_from(seq, s.to)?;
+    let occurred = if from == to {
+        Occurred::point(from)
+    } else {
+        Occurred::range(from, to).map_err(|e| Error::corruption(seq, e.to_string()))?
+    };
+    let attrs = match serde_json::from_str(&s.attrs) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(Error::corruption(seq, "attrs are not a JSON object")),
+    };
+    let sources = s
+        .sources
+        .into_iter()
+        .map(|(name, url, at)| {
+            Ok(Source {
+                name: name.into_owned(),
+                url: url.map(Cow::into_owned),
+                reported_at: at.map(|p| point_from(seq, p)).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Event {
+        id: Uuid::from_bytes(s.id),
+        kind: s.kind.into_owned(),
+        occurred,
+        countries: s.countries.into_iter().map(Cow::into_owned).collect(),
+        location: s.location.map(|l| Location {
+            name: l.name.map(Cow::into_owned),
+            country: l.country.map(Cow::into_owned),
+            lat: l.lat,
+            lon: l.lon,
+        }),
+        actors: s
+            .actors
+            .into_iter()
+            .map(|(name, role)| Actor {
+                name: name.into_owned(),
+                role: role.into_owned(),
+            })
+            .collect(),
+        summary: s.summary.map(Cow::into_owned),
+        sources,
+        confidence: s.confidence,
+        tags: s.tags.into_iter().map(Cow::into_owned).collect(),
+        attrs,
+    })
+}
+
+/// The chain hash of an entry: BLAKE3 over a domain tag, the seq, the
+/// predecessor's hash and the payload bytes.
+pub fn chain_hash(seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(HASH_DOMAIN);
+    h.update(&seq.to_be_bytes());
+    h.update(prev);
+    h.update(payload);
+    *h.finalize().as_bytes()
+}
+
+/// Encodes an entry into its stored bytes, chained to `prev`. Returns the
+/// bytes and the entry's hash. Fails if the entry exceeds
+/// [`MAX_ENTRY_BYTES`].
+pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
+    let body = match &entry.body {
+        Body::Event(e) => StoredBody::Event(stored_event(e)),
+        Body::Correction(e) => StoredBody::Correction(stored_event(e)),
+        Body::Retraction { id, reason } => StoredBody::Retraction {
+            id: *id.as_bytes(),
+            reason: Cow::Borrowed(reason),
+        },
+    };
+    let stored = StoredEntry {
+        recorded_at: entry.recorded_at,
+        body,
+    };
+    let mut bytes = vec![0u8; HEADER_BYTES];
+    bincode::serde::encode_into_std_write(&stored, &mut bytes, config())
+        .map_err(|e| Error::Storage(format!("encoding entry {}: {e}", entry.seq)))?;
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(Error::invalid(
+            "-",
+            format!(
+                "the entry is {} bytes encoded; the limit is {MAX_ENTRY_BYTES}",
+                bytes.len()
+            ),
+        ));
+    }
+    let hash = chain_hash(entry.seq, prev, bytes.get(HEADER_BYTES..).unwrap_or_default());
+    write_header(&mut bytes, entry.seq, prev, &hash);
+    Ok((bytes, hash))
+}
+
+fn write_header(bytes: &mut [u8], seq: u64, prev: &Hash, hash: &Hash) {
+    if let Some(h) = bytes.get_mut(..HEADER_BYTES) {
+        h[0] = FORMAT_VERSION;
+        h[1..9].copy_from_slice(&seq.to_be_bytes());
+        h[9..41].copy_from_slice(prev);
+        h[41..73].copy_from_slice(hash);
+    }
+}
+
+/// The envelope of a stored entry, checked against its own hash.
+pub struct Envelope<'a> {
+    /// The predecessor's hash, as stored.
+    pub prev: Hash,
+    /// This entry's chain hash (verified against the payload).
+    pub hash: Hash,
+    /// The bincode payload.
+    pub payload: &'a [u8],
+}
+
+/// Splits and checks the envelope of the entry stored under `seq`: version,
+/// seq and hash. Does not check the link to the predecessor.
+pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
+    let (Some(header), Some(payload)) = (bytes.get(..HEADER_BYTES), bytes.get(HEADER_BYTES..))
+    else {
+        return Err(Error::corruption(
+            seq,
+            format!("entry is {} bytes, shorter than its header", bytes.len()),
+        ));
+    };
+    let mut seq_bytes = [0u8; 8];
+    let mut prev = [0u8; 32];
+    let mut hash = [0u8; 32];
+    seq_bytes.copy_from_slice(&header[1..9]);
+    prev.copy_from_slice(&header[9..41]);
+    hash.copy_from_slice(&header[41..73]);
+    if header[0] != FORMAT_VERSION {
+        return Err(Error::corruption(
+            seq,
+            format!("unknown format version {}", header[0]),
+        ));
+    }
+    let stored_seq = u64::from_be_bytes(seq_bytes);
+    if stored_seq != seq {
+        return Err(Error::corruption(
+            seq,
+            format!("entry stored under seq {seq} says it is seq {stored_seq}"),
+        ));
+    }
+    if chain_hash(seq, &prev, payload) != hash {
+        return Err(Error::corruption(seq, "checksum mismatch: the entry's bytes changed"));
+    }
+    Ok(Envelope {
+        prev,
+        hash,
+        payload,
+    })
+}
+
+/// Decodes and checks the entry stored under `seq`.
+pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
+    let env = open_envelope(seq, bytes)?;
+    let (stored, used): (StoredEntry<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(env.payload, config())
+            .map_err(|e| Error::corruption(seq, format!("undecodable entry: {e}")))?;
+    if used != env.payload.len() {
+        return Err(Error::corruption(seq, "trailing bytes after the entry"));
+    }
+    let body = match stored.body {
+        StoredBody::Event(e) => Body::Event(event_from(seq, e)?),
+        StoredBody::Correction(e) => Body::Correction(event_from(seq, e)?),
+        StoredBody::Retraction { id, reason } => Body::Retraction {
+            id: Uuid::from_bytes(id),
+            reason: reason.into_owned(),
+        },
+    };
+    let entry = Entry {
+        seq,
+        recorded_at: stored.recorded_at as Micros,
+        body,
+    };
+    Ok((entry, env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        let e = crate::json::parse_event(
+            r#"{"kind":"sabotage","occurred":{"from":"2025-11","to":"2025-11-17"},"countries":["PL"],"actors":[{"name":"Russia","role":"alleged_perpetrator"}],"attrs":{"x":[1,{"y":null}]}}"#,
+        )
+        .unwrap();
+        Entry { seq: 5, recorded_at: 1_700_000_000_000_000, body: Body::Event(e) }
+    }
+
+    #[test]
+    fn round_trip_and_chain() {
+        let prev = [7u8; 32];
+        let entry = sample();
+        let (bytes, hash) = encode_entry(&entry, &prev).unwrap();
+        let (back, env) = decode_entry(5, &bytes).unwrap();
+        assert_eq!(back, entry);
+        assert_eq!(env.prev, prev);
+        assert_eq!(env.hash, hash);
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let (bytes, _) = encode_entry(&sample(), &[0u8; 32]).unwrap();
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                assert!(matches!(decode_entry(5, &b), Err(Error::Corruption { seq: 5, .. })));
+            }
+        }
+        assert!(decode_entry(6, &bytes).is_err());
+        assert!(decode_entry(5, &bytes[..10]).is_err());
+    }
+}

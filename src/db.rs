@@ -1,0 +1,835 @@
+//! [`Annals`], the front door: open a database, write events, read views.
+
+use std::collections::HashMap;
+use std::fs::{self, File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::json::Position;
+use crate::log::{Body, Entry, Head, Log};
+use crate::model::{Event, MAX_REASON_BYTES};
+use crate::projection::{ActorRow, Change, CountryRow, DateRow, Projection};
+use crate::query::Query;
+use crate::state::{load_checkpoint, save_checkpoint, State};
+use crate::store::{SledStore, Storage};
+use crate::time::{now_micros, Granularity, Micros};
+
+/// Most entries in one atomic batch. Larger inputs go through `import`,
+/// which commits in batches.
+pub const MAX_BATCH_ENTRIES: usize = 100_000;
+
+/// When an append returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// After the batch is on stable storage: sled's flush, then an fsync of
+    /// its data file. Survives a process or machine crash.
+    #[default]
+    Durable,
+    /// After the batch is in sled's buffers. A process crash keeps it (sled
+    /// writes it out in the background, every 500 ms); a machine crash may
+    /// lose the last such batches, never part of one.
+    Buffered,
+}
+
+/// Options for opening a database; see [`Annals::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    path: PathBuf,
+    durability: Durability,
+    cache_capacity_bytes: u64,
+    checkpoint_every_entries: u64,
+    create: bool,
+}
+
+impl Builder {
+    /// Durable (the default) or buffered appends.
+    pub fn durability(mut self, d: Durability) -> Builder {
+        self.durability = d;
+        self
+    }
+
+    /// sled's page cache size (default 64 MiB).
+    pub fn cache_capacity_bytes(mut self, bytes: u64) -> Builder {
+        self.cache_capacity_bytes = bytes;
+        self
+    }
+
+    /// How many entries may pass between checkpoints of the derived state
+    /// (default 100,000). Fewer means faster opens after a crash and more
+    /// time spent writing checkpoints.
+    pub fn checkpoint_every_entries(mut self, n: u64) -> Builder {
+        self.checkpoint_every_entries = n.max(1);
+        self
+    }
+
+    /// Whether to create the database if it does not exist (default true).
+    pub fn create(mut self, create: bool) -> Builder {
+        self.create = create;
+        self
+    }
+
+    /// Opens the database.
+    pub fn open(self) -> Result<Annals> {
+        Annals::open_with(self)
+    }
+}
+
+/// One operation of an atomic batch; see [`Annals::write`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Append a new event. If its id exists with identical content this is
+    /// a no-op; with different content, a conflict.
+    Append(Event),
+    /// Replace an event's current version by a complete new one (same id).
+    Correct(Event),
+    /// Withdraw an event.
+    Retract {
+        /// The event.
+        id: Uuid,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The outcome of one operation of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The entry's seq (for an idempotent no-op, the existing event's).
+    pub seq: u64,
+    /// The event concerned.
+    pub id: Uuid,
+    /// False when an append was a no-op because the event already existed.
+    pub new_entry: bool,
+}
+
+/// An event as it currently stands, with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The current version.
+    pub event: Event,
+    /// Seq and transaction time of its creation, seq of its last correction.
+    pub position: Position,
+    /// Seq of its retraction, if retracted (only [`Annals::get`] returns
+    /// retracted events).
+    pub retracted_seq: Option<u64>,
+}
+
+/// One version of an event, from [`Annals::history`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    /// The entry's seq.
+    pub seq: u64,
+    /// The entry's transaction time.
+    pub recorded_at: Micros,
+    /// `created`, `corrected` or `retracted`.
+    pub action: &'static str,
+    /// The version (none for a retraction).
+    pub event: Option<Event>,
+    /// A retraction's reason.
+    pub reason: Option<String>,
+}
+
+/// Sizes and counts, from [`Annals::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Entries in the log.
+    pub entries: u64,
+    /// Events ever created.
+    pub events: u64,
+    /// Events neither retracted nor ... simply current.
+    pub current: u64,
+    /// Events with at least one correction.
+    pub corrected: u64,
+    /// Retracted events.
+    pub retracted: u64,
+    /// Rows of the by-country view.
+    pub countries: u64,
+    /// Rows of the by-actor view.
+    pub actors: u64,
+    /// Bytes on disk (store and checkpoint).
+    pub disk_bytes: u64,
+}
+
+/// A user projection kept current by the database; see
+/// [`Annals::register`].
+pub struct Registered<P: Projection> {
+    state: Arc<RwLock<(u64, P::State)>>,
+}
+
+impl<P: Projection> Registered<P> {
+    /// A copy of the projection's state, and the seq it is current to.
+    pub fn state(&self) -> (u64, P::State) {
+        read(&self.state).clone()
+    }
+
+    /// Runs `f` on the state without copying it.
+    pub fn with_state<T>(&self, f: impl FnOnce(u64, &P::State) -> T) -> T {
+        let guard = read(&self.state);
+        f(guard.0, &guard.1)
+    }
+}
+
+/// Type-erased registered projection, fed by the writer.
+trait Feed: Send + Sync {
+    fn feed(&self, change: &Change<'_>);
+    fn checkpoint(&self, head: Head, store: &dyn Storage) -> Result<()>;
+}
+
+struct Fed<P: Projection> {
+    projection: P,
+    state: Arc<RwLock<(u64, P::State)>>,
+}
+
+impl<P: Projection> Feed for Fed<P> {
+    fn feed(&self, change: &Change<'_>) {
+        let mut guard = write(&self.state);
+        self.projection.apply(&mut guard.1, change);
+        guard.0 = change.seq;
+    }
+
+    fn checkpoint(&self, head: Head, store: &dyn Storage) -> Result<()> {
+        let guard = read(&self.state);
+        if let Some(bytes) = self.projection.encode(&guard.1) {
+            store.put_meta(&projection_key(self.projection.name()), &checkpoint_bytes(head, &bytes))?;
+        }
+        Ok(())
+    }
+}
+
+fn projection_key(name: &str) -> String {
+    format!("projection/{name}")
+}
+
+fn checkpoint_bytes(head: Head, state: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40 + state.len());
+    v.extend_from_slice(&head.seq.to_be_bytes());
+    v.extend_from_slice(&head.hash);
+    v.extend_from_slice(state);
+    v
+}
+
+/// Locks that survive a panicking holder: the data under them is only
+/// replaced whole, so a poisoned lock still guards consistent data.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Writer {
+    /// Set when a write failed after it may have reached the disk.
+    poisoned: Option<String>,
+    /// Head of the last checkpoint written.
+    checkpointed: u64,
+}
+
+/// An open annals database. Cheap to share between threads (`&Annals` is
+/// `Send + Sync`): reads run concurrently, writes are serialized, and
+/// readers never see part of a batch.
+pub struct Annals {
+    dir: PathBuf,
+    log: Log,
+    state: RwLock<State>,
+    writer: Mutex<Writer>,
+    feeds: Mutex<Vec<Box<dyn Feed>>>,
+    durability: Durability,
+    checkpoint_every_entries: u64,
+    /// Held (flock) for as long as the database is open.
+    _lock: File,
+}
+
+const LOCK_FILE: &str = "LOCK";
+const STORE_DIR: &str = "store";
+const CHECKPOINT_FILE: &str = "state.ckpt";
+
+impl Annals {
+    /// Opens the database in folder `path`, creating it if needed, with
+    /// default options (durable appends).
+    pub fn open(path: impl AsRef<Path>) -> Result<Annals> {
+        Annals::builder(path).open()
+    }
+
+    /// Options for opening the database in folder `path`.
+    pub fn builder(path: impl AsRef<Path>) -> Builder {
+        Builder {
+            path: path.as_ref().to_path_buf(),
+            durability: Durability::Durable,
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            checkpoint_every_entries: 100_000,
+            create: true,
+        }
+    }
+
+    fn open_with(b: Builder) -> Result<Annals> {
+        let dir = b.path;
+        match fs::metadata(&dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::BadPath {
+                    path: dir,
+                    reason: "is a file, not a database folder".into(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !b.create {
+                    return Err(Error::BadPath {
+                        path: dir,
+                        reason: "no database here (create one with `annals init`)".into(),
+                    });
+                }
+                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(Error::InUse { path: dir }),
+            Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;
+        let log = Log::new(Box::new(store));
+        let head = log.head()?;
+        let mut state = match load_checkpoint(&dir.join(CHECKPOINT_FILE)) {
+            Some(s) if s.head.seq <= head.seq && log.head_at(s.head.seq).ok() == Some(s.head) => s,
+            _ => State::default(),
+        };
+        let checkpointed = state.head.seq;
+        state.catch_up(&log, None, |_, _| {})?;
+        if state.head != head {
+            return Err(Error::corruption(
+                head.seq,
+                format!("the log's last entry is seq {} but replay ended at seq {}", head.seq, state.head.seq),
+            ));
+        }
+        Ok(Annals {
+            dir,
+            log,
+            state: RwLock::new(state),
+            writer: Mutex::new(Writer {
+                poisoned: None,
+                checkpointed,
+            }),
+            feeds: Mutex::new(Vec::new()),
+            durability: b.durability,
+            checkpoint_every_entries: b.checkpoint_every_entries,
+            _lock: lock_file,
+        })
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last entry: its seq (0 when empty) and chain hash.
+    pub fn head(&self) -> Head {
+        read(&self.state).head
+    }
+
+    /// Appends events atomically; see [`Annals::write`].
+    pub fn append(&self, events: Vec<Event>) -> Result<Vec<Written>> {
+        self.write(events.into_iter().map(Op::Append).collect(), None)
+    }
+
+    /// Appends a complete new version of event `event.id`.
+    pub fn correct(&self, event: Event) -> Result<u64> {
+        let w = self.write(vec![Op::Correct(event)], None)?;
+        Ok(w.first().map_or(0, |w| w.seq))
+    }
+
+    /// Retracts event `id`, giving a reason.
+    pub fn retract(&self, id: Uuid, reason: &str) -> Result<u64> {
+        let w = self.write(
+            vec![Op::Retract {
+                id,
+                reason: reason.to_string(),
+            }],
+            None,
+        )?;
+        Ok(w.first().map_or(0, |w| w.seq))
+    }
+
+    /// Writes a batch of operations atomically: all of them or, on any
+    /// error, none. With `expect_seq`, fails unless the head is at that seq
+    /// (optimistic concurrency). Returns once durable (see [`Durability`]).
+    pub fn write(&self, ops: Vec<Op>, expect_seq: Option<u64>) -> Result<Vec<Written>> {
+        if ops.len() > MAX_BATCH_ENTRIES {
+            return Err(Error::invalid(
+                "-",
+                format!("batch of {} operations; the limit is {MAX_BATCH_ENTRIES}", ops.len()),
+            ));
+        }
+        let mut writer = lock(&self.writer);
+        if let Some(why) = &writer.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let (entries, befores, written) = {
+            let state = read(&self.state);
+            if let Some(expected) = expect_seq {
+                if state.head.seq != expected {
+                    return Err(Error::SeqMismatch {
+                        expected,
+                        actual: state.head.seq,
+                    });
+                }
+            }
+            self.prepare(&state, ops)?
+        };
+        if entries.is_empty() {
+            return Ok(written);
+        }
+        let head = read(&self.state).head;
+        let new_head = match self
+            .log
+            .append(head, &entries, self.durability == Durability::Durable)
+        {
+            Ok(h) => h,
+            Err(e) => {
+                // The batch may or may not be on disk; only a reopen, which
+                // rebuilds from what is there, can tell.
+                writer.poisoned = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        {
+            let mut state = write(&self.state);
+            for (entry, before) in entries.iter().zip(&befores) {
+                state.apply(entry, before.as_ref());
+            }
+            state.head = new_head;
+        }
+        self.feed(&entries, &befores);
+        if new_head.seq - writer.checkpointed >= self.checkpoint_every_entries {
+            self.checkpoint_locked(&mut writer)?;
+        }
+        Ok(written)
+    }
+
+    /// Checks a batch against the state and turns it into entries, with
+    /// each entry's `before` version. Writes nothing.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        state: &State,
+        ops: Vec<Op>,
+    ) -> Result<(Vec<Entry>, Vec<Option<Event>>, Vec<Written>)> {
+        /// An event touched earlier in the same batch.
+        struct Pending {
+            original: Event,
+            seq: u64,
+            current: Option<Event>,
+        }
+        let recorded_at = now_micros().max(state.head.recorded_at);
+        let mut pending: HashMap<Uuid, Pending> = HashMap::new();
+        let mut entries = Vec::new();
+        let mut befores = Vec::new();
+        let mut written = Vec::with_capacity(ops.len());
+        for op in ops {
+            let id = match &op {
+                Op::Append(e) | Op::Correct(e) => e.id,
+                Op::Retract { id, .. } => *id,
+            };
+            let at = || format!("event {id}");
+            let next = state.head.seq + 1 + entries.len() as u64;
+            // The event's current version, or None if retracted.
+            let current: Option<(u64, Option<Event>)> = match pending.get(&id) {
+                Some(p) => Some((p.seq, p.current.clone())),
+                None => match state.index.lookup(&id) {
+                    Some((_, m)) if m.retracted.is_some() => Some((m.seq, None)),
+                    Some((_, m)) => Some((m.seq, Some(self.log.read_event(m.current)?))),
+                    None => None,
+                },
+            };
+            let created_seq = current.as_ref().map(|c| c.0);
+            let body = match op {
+                Op::Append(e) => {
+                    let e = e.validate().map_err(|err| err.at(at()))?;
+                    if let Some((seq, _)) = current {
+                        let original = match pending.get(&id) {
+                            Some(p) => p.original.clone(),
+                            None => self.log.read_event(seq)?,
+                        };
+                        if original != e {
+                            return Err(Error::Conflict {
+                                at: at(),
+                                reason: format!(
+                                    "id exists (seq {seq}) with different content; \
+                                     use `correct` to change an event"
+                                ),
+                            });
+                        }
+                        written.push(Written { seq, id, new_entry: false });
+                        continue;
+                    }
+                    pending.insert(
+                        id,
+                        Pending {
+                            original: e.clone(),
+                            seq: next,
+                            current: Some(e.clone()),
+                        },
+                    );
+                    befores.push(None);
+                    Body::Event(e)
+                }
+                Op::Correct(e) => {
+                    let e = e.validate().map_err(|err| err.at(at()))?;
+                    let before = changeable(current, &at)?;
+                    if let Some(p) = pending.get_mut(&id) {
+                        p.current = Some(e.clone());
+                    } else if let Some(seq) = created_seq {
+                        let original = self.log.read_event(seq)?;
+                        pending.insert(id, Pending { original, seq, current: Some(e.clone()) });
+                    }
+                    befores.push(Some(before));
+                    Body::Correction(e)
+                }
+                Op::Retract { id, reason } => {
+                    if reason.len() > MAX_REASON_BYTES {
+                        return Err(Error::invalid(
+                            "reason",
+                            format!("{} bytes; the limit is {MAX_REASON_BYTES}", reason.len()),
+                        )
+                        .at(at()));
+                    }
+                    let before = changeable(current, &at)?;
+                    if let Some(p) = pending.get_mut(&id) {
+                        p.current = None;
+                    } else if let Some(seq) = created_seq {
+                        let original = self.log.read_event(seq)?;
+                        pending.insert(id, Pending { original, seq, current: None });
+                    }
+                    befores.push(Some(before));
+                    Body::Retraction { id, reason }
+                }
+            };
+            written.push(Written {
+                seq: next,
+                id,
+                new_entry: true,
+            });
+            entries.push(Entry {
+                seq: next,
+                recorded_at,
+                body,
+            });
+        }
+        Ok((entries, befores, written))
+    }
+
+    fn feed(&self, entries: &[Entry], befores: &[Option<Event>]) {
+        let feeds = lock(&self.feeds);
+        if feeds.is_empty() {
+            return;
+        }
+        for (entry, before) in entries.iter().zip(befores) {
+            let change = Change {
+                seq: entry.seq,
+                recorded_at: entry.recorded_at,
+                id: entry.body.id(),
+                before: before.as_ref(),
+                after: entry.body.event(),
+                entry,
+            };
+            for f in feeds.iter() {
+                f.feed(&change);
+            }
+        }
+    }
+
+    /// The current state of event `id`, retracted or not; `None` if no such
+    /// event exists.
+    pub fn get(&self, id: Uuid) -> Result<Option<Record>> {
+        let Some((_, meta)) = read(&self.state).index.lookup(&id) else {
+            return Ok(None);
+        };
+        let event = self.log.read_event(meta.current)?;
+        Ok(Some(Record {
+            event,
+            position: Position {
+                seq: meta.seq,
+                recorded_at: meta.recorded_at,
+                corrected_seq: meta.corrected_seq(),
+            },
+            retracted_seq: meta.retracted,
+        }))
+    }
+
+    /// Every version of event `id`, oldest first; empty if unknown.
+    pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
+        let seqs = {
+            let state = read(&self.state);
+            match state.index.lookup(&id) {
+                Some((n, _)) => state.index.versions(n),
+                None => return Ok(Vec::new()),
+            }
+        };
+        seqs.into_iter()
+            .map(|seq| {
+                let entry = self.log.read(seq)?;
+                let action = entry.body.action();
+                let (event, reason) = match entry.body {
+                    Body::Event(e) | Body::Correction(e) => (Some(e), None),
+                    Body::Retraction { reason, .. } => (None, Some(reason)),
+                };
+                Ok(Version {
+                    seq,
+                    recorded_at: entry.recorded_at,
+                    action,
+                    event,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// Current events matching `query`, ordered by occurrence start then
+    /// seq. Only the matching events are read from the log.
+    pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
+        query.validate()?;
+        let hits = read(&self.state).index.select(query);
+        hits.into_iter()
+            .map(|m| {
+                Ok(Record {
+                    event: self.log.read_event(m.current)?,
+                    position: Position {
+                        seq: m.seq,
+                        recorded_at: m.recorded_at,
+                        corrected_seq: m.corrected_seq(),
+                    },
+                    retracted_seq: None,
+                })
+            })
+            .collect()
+    }
+
+    /// The by-country view: one row per country, sorted by code.
+    pub fn by_country(&self) -> Vec<CountryRow> {
+        read(&self.state).views.country_rows()
+    }
+
+    /// The by-actor view: one row per actor, sorted by matching key.
+    pub fn by_actor(&self) -> Vec<ActorRow> {
+        read(&self.state).views.actor_rows()
+    }
+
+    /// The by-date view at a granularity, in bucket order.
+    pub fn by_date(&self, granularity: Granularity) -> Vec<DateRow> {
+        read(&self.state).views.date_rows(granularity)
+    }
+
+    /// Sizes and counts.
+    pub fn stats(&self) -> Stats {
+        let state = read(&self.state);
+        let events = state.index.len() as u64;
+        let current = state.index.current_count() as u64;
+        let ckpt = fs::metadata(self.dir.join(CHECKPOINT_FILE)).map_or(0, |m| m.len());
+        Stats {
+            entries: state.head.seq,
+            events,
+            current,
+            corrected: state.index.corrected_count() as u64,
+            retracted: events - current,
+            countries: state.views.country_rows().len() as u64,
+            actors: state.views.actor_rows().len() as u64,
+            disk_bytes: self.log.store().disk_bytes() + ckpt,
+        }
+    }
+
+    /// Rebuilds the index and every built-in view from the log, replacing
+    /// the kept state, and writes a fresh checkpoint.
+    pub fn rebuild(&self) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        let mut fresh = State::default();
+        fresh.catch_up(&self.log, None, |_, _| {})?;
+        *write(&self.state) = fresh;
+        self.checkpoint_locked(&mut writer)
+    }
+
+    /// Replays the log from scratch into a fresh state and compares it with
+    /// the kept one: the log's checksums, chain and seqs, the index and
+    /// every built-in view. Returns the head it checked up to.
+    pub fn verify(&self) -> Result<Head> {
+        let _writer = lock(&self.writer);
+        let mut fresh = State::default();
+        fresh.catch_up(&self.log, None, |_, _| {})?;
+        let kept = read(&self.state);
+        if fresh.head != kept.head {
+            return Err(Error::corruption(
+                fresh.head.seq.min(kept.head.seq) + 1,
+                format!("the log ends at seq {} but the database says {}", fresh.head.seq, kept.head.seq),
+            ));
+        }
+        if fresh.index != kept.index {
+            return Err(Error::corruption(0, "the index differs from a replay of the log"));
+        }
+        if fresh.views != kept.views {
+            return Err(Error::corruption(0, "a built-in view differs from a replay of the log"));
+        }
+        Ok(fresh.head)
+    }
+
+    /// Every entry after seq `after`, in order, checked (checksum, chain,
+    /// gapless seq). Entries appended while iterating may or may not be
+    /// included.
+    pub fn entries(&self, after: u64) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
+        let head = self.log.head_at(after)?;
+        Ok(self.log.entries_after(head).map(|r| r.map(|(e, _)| e)))
+    }
+
+    /// Calls `f` with the change made by every entry after seq `after`, up
+    /// to `upto` (the head if `None`). Each change's `before` comes from the
+    /// index's version lists, so no scratch state is needed.
+    fn changes(&self, after: u64, upto: Option<u64>, mut f: impl FnMut(&Change<'_>)) -> Result<()> {
+        let state = read(&self.state);
+        let upto = upto.unwrap_or(state.head.seq).min(state.head.seq);
+        if after >= upto {
+            return Ok(());
+        }
+        for item in self.log.entries_after(self.log.head_at(after)?) {
+            let (entry, _) = item?;
+            if entry.seq > upto {
+                break;
+            }
+            let before = match &entry.body {
+                Body::Event(_) => None,
+                body => state
+                    .index
+                    .lookup(&body.id())
+                    .and_then(|(n, _)| state.index.version_at(n, entry.seq - 1))
+                    .map(|s| self.log.read_event(s))
+                    .transpose()?,
+            };
+            f(&Change {
+                seq: entry.seq,
+                recorded_at: entry.recorded_at,
+                id: entry.body.id(),
+                before: before.as_ref(),
+                after: entry.body.event(),
+                entry: &entry,
+            });
+        }
+        Ok(())
+    }
+
+    /// Folds the log from scratch through a projection, up to seq `upto`
+    /// (the head if `None`), without registering it.
+    pub fn replay<P: Projection>(&self, projection: &P, upto: Option<u64>) -> Result<P::State> {
+        let mut acc = projection.init();
+        self.changes(0, upto, |c| projection.apply(&mut acc, c))?;
+        Ok(acc)
+    }
+
+    /// Registers a user projection: loads its checkpoint (if it keeps one
+    /// and it matches the log), catches it up to the head, and from then on
+    /// feeds it every committed change.
+    pub fn register<P: Projection>(&self, projection: P) -> Result<Registered<P>> {
+        // Holding the writer lock: no batch commits between catch-up and
+        // the first feed, so no change is missed or applied twice.
+        let _writer = lock(&self.writer);
+        let mut start: (u64, P::State) = (0, projection.init());
+        if let Some(bytes) = self.log.store().get_meta(&projection_key(projection.name()))? {
+            if let (Some(seq_b), Some(hash_b), Some(body)) =
+                (bytes.get(..8), bytes.get(8..40), bytes.get(40..))
+            {
+                let mut sb = [0u8; 8];
+                sb.copy_from_slice(seq_b);
+                let seq = u64::from_be_bytes(sb);
+                let matches = seq <= self.head().seq
+                    && self.log.head_at(seq).is_ok_and(|h| h.hash == hash_b);
+                if let (true, Some(s)) = (matches, projection.decode(body)) {
+                    start = (seq, s);
+                }
+            }
+        }
+        let (mut seq, mut acc) = start;
+        self.changes(seq, None, |c| {
+            projection.apply(&mut acc, c);
+            seq = c.seq;
+        })?;
+        let shared = Arc::new(RwLock::new((seq, acc)));
+        let fed = Fed {
+            projection,
+            state: Arc::clone(&shared),
+        };
+        fed.checkpoint(self.head(), self.log.store())?;
+        lock(&self.feeds).push(Box::new(fed));
+        Ok(Registered { state: shared })
+    }
+
+    /// Writes a checkpoint of the derived state now.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        self.checkpoint_locked(&mut writer)
+    }
+
+    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
+        if writer.poisoned.is_some() {
+            return Ok(());
+        }
+        let head = {
+            let state = read(&self.state);
+            save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &state)?;
+            state.head
+        };
+        for f in lock(&self.feeds).iter() {
+            f.checkpoint(head, self.log.store())?;
+        }
+        if self.durability == Durability::Buffered {
+            self.log.store().sync()?;
+        }
+        writer.checkpointed = head.seq;
+        Ok(())
+    }
+
+    /// Checkpoints, syncs and closes the database, reporting any error
+    /// (dropping it does the same but can only ignore errors).
+    pub fn close(self) -> Result<()> {
+        let mut writer = lock(&self.writer);
+        self.log.store().sync()?;
+        if writer.checkpointed != read(&self.state).head.seq {
+            self.checkpoint_locked(&mut writer)?;
+        }
+        Ok(())
+    }
+}
+
+/// The `before` version of an event about to be corrected or retracted.
+fn changeable(current: Option<(u64, Option<Event>)>, at: &dyn Fn() -> String) -> Result<Event> {
+    match current {
+        None => Err(Error::NotFound {
+            at: at(),
+            what: "no event with this id".into(),
+        }),
+        Some((_, None)) => Err(Error::Conflict {
+            at: at(),
+            reason: "the event is retracted; a retracted event cannot be corrected or retracted"
+                .into(),
+        }),
+        Some((_, Some(e))) => Ok(e),
+    }
+}
+
+impl Drop for Annals {
+    fn drop(&mut self) {
+        let mut writer = lock(&self.writer);
+        let _ = self.log.store().sync();
+        if writer.checkpointed != read(&self.state).head.seq {
+            let _ = self.checkpoint_locked(&mut writer);
+        }
+    }
+}

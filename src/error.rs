@@ -1,0 +1,191 @@
+//! The one error type of annals.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in annals.
+///
+/// Messages say what was wrong and where (line, field, event id, seq, path),
+/// so that they can be shown to a user as they are.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input that breaks a rule of the data model. Nothing was written.
+    #[error("{}invalid `{field}`: {reason}", at_prefix(.at))]
+    Invalid {
+        /// Where the input came from, e.g. `events.jsonl line 3`; may be empty.
+        at: String,
+        /// The offending field, e.g. `actors[1].role`; `-` for the whole line.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An id exists with different content, or a write contradicts the log
+    /// (correcting a retracted event, creating a branch that exists, ...).
+    #[error("{}conflict: {reason}", at_prefix(.at))]
+    Conflict {
+        /// Where the input came from; may be empty.
+        at: String,
+        /// What conflicts with what.
+        reason: String,
+    },
+    /// An event (or other named thing) does not exist.
+    #[error("{}not found: {what}", at_prefix(.at))]
+    NotFound {
+        /// Where the reference came from; may be empty.
+        at: String,
+        /// What was looked for.
+        what: String,
+    },
+    /// `expect_seq` did not match the head of the log.
+    #[error("head moved: expected seq {expected}, the log is at seq {actual}")]
+    SeqMismatch {
+        /// The seq the caller expected the head to be at.
+        expected: u64,
+        /// The actual head.
+        actual: u64,
+    },
+    /// Stored bytes fail a check: a checksum, the hash chain, a decoder.
+    #[error("corruption at seq {seq}: {reason}")]
+    Corruption {
+        /// The first damaged seq (0 when the damage is not in the log itself).
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process holds the database.
+    #[error("database {} is in use by another process; close it there first", .path.display())]
+    InUse {
+        /// The database folder.
+        path: PathBuf,
+    },
+    /// The path cannot be a database: it is a file, or does not exist.
+    #[error("{}: {reason}", .path.display())]
+    BadPath {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// An operating system I/O error, with the path it concerns.
+    #[error("I/O error on {}: {source}", .path.display())]
+    Io {
+        /// The file or folder being read or written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage engine (sled) reported an error.
+    #[error("storage engine error: {0}")]
+    Storage(String),
+    /// A previous write failed half-way through its flush; the in-memory
+    /// state may be ahead of the disk, so writes are refused until reopen.
+    #[error("a previous write failed ({0}); reopen the database before writing again")]
+    Poisoned(String),
+}
+
+fn at_prefix(at: &str) -> String {
+    if at.is_empty() {
+        String::new()
+    } else {
+        format!("{at}: ")
+    }
+}
+
+impl Error {
+    /// An [`Error::Invalid`] with no location yet.
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            at: String::new(),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::Corruption`].
+    pub(crate) fn corruption(seq: u64, reason: impl Into<String>) -> Self {
+        Error::Corruption {
+            seq,
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Re-labels an input error raised by a shared parser with the field
+    /// the caller was parsing.
+    pub(crate) fn for_field(self, field: &str) -> Self {
+        match self {
+            Error::Invalid { at, reason, .. } => Error::Invalid {
+                at,
+                field: field.to_string(),
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// Sets the location (`at`) of an input error if it has none yet.
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        match &mut self {
+            Error::Invalid { at, .. } | Error::Conflict { at, .. } | Error::NotFound { at, .. }
+                if at.is_empty() =>
+            {
+                *at = location.into();
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Whether the error is the caller's input (as opposed to the database
+    /// or the machine). The CLI maps these to exit code 1 as well, but
+    /// embedding programs may want to tell them apart.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Invalid { .. }
+                | Error::Conflict { .. }
+                | Error::NotFound { .. }
+                | Error::SeqMismatch { .. }
+        )
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Corruption { at, .. } => {
+                Error::corruption(0, format!("storage engine reports damage at {at:?}"))
+            }
+            other => Error::Storage(other.to_string()),
+        }
+    }
+}
+
+/// The result type of annals.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_place() {
+        let e = Error::invalid("countries[0]", "`ZZ` is not an ISO 3166-1 alpha-2 code")
+            .at("events.jsonl line 3");
+        assert_eq!(
+            e.to_string(),
+            "events.jsonl line 3: invalid `countries[0]`: `ZZ` is not an ISO 3166-1 alpha-2 code"
+        );
+        // A location is set once: the innermost wins.
+        let e = e.at("outer");
+        assert!(e.to_string().starts_with("events.jsonl line 3"));
+    }
+}

@@ -1,0 +1,268 @@
+//! The in-memory index over the log: where each event's versions are, and
+//! posting lists of current events by country, actor and kind.
+//!
+//! Nothing here is the source of truth: the index is a fold over the log,
+//! checkpointed with the views and caught up from the log on open.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::log::{Body, Entry};
+use crate::model::{actor_key, Event};
+use crate::query::Query;
+use crate::time::Micros;
+
+/// What the index keeps per event (about 50 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    /// Seq of the entry that created the event.
+    pub seq: u64,
+    /// Its transaction time.
+    pub recorded_at: Micros,
+    /// Seq of the entry holding the current version.
+    pub current: u64,
+    /// The current version's occurrence interval.
+    pub start: Micros,
+    pub end: Micros,
+    /// Seq of the retraction, if retracted.
+    pub retracted: Option<u64>,
+}
+
+impl Meta {
+    pub(crate) fn corrected_seq(&self) -> Option<u64> {
+        (self.current != self.seq).then_some(self.current)
+    }
+}
+
+/// Dense event numbers: positions in [`Index::events`].
+pub(crate) type EventNo = u32;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Index {
+    events: Vec<Meta>,
+    ids: HashMap<Uuid, EventNo>,
+    /// Corrections (and a final retraction) of events that have them.
+    later_versions: HashMap<EventNo, Vec<u64>>,
+    countries: HashMap<String, Vec<EventNo>>,
+    actors: HashMap<String, Vec<EventNo>>,
+    kinds: HashMap<String, Vec<EventNo>>,
+}
+
+fn post(list: &mut Vec<EventNo>, n: EventNo) {
+    if list.last().is_none_or(|&last| last < n) {
+        list.push(n);
+    } else if let Err(at) = list.binary_search(&n) {
+        list.insert(at, n);
+    }
+}
+
+fn unpost(map: &mut HashMap<String, Vec<EventNo>>, key: &str, n: EventNo) {
+    if let Some(list) = map.get_mut(key) {
+        if let Ok(at) = list.binary_search(&n) {
+            list.remove(at);
+        }
+        if list.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// Distinct actor keys of an event.
+fn actor_keys(e: &Event) -> Vec<String> {
+    let mut keys: Vec<String> = e.actors.iter().map(|a| actor_key(&a.name)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+impl Index {
+    /// Number of events ever created (retracted ones included).
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The event's number and metadata.
+    pub(crate) fn lookup(&self, id: &Uuid) -> Option<(EventNo, Meta)> {
+        let n = *self.ids.get(id)?;
+        self.events.get(n as usize).map(|m| (n, *m))
+    }
+
+    pub(crate) fn meta(&self, n: EventNo) -> Option<Meta> {
+        self.events.get(n as usize).copied()
+    }
+
+    /// Every version's seq, the creation first.
+    pub(crate) fn versions(&self, n: EventNo) -> Vec<u64> {
+        let mut v: Vec<u64> = self.meta(n).map(|m| vec![m.seq]).unwrap_or_default();
+        if let Some(later) = self.later_versions.get(&n) {
+            v.extend(later);
+        }
+        v
+    }
+
+    /// Seq of the version current as of `seq` (none if the event did not
+    /// exist yet or was retracted by then).
+    pub(crate) fn version_at(&self, n: EventNo, seq: u64) -> Option<u64> {
+        let meta = self.meta(n)?;
+        let last = self.versions(n).into_iter().take_while(|&v| v <= seq).last()?;
+        (meta.retracted != Some(last)).then_some(last)
+    }
+
+    fn post_all(&mut self, n: EventNo, e: &Event) {
+        for c in &e.countries {
+            post(self.countries.entry(c.clone()).or_default(), n);
+        }
+        for k in actor_keys(e) {
+            post(self.actors.entry(k).or_default(), n);
+        }
+        post(self.kinds.entry(e.kind.clone()).or_default(), n);
+    }
+
+    fn unpost_all(&mut self, n: EventNo, e: &Event) {
+        for c in &e.countries {
+            unpost(&mut self.countries, c, n);
+        }
+        for k in actor_keys(e) {
+            unpost(&mut self.actors, &k, n);
+        }
+        unpost(&mut self.kinds, &e.kind, n);
+    }
+
+    /// Folds one entry in. `before` is the event's current version before
+    /// the entry (required for corrections and retractions).
+    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) {
+        match &entry.body {
+            Body::Event(e) => {
+                let Ok(n) = EventNo::try_from(self.events.len()) else {
+                    return;
+                };
+                self.events.push(Meta {
+                    seq: entry.seq,
+                    recorded_at: entry.recorded_at,
+                    current: entry.seq,
+                    start: e.occurred.start(),
+                    end: e.occurred.end(),
+                    retracted: None,
+                });
+                self.ids.insert(e.id, n);
+                self.post_all(n, e);
+            }
+            Body::Correction(e) => {
+                let Some(&n) = self.ids.get(&e.id) else {
+                    return;
+                };
+                if let Some(b) = before {
+                    self.unpost_all(n, b);
+                }
+                self.post_all(n, e);
+                if let Some(m) = self.events.get_mut(n as usize) {
+                    m.current = entry.seq;
+                    m.start = e.occurred.start();
+                    m.end = e.occurred.end();
+                }
+                self.later_versions.entry(n).or_default().push(entry.seq);
+            }
+            Body::Retraction { id, .. } => {
+                let Some(&n) = self.ids.get(id) else {
+                    return;
+                };
+                if let Some(b) = before {
+                    self.unpost_all(n, b);
+                }
+                if let Some(m) = self.events.get_mut(n as usize) {
+                    m.retracted = Some(entry.seq);
+                }
+                self.later_versions.entry(n).or_default().push(entry.seq);
+            }
+        }
+    }
+
+    /// Current events matching the query's filters, ordered by occurrence
+    /// start then seq, up to its limit. Touches only posting lists and
+    /// metadata: no event is read.
+    pub(crate) fn select(&self, q: &Query) -> Vec<Meta> {
+        let lists = [
+            self.union(&self.countries, q.countries.iter().cloned()),
+            self.union(&self.actors, q.actors.iter().map(|a| actor_key(a))),
+            self.union(&self.kinds, q.kinds.iter().cloned()),
+        ];
+        let mut candidates: Option<Vec<EventNo>> = None;
+        for list in lists.into_iter().flatten() {
+            candidates = Some(match candidates {
+                None => list,
+                Some(c) => intersect(&c, &list),
+            });
+        }
+        let (lo, hi) = q.range();
+        let keep = |m: &Meta| {
+            m.retracted.is_none()
+                && if q.within {
+                    lo <= m.start && m.end <= hi
+                } else {
+                    m.start < hi && lo < m.end
+                }
+        };
+        let mut hits: Vec<Meta> = match candidates {
+            Some(c) => c
+                .into_iter()
+                .filter_map(|n| self.meta(n))
+                .filter(|m| keep(m))
+                .collect(),
+            None => self.events.iter().filter(|m| keep(m)).copied().collect(),
+        };
+        hits.sort_unstable_by_key(|m| (m.start, m.seq));
+        if let Some(limit) = q.limit {
+            hits.truncate(limit);
+        }
+        hits
+    }
+
+    /// The union of the posting lists of `keys`; `None` when no key is
+    /// given (the filter is off).
+    fn union(
+        &self,
+        map: &HashMap<String, Vec<EventNo>>,
+        keys: impl Iterator<Item = String>,
+    ) -> Option<Vec<EventNo>> {
+        let mut any = false;
+        let mut out: Vec<EventNo> = Vec::new();
+        for k in keys {
+            any = true;
+            if let Some(list) = map.get(&k) {
+                out.extend_from_slice(list);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        any.then_some(out)
+    }
+
+    /// Number of current (not retracted) events.
+    pub(crate) fn current_count(&self) -> usize {
+        self.events.iter().filter(|m| m.retracted.is_none()).count()
+    }
+
+    /// Number of events with at least one correction.
+    pub(crate) fn corrected_count(&self) -> usize {
+        self.events.iter().filter(|m| m.current != m.seq).count()
+    }
+}
+
+fn intersect(a: &[EventNo], b: &[EventNo]) -> Vec<EventNo> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(x);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,73 @@
+//! # annals
+//!
+//! An embeddable, event-sourced timeline database. Events (what happened,
+//! when, where, who) go into an append-only, hash-chained log; views by
+//! country, by actor and by date are kept current as they arrive and can
+//! always be rebuilt from the log.
+//!
+//! ```
+//! use annals::{Annals, Event, Occurred, Query};
+//!
+//! # fn main() -> annals::Result<()> {
+//! let dir = tempfile::tempdir().map_err(|e| annals::Error::Storage(e.to_string()))?;
+//! let db = Annals::open(dir.path().join("timeline.db"))?;
+//!
+//! // Append as reports arrive: one atomic, durable batch.
+//! let drones = Event::new("airspace_violation", Occurred::parse("2025-09")?)
+//!     .with_countries(["PL"])
+//!     .with_actor("Russia", "alleged_perpetrator");
+//! let sabotage = annals::parse_event(
+//!     r#"{"kind":"sabotage","occurred":"2025-11","countries":["PL"],
+//!         "actors":[{"name":"Russia","role":"alleged_perpetrator"}]}"#,
+//! )?;
+//! db.append(vec![drones, sabotage])?;
+//!
+//! // Read a view and query by occurrence time.
+//! let poland = &db.by_country()[0];
+//! assert_eq!((poland.country.as_str(), poland.count), ("PL", 2));
+//! let autumn = db.query(&Query::new().country("PL").from("2025-10")?.to("2025-12")?)?;
+//! assert_eq!(autumn.len(), 1);
+//!
+//! // Replay the log from scratch: it always equals the kept views.
+//! db.verify()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! See `docs/architecture.md` for how it works and `docs/format.md` for the
+//! interchange format and the command line.
+
+#![deny(missing_docs, unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod codec;
+mod country;
+mod db;
+mod error;
+mod index;
+mod json;
+mod log;
+mod model;
+pub mod projection;
+mod query;
+mod state;
+mod store;
+mod time;
+
+pub use country::{is_country_code, COUNTRY_CODES};
+pub use db::{
+    Annals, Builder, Durability, Op, Record, Registered, Stats, Version, Written,
+    MAX_BATCH_ENTRIES,
+};
+pub use error::{Error, Result};
+pub use json::{event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES};
+pub use log::{hex, Body, Entry, Hash, Head};
+pub use model::{
+    actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
+    MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,
+};
+pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection};
+pub use query::Query;
+pub use store::{SledStore, Storage};
+pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};
+pub use codec::MAX_ENTRY_BYTES;

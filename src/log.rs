@@ -1,0 +1,246 @@
+//! The append-only log: entries, the hash chain that links them, and the
+//! checked reads and writes over a [`Storage`].
+
+use uuid::Uuid;
+
+use crate::codec::{decode_entry, encode_entry};
+use crate::error::{Error, Result};
+use crate::model::Event;
+use crate::store::Storage;
+use crate::time::Micros;
+
+/// A BLAKE3 chain hash.
+pub type Hash = [u8; 32];
+
+/// What a log entry does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// A new event.
+    Event(Event),
+    /// The complete new version of an existing event (same id).
+    Correction(Event),
+    /// Withdraws an event.
+    Retraction {
+        /// The retracted event.
+        id: Uuid,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Body {
+    /// The id of the event the entry concerns.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Body::Event(e) | Body::Correction(e) => e.id,
+            Body::Retraction { id, .. } => *id,
+        }
+    }
+
+    /// `created`, `corrected` or `retracted`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Body::Event(_) => "created",
+            Body::Correction(_) => "corrected",
+            Body::Retraction { .. } => "retracted",
+        }
+    }
+
+    /// The event version this entry carries (none for a retraction).
+    pub fn event(&self) -> Option<&Event> {
+        match self {
+            Body::Event(e) | Body::Correction(e) => Some(e),
+            Body::Retraction { .. } => None,
+        }
+    }
+}
+
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Position in the log, gapless from 1.
+    pub seq: u64,
+    /// Transaction time (UTC microseconds), never decreasing along seq.
+    pub recorded_at: Micros,
+    /// What the entry does.
+    pub body: Body,
+}
+
+/// The last entry of a log: what a user anchors elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    /// Seq of the last entry (0 when empty).
+    pub seq: u64,
+    /// Its chain hash (all zeros when empty).
+    pub hash: Hash,
+    /// Its transaction time (0 when empty).
+    pub recorded_at: Micros,
+}
+
+impl Head {
+    /// The chain hash as lowercase hex.
+    pub fn hash_hex(&self) -> String {
+        hex(&self.hash)
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Checked access to the entries of a [`Storage`].
+pub(crate) struct Log {
+    store: Box<dyn Storage>,
+}
+
+impl Log {
+    pub(crate) fn new(store: Box<dyn Storage>) -> Log {
+        Log { store }
+    }
+
+    pub(crate) fn store(&self) -> &dyn Storage {
+        self.store.as_ref()
+    }
+
+    /// Reads and checks one entry; a missing entry is corruption, since
+    /// callers only ask for seqs the index says exist.
+    pub(crate) fn read(&self, seq: u64) -> Result<Entry> {
+        match self.store.read_entry(seq)? {
+            Some(bytes) => decode_entry(seq, &bytes).map(|(e, _)| e),
+            None => Err(Error::corruption(seq, "entry is missing from the log")),
+        }
+    }
+
+    /// The event version carried by entry `seq`.
+    pub(crate) fn read_event(&self, seq: u64) -> Result<Event> {
+        match self.read(seq)?.body {
+            Body::Event(e) | Body::Correction(e) => Ok(e),
+            Body::Retraction { .. } => Err(Error::corruption(
+                seq,
+                "the index points at a retraction where an event version was expected",
+            )),
+        }
+    }
+
+    /// The head as stored: the last entry, checked.
+    pub(crate) fn head(&self) -> Result<Head> {
+        let Some(seq) = self.store.last_seq()? else {
+            return Ok(Head::default());
+        };
+        let bytes = self
+            .store
+            .read_entry(seq)?
+            .ok_or_else(|| Error::corruption(seq, "last entry vanished"))?;
+        let (entry, env) = decode_entry(seq, &bytes)?;
+        Ok(Head {
+            seq,
+            hash: env.hash,
+            recorded_at: entry.recorded_at,
+        })
+    }
+
+    /// Entries after `after` in order, each checked against its predecessor:
+    /// seqs gapless and the chain intact. `after` is the head to continue
+    /// from (`Head::default()` for the start of the log).
+    pub(crate) fn entries_after(
+        &self,
+        after: Head,
+    ) -> impl Iterator<Item = Result<(Entry, Hash)>> + '_ {
+        let mut prev = after;
+        let mut failed = false;
+        self.store
+            .scan_entries(after.seq.saturating_add(1))
+            .map_while(move |item| {
+                if failed {
+                    return None;
+                }
+                let checked = item.and_then(|(seq, bytes)| {
+                    let expected = prev.seq + 1;
+                    if seq != expected {
+                        return Err(Error::corruption(
+                            expected,
+                            format!("gap in the log: seq {expected} is missing (next is {seq})"),
+                        ));
+                    }
+                    let (entry, env) = decode_entry(seq, &bytes)?;
+                    if env.prev != prev.hash {
+                        return Err(Error::corruption(
+                            seq,
+                            "hash chain broken: the entry does not link to its predecessor",
+                        ));
+                    }
+                    if entry.recorded_at < prev.recorded_at {
+                        return Err(Error::corruption(seq, "recorded_at went backwards"));
+                    }
+                    prev = Head {
+                        seq,
+                        hash: env.hash,
+                        recorded_at: entry.recorded_at,
+                    };
+                    Ok((entry, env.hash))
+                });
+                failed = checked.is_err();
+                Some(checked)
+            })
+    }
+
+    /// The head at `seq` (the entry's hash and time), checked.
+    pub(crate) fn head_at(&self, seq: u64) -> Result<Head> {
+        if seq == 0 {
+            return Ok(Head::default());
+        }
+        let bytes = self
+            .store
+            .read_entry(seq)?
+            .ok_or_else(|| Error::corruption(seq, "entry is missing from the log"))?;
+        let (entry, env) = decode_entry(seq, &bytes)?;
+        Ok(Head {
+            seq,
+            hash: env.hash,
+            recorded_at: entry.recorded_at,
+        })
+    }
+
+    /// Encodes entries chained onto `head`, writes them atomically and, if
+    /// `durable`, syncs. Returns the new head. Entries must continue `head`.
+    pub(crate) fn append(&self, head: Head, entries: &[Entry], durable: bool) -> Result<Head> {
+        let encoded = encode_chain(head, entries)?;
+        let Some(new_head) = encoded.last().map(|(_, _, h)| *h) else {
+            return Ok(head);
+        };
+        let writes: Vec<(u64, Vec<u8>)> = encoded.into_iter().map(|(s, b, _)| (s, b)).collect();
+        self.store.write_entries(&writes)?;
+        if durable {
+            self.store.sync()?;
+        }
+        Ok(new_head)
+    }
+}
+
+/// Encodes entries into chained bytes, checking they continue `head`.
+fn encode_chain(head: Head, entries: &[Entry]) -> Result<Vec<(u64, Vec<u8>, Head)>> {
+    let mut prev = head;
+    entries
+        .iter()
+        .map(|entry| {
+            if entry.seq != prev.seq + 1 || entry.recorded_at < prev.recorded_at {
+                return Err(Error::Storage(format!(
+                    "internal: entry {} does not continue head {}",
+                    entry.seq, prev.seq
+                )));
+            }
+            let (bytes, hash) = encode_entry(entry, &prev.hash)?;
+            prev = Head {
+                seq: entry.seq,
+                hash,
+                recorded_at: entry.recorded_at,
+            };
+            Ok((entry.seq, bytes, prev))
+        })
+        .collect()
+}

@@ -1,0 +1,155 @@
+//! Projections: views folded from the log in seq order.
+//!
+//! The built-in views (by country, by actor, by date) live in their own
+//! files; [`Projection`] is the trait for user-defined ones. Every view is a
+//! fold over [`Change`]s, and each change removes the event's previous
+//! version (if any) and adds its new one (if any), so that corrections and
+//! retractions need no special cases and a replay from scratch reaches
+//! exactly the state kept current on append.
+
+mod by_actor;
+mod by_country;
+mod by_date;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::log::Entry;
+use crate::model::Event;
+use crate::time::{Granularity, Micros, TimePoint};
+
+pub use by_actor::ActorRow;
+pub use by_country::CountryRow;
+pub use by_date::DateRow;
+
+/// What one log entry did to one event, as fed to projections.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// The entry's seq.
+    pub seq: u64,
+    /// The entry's transaction time.
+    pub recorded_at: Micros,
+    /// The event concerned.
+    pub id: Uuid,
+    /// The event's current version before this entry (none if it is new).
+    pub before: Option<&'a Event>,
+    /// Its current version after this entry (none if retracted).
+    pub after: Option<&'a Event>,
+    /// The entry itself (for a retraction's reason, say).
+    pub entry: &'a Entry,
+}
+
+/// A user-defined view. annals feeds it every change in seq order, keeps
+/// its checkpoint (if it can encode its state), catches it up on open and
+/// rebuilds it on demand.
+///
+/// A projection must be a pure fold: the same changes in the same order
+/// must give the same state, so that a view kept current equals a replay.
+pub trait Projection: Send + Sync + 'static {
+    /// The state the projection folds into.
+    type State: Clone + Send + Sync + 'static;
+
+    /// A stable name, unique in the database; it keys the checkpoint.
+    fn name(&self) -> &str;
+
+    /// The state before any entry.
+    fn init(&self) -> Self::State;
+
+    /// Folds one change into the state.
+    fn apply(&self, state: &mut Self::State, change: &Change<'_>);
+
+    /// Encodes the state for a checkpoint; `None` (the default) means the
+    /// projection is rebuilt from the log each time it is registered.
+    fn encode(&self, _state: &Self::State) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Decodes a checkpoint written by [`Projection::encode`]; `None` if
+    /// the bytes are not understood (the projection is then rebuilt).
+    fn decode(&self, _bytes: &[u8]) -> Option<Self::State> {
+        None
+    }
+}
+
+/// Adds `delta` to a counter, dropping it at zero so that a view after a
+/// retraction equals one that never saw the event.
+pub(crate) fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, delta: i64) {
+    use std::collections::btree_map::Entry as Slot;
+    match map.entry(key) {
+        Slot::Occupied(mut slot) => {
+            let v = slot.get_mut();
+            *v = v.saturating_add_signed(delta);
+            if *v == 0 {
+                slot.remove();
+            }
+        }
+        Slot::Vacant(slot) => {
+            if delta > 0 {
+                slot.insert(delta.unsigned_abs());
+            }
+        }
+    }
+}
+
+/// Smallest and largest of a multiset of time points, kept under removal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Extent {
+    firsts: BTreeMap<TimePoint, u64>,
+    lasts: BTreeMap<TimePoint, u64>,
+}
+
+impl Extent {
+    pub(crate) fn bump(&mut self, e: &Event, delta: i64) {
+        bump(&mut self.firsts, e.occurred.from, delta);
+        bump(&mut self.lasts, e.occurred.to, delta);
+    }
+
+    /// The earliest `from` point, as text at its own precision.
+    pub(crate) fn first(&self) -> Option<String> {
+        self.firsts.keys().next().map(ToString::to_string)
+    }
+
+    /// The latest `to` point, as text at its own precision.
+    pub(crate) fn last(&self) -> Option<String> {
+        self.lasts.keys().next_back().map(ToString::to_string)
+    }
+}
+
+/// The built-in views, kept together because every change feeds all three.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Views {
+    pub(crate) by_country: by_country::ByCountry,
+    pub(crate) by_actor: by_actor::ByActor,
+    pub(crate) by_date: by_date::ByDate,
+}
+
+impl Views {
+    /// Removes `before`'s contribution and adds `after`'s.
+    pub(crate) fn apply(&mut self, before: Option<&Event>, after: Option<&Event>) {
+        if let Some(e) = before {
+            self.by_country.bump(e, -1);
+            self.by_actor.bump(e, -1);
+            self.by_date.bump(e, -1);
+        }
+        if let Some(e) = after {
+            self.by_actor.remember_names(e);
+            self.by_country.bump(e, 1);
+            self.by_actor.bump(e, 1);
+            self.by_date.bump(e, 1);
+        }
+    }
+
+    pub(crate) fn country_rows(&self) -> Vec<CountryRow> {
+        self.by_country.rows(&self.by_actor)
+    }
+
+    pub(crate) fn actor_rows(&self) -> Vec<ActorRow> {
+        self.by_actor.rows()
+    }
+
+    pub(crate) fn date_rows(&self, g: Granularity) -> Vec<DateRow> {
+        self.by_date.rows(g)
+    }
+}

@@ -1,0 +1,125 @@
+//! Everything derived from the log (index and built-in views) as of one
+//! head, its replay from the log, and its checkpoint file.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::log::{Body, Entry, Head, Log};
+use crate::model::Event;
+use crate::projection::Views;
+
+/// Derived state at `head`: a pure fold of entries `1..=head.seq`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct State {
+    pub head: Head,
+    pub index: Index,
+    pub views: Views,
+}
+
+impl State {
+    /// Folds one entry in; `before` is the event's current version before
+    /// it (none for a new event).
+    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) {
+        self.index.apply(entry, before);
+        self.views.apply(before, entry.body.event());
+    }
+
+    /// The current version of the event an entry concerns, before the entry,
+    /// read from the log. Errors if the log is inconsistent (a correction of
+    /// an unknown or retracted event), which only damage can cause.
+    pub(crate) fn before(&self, log: &Log, entry: &Entry) -> Result<Option<Event>> {
+        if let Body::Event(e) = &entry.body {
+            if self.index.lookup(&e.id).is_some() {
+                return Err(Error::corruption(
+                    entry.seq,
+                    format!("event {} is created twice", e.id),
+                ));
+            }
+            return Ok(None);
+        }
+        let id = entry.body.id();
+        match self.index.lookup(&id) {
+            Some((_, m)) if m.retracted.is_none() => log.read_event(m.current).map(Some),
+            Some(_) => Err(Error::corruption(
+                entry.seq,
+                format!("entry changes event {id}, which was already retracted"),
+            )),
+            None => Err(Error::corruption(
+                entry.seq,
+                format!("entry changes event {id}, which does not exist"),
+            )),
+        }
+    }
+
+    /// Replays the log from this state's head to the log's end (or to
+    /// `upto`), calling `each` with every entry and its `before`.
+    pub(crate) fn catch_up(
+        &mut self,
+        log: &Log,
+        upto: Option<u64>,
+        mut each: impl FnMut(&Entry, Option<&Event>),
+    ) -> Result<()> {
+        for item in log.entries_after(self.head) {
+            let (entry, hash) = item?;
+            if upto.is_some_and(|u| entry.seq > u) {
+                break;
+            }
+            let before = self.before(log, &entry)?;
+            self.apply(&entry, before.as_ref());
+            each(&entry, before.as_ref());
+            self.head = Head {
+                seq: entry.seq,
+                hash,
+                recorded_at: entry.recorded_at,
+            };
+        }
+        Ok(())
+    }
+}
+
+const CHECKPOINT_MAGIC: &[u8; 8] = b"annalsCK";
+const CHECKPOINT_VERSION: u8 = 1;
+
+/// Writes the state to `path` atomically: a temporary file, fsync, rename.
+/// Layout: magic, version, BLAKE3 of the body, bincode body.
+pub(crate) fn save_checkpoint(path: &Path, state: &State) -> Result<()> {
+    let body = bincode::serde::encode_to_vec(state, bincode::config::standard())
+        .map_err(|e| Error::Storage(format!("encoding the checkpoint: {e}")))?;
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(CHECKPOINT_MAGIC)?;
+        f.write_all(&[CHECKPOINT_VERSION])?;
+        f.write_all(blake3::hash(&body).as_bytes())?;
+        f.write_all(&body)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| Error::io(path, e))
+}
+
+/// Reads a checkpoint; `None` if it is missing, damaged or of another
+/// version (it is only a cache of the log, so it is then rebuilt).
+pub(crate) fn load_checkpoint(path: &Path) -> Option<State> {
+    let bytes = fs::read(path).ok()?;
+    let header = 8 + 1 + 32;
+    let (head, body) = (bytes.get(..header)?, bytes.get(header..)?);
+    if head.get(..8)? != CHECKPOINT_MAGIC || head.get(8)? != &CHECKPOINT_VERSION {
+        return None;
+    }
+    if head.get(9..)? != blake3::hash(body).as_bytes() {
+        return None;
+    }
+    bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .ok()
+        .map(|(s, _)| s)
+}

@@ -1,0 +1,178 @@
+//! The storage seam: a narrow trait between the log and the engine that
+//! keeps its bytes, and its sled 0.34 implementation.
+//!
+//! Everything above this trait deals in seqs and checked bytes; nothing
+//! above it knows about sled. Tests put fault-injecting stores here, and a
+//! replicated or remote log could later take sled's place.
+
+use std::fs::File;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A fallible iterator over stored entries, `(seq, bytes)` in seq order.
+pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>)>> + 'a>;
+
+/// What annals needs from a storage engine.
+pub trait Storage: Send + Sync {
+    /// Writes `(seq, bytes)` entries so that after a crash either all of them
+    /// or none are present. Not durable until [`Storage::sync`].
+    fn write_entries(&self, entries: &[(u64, Vec<u8>)]) -> Result<()>;
+    /// Makes every write so far durable (survives a machine crash).
+    fn sync(&self) -> Result<()>;
+    /// The bytes of one entry.
+    fn read_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
+    /// Entries from `from` on, in seq order.
+    fn scan_entries(&self, from: u64) -> EntryIter<'_>;
+    /// The highest stored seq.
+    fn last_seq(&self) -> Result<Option<u64>>;
+    /// Stores a small metadata value (projection checkpoints and the like).
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Reads a metadata value.
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Bytes the engine occupies on disk.
+    fn disk_bytes(&self) -> u64;
+}
+
+/// Runs a call into sled, turning a panic into an error: sled 0.34 can
+/// panic on a damaged file instead of returning an error, and a damaged
+/// file must not crash the host program.
+fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::corruption(
+                0,
+                format!("storage engine failed while {what}: {msg}"),
+            ))
+        }
+    }
+}
+
+/// The sled 0.34 store: one tree for the log (key: seq, big-endian), one
+/// for metadata.
+pub struct SledStore {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+    /// sled's data file, fsynced after each flush (see `sync`).
+    data_file: File,
+    dir: PathBuf,
+}
+
+impl SledStore {
+    /// Opens (or creates) a sled store in `dir`.
+    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore> {
+        guard("opening", || {
+            let db = sled::Config::default()
+                .path(dir)
+                .cache_capacity(cache_capacity_bytes)
+                .open()?;
+            let log = db.open_tree("log")?;
+            let meta = db.open_tree("meta")?;
+            let data_path = dir.join("db");
+            let data_file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
+            Ok(SledStore {
+                db,
+                log,
+                meta,
+                data_file,
+                dir: dir.to_path_buf(),
+            })
+        })
+    }
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+impl Storage for SledStore {
+    fn write_entries(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
+        guard("writing", || {
+            let mut batch = sled::Batch::default();
+            for (seq, bytes) in entries {
+                batch.insert(&seq.to_be_bytes(), bytes.as_slice());
+            }
+            self.log.apply_batch(batch)?;
+            Ok(())
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        guard("flushing", || {
+            self.db.flush()?;
+            // sled makes its log durable with sync_file_range on Linux, which
+            // flushes neither file metadata nor the disk's write cache. An
+            // fsync of the same file (any descriptor will do) does both.
+            // Entries are capped below sled's blob threshold, so no value of
+            // ours lives in the never-fsynced blobs/ folder.
+            self.data_file
+                .sync_all()
+                .map_err(|e| Error::io(self.dir.join("db"), e))
+        })
+    }
+
+    fn read_entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        guard("reading", || {
+            Ok(self.log.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+        })
+    }
+
+    fn scan_entries(&self, from: u64) -> EntryIter<'_> {
+        let mut iter = self.log.range(from.to_be_bytes()..);
+        Box::new(std::iter::from_fn(move || {
+            guard("scanning", || {
+                Ok(match iter.next() {
+                    None => None,
+                    Some(Err(e)) => Some(Err(e.into())),
+                    Some(Ok((k, v))) => Some(match <[u8; 8]>::try_from(k.as_ref()) {
+                        Ok(b) => Ok((u64::from_be_bytes(b), v.to_vec())),
+                        Err(_) => Err(Error::corruption(0, "log key is not a seq")),
+                    }),
+                })
+            })
+            .unwrap_or_else(|e| Some(Err(e)))
+        }))
+    }
+
+    fn last_seq(&self) -> Result<Option<u64>> {
+        guard("reading", || match self.log.last()? {
+            None => Ok(None),
+            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| Error::corruption(0, "log key is not a seq")),
+        })
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        guard("writing", || {
+            self.meta.insert(key.as_bytes(), value)?;
+            Ok(())
+        })
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        guard("reading", || Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec())))
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.dir)
+    }
+}
