@@ -60,7 +60,7 @@ pub use db::{
     MAX_BATCH_ENTRIES,
 };
 pub use error::{Error, Result};
-pub use json::{event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES};
+pub use json::{event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES};
 pub use log::{hex, Body, Entry, Hash, Head};
 pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,

@@ -1,1 +1,411 @@
-fn main(){}
+//! `annals`: the command line over the annals library. A thin layer: it
+//! parses arguments, reads input files and prints; the library does the rest.
+
+mod cli;
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use annals::{Annals, Error, Event, Granularity, Op, Query};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use uuid::Uuid;
+
+use cli::output::{self, Format};
+
+/// An embeddable, event-sourced timeline database.
+#[derive(Parser)]
+#[command(name = "annals", version, about)]
+struct Cli {
+    /// The database folder.
+    #[arg(long, global = true, env = "ANNALS_DB", default_value = "annals.db")]
+    db: PathBuf,
+    /// Output format of commands that print data.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Walk through views, time and corrections on the demo scenario, in a
+    /// temporary database.
+    Demo,
+    /// Create a database.
+    Init,
+    /// Append JSON Lines events atomically (all or nothing).
+    Append {
+        /// File of JSON Lines, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+        /// Fail unless the log's head is at this seq.
+        #[arg(long)]
+        expect_seq: Option<u64>,
+    },
+    /// Print an event's current state.
+    Get {
+        /// The event's id.
+        id: String,
+    },
+    /// Print every version of an event.
+    History {
+        /// The event's id.
+        id: String,
+    },
+    /// Append a complete new version of an event.
+    Correct {
+        /// The event's id.
+        id: String,
+        /// File holding the new version as one JSON object, or `-`.
+        #[arg(default_value = "-")]
+        file: String,
+    },
+    /// Retract an event.
+    Retract {
+        /// The event's id.
+        id: String,
+        /// Why the event is retracted.
+        #[arg(long)]
+        reason: String,
+    },
+    /// List current events, ordered by occurrence start then seq.
+    Query(QueryArgs),
+    /// Print a view.
+    View {
+        /// Which view.
+        #[arg(value_enum)]
+        view: ViewName,
+        /// Bucket size of the by-date view.
+        #[arg(long, default_value = "month")]
+        granularity: String,
+    },
+    /// Rebuild the index and views from the log.
+    Rebuild,
+    /// Print the seq and chain hash of the last entry.
+    Head,
+    /// Print sizes and counts.
+    Stats,
+    /// Check the log and compare every view with a replay; exit 3 on damage.
+    Verify,
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Events concerning this country (repeat for any of several).
+    #[arg(long = "country")]
+    countries: Vec<String>,
+    /// Events naming this actor in any role (repeatable).
+    #[arg(long = "actor")]
+    actors: Vec<String>,
+    /// Events of this kind (repeatable).
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+    /// Start of the occurrence range: 2025, 2025-09, 2025-09-10 or RFC 3339.
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the occurrence range, inclusive at its precision.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only events certainly inside the range (not merely overlapping it).
+    #[arg(long)]
+    within: bool,
+    /// At most this many events.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ViewName {
+    ByCountry,
+    ByActor,
+    ByDate,
+}
+
+/// Exit code when `verify` finds damage.
+const EXIT_DAMAGE: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run(cli, &mut out) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("annals: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Errors of the CLI: the library's, and output failures.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    #[error(transparent)]
+    Annals(#[from] Error),
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn open(db: &Path) -> Result<Annals, Error> {
+    Annals::builder(db).create(false).open()
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
+    let format = cli.format;
+    match cli.command {
+        Command::Demo => cli::demo::run(out, format)?,
+        Command::Init => {
+            if cli.db.join("store").exists() {
+                return Err(Error::BadPath {
+                    path: cli.db,
+                    reason: "a database already exists here".into(),
+                }
+                .into());
+            }
+            Annals::open(&cli.db)?.close()?;
+            writeln!(out, "created {}", cli.db.display())?;
+        }
+        Command::Append { file, expect_seq } => {
+            let db = open(&cli.db)?;
+            let ops = read_events(&file)?.into_iter().map(Op::Append).collect();
+            let written = db.write(ops, expect_seq)?;
+            let rows: Vec<_> = written
+                .iter()
+                .map(|w| json!({"seq": w.seq, "id": w.id.to_string()}))
+                .collect();
+            let fmt = if format == Format::Table { Format::Jsonl } else { format };
+            output::print_json(out, fmt, &rows)?;
+            db.close()?;
+        }
+        Command::Get { id } => {
+            let db = open(&cli.db)?;
+            let id = parse_id(&id)?;
+            match db.get(id)? {
+                Some(r) => output::records(out, format, &[r])?,
+                None => return Err(not_found(id).into()),
+            }
+        }
+        Command::History { id } => {
+            let db = open(&cli.db)?;
+            let id = parse_id(&id)?;
+            let versions = db.history(id)?;
+            if versions.is_empty() {
+                return Err(not_found(id).into());
+            }
+            output::history(out, format, &versions)?;
+        }
+        Command::Correct { id, file } => {
+            let db = open(&cli.db)?;
+            let id = parse_id(&id)?;
+            let event = read_one_event(&file, id)?;
+            let seq = db.correct(event)?;
+            output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
+            db.close()?;
+        }
+        Command::Retract { id, reason } => {
+            let db = open(&cli.db)?;
+            let id = parse_id(&id)?;
+            let seq = db.retract(id, &reason)?;
+            output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
+            db.close()?;
+        }
+        Command::Query(q) => {
+            let db = open(&cli.db)?;
+            let records = db.query(&build_query(q)?)?;
+            output::records(out, format, &records)?;
+        }
+        Command::View { view, granularity } => {
+            let db = open(&cli.db)?;
+            match view {
+                ViewName::ByCountry => output::by_country(out, format, &db.by_country())?,
+                ViewName::ByActor => output::by_actor(out, format, &db.by_actor())?,
+                ViewName::ByDate => {
+                    let g: Granularity = granularity.parse()?;
+                    output::by_date(out, format, &db.by_date(g))?
+                }
+            }
+        }
+        Command::Rebuild => {
+            let db = open(&cli.db)?;
+            db.rebuild()?;
+            let head = db.head();
+            output::print_object(out, format, &json!({"rebuilt": true, "seq": head.seq}))?;
+        }
+        Command::Head => {
+            let db = open(&cli.db)?;
+            let head = db.head();
+            output::print_object(out, format, &json!({"seq": head.seq, "hash": head.hash_hex()}))?;
+        }
+        Command::Stats => {
+            let db = open(&cli.db)?;
+            let stats = serde_json::to_value(db.stats()).unwrap_or_default();
+            output::print_object(out, format, &stats)?;
+        }
+        Command::Verify => {
+            let db = open(&cli.db)?;
+            return match db.verify() {
+                Ok(head) => {
+                    output::print_object(
+                        out,
+                        format,
+                        &json!({"ok": true, "seq": head.seq, "hash": head.hash_hex()}),
+                    )?;
+                    Ok(0)
+                }
+                Err(Error::Corruption { seq, reason }) => {
+                    output::print_object(out, format, &json!({"ok": false, "seq": seq, "error": reason}))?;
+                    eprintln!("annals: damage found at seq {seq}: {reason}");
+                    Ok(EXIT_DAMAGE)
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+    Ok(0)
+}
+
+fn not_found(id: Uuid) -> Error {
+    Error::NotFound {
+        at: String::new(),
+        what: format!("no event with id {id}"),
+    }
+}
+
+fn parse_id(s: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(s.trim()).map_err(|e| Error::Invalid {
+        at: "arguments".into(),
+        field: "id".into(),
+        reason: format!("`{s}` is not a UUID ({e})"),
+    })
+}
+
+fn build_query(q: QueryArgs) -> Result<Query, Error> {
+    let mut query = Query::new();
+    for c in &q.countries {
+        query = query.country(c);
+    }
+    for a in &q.actors {
+        query = query.actor(a);
+    }
+    for k in &q.kinds {
+        query = query.kind(k);
+    }
+    if let Some(f) = &q.from {
+        query = query.from(f)?;
+    }
+    if let Some(t) = &q.to {
+        query = query.to(t)?;
+    }
+    if q.within {
+        query = query.within();
+    }
+    if let Some(n) = q.limit {
+        query = query.limit(n);
+    }
+    Ok(query)
+}
+
+/// The name used in error messages for an input file.
+fn input_name(file: &str) -> String {
+    if file == "-" {
+        "stdin".into()
+    } else {
+        file.to_string()
+    }
+}
+
+fn open_input(file: &str) -> Result<Box<dyn BufRead>, Error> {
+    if file == "-" {
+        return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
+    }
+    let f = std::fs::File::open(file).map_err(|e| Error::Io {
+        path: file.into(),
+        source: e,
+    })?;
+    Ok(Box::new(std::io::BufReader::new(f)))
+}
+
+/// Reads and validates every line of a JSON Lines input before anything is
+/// written: a bad line fails the whole batch.
+fn read_events(file: &str) -> Result<Vec<Event>, Error> {
+    let name = input_name(file);
+    let mut input = open_input(file)?;
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = input
+            .by_ref()
+            .take(annals::MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::Io {
+                path: name.clone().into(),
+                source: e,
+            })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let at = format!("{name} line {line_no}");
+        if buf.len() > annals::MAX_LINE_BYTES {
+            return Err(Error::Invalid {
+                at,
+                field: "-".into(),
+                reason: format!("line is longer than {} bytes", annals::MAX_LINE_BYTES),
+            });
+        }
+        let text = std::str::from_utf8(&buf).map_err(|e| Error::Invalid {
+            at: at.clone(),
+            field: "-".into(),
+            reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+        })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        events.push(annals::parse_event(text).map_err(|e| e.at(at))?);
+    }
+    Ok(events)
+}
+
+/// Reads one event (a JSON object, possibly over several lines) for
+/// `correct`; its id, if given, must be `id`.
+fn read_one_event(file: &str, id: Uuid) -> Result<Event, Error> {
+    let name = input_name(file);
+    let mut bytes = Vec::new();
+    open_input(file)?
+        .take(annals::MAX_LINE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Io {
+            path: name.clone().into(),
+            source: e,
+        })?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::Invalid {
+        at: name.clone(),
+        field: "-".into(),
+        reason: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+    })?;
+    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+        at: format!("{name} line {}", e.line()),
+        field: "-".into(),
+        reason: format!("malformed JSON at column {}: {e}", e.column()),
+    })?;
+    if let serde_json::Value::Object(m) = &mut value {
+        match m.get("id").and_then(|v| v.as_str()) {
+            Some(given) if Uuid::parse_str(given).ok() != Some(id) => {
+                return Err(Error::Invalid {
+                    at: name,
+                    field: "id".into(),
+                    reason: format!("`{given}` differs from the id being corrected ({id})"),
+                })
+            }
+            _ => {
+                m.insert("id".into(), json!(id.to_string()));
+            }
+        }
+    }
+    annals::event_from_value(value).map_err(|e| e.at(name))
+}

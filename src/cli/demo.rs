@@ -1,0 +1,101 @@
+//! `annals demo`: the scenario of the product brief (public facts from a
+//! news report of 3 December 2025), walked through step by step in a
+//! temporary database.
+
+use std::io::Write;
+
+use annals::{Annals, Error, Granularity, Query};
+use uuid::Uuid;
+
+use super::output::{self, Format};
+
+/// The scenario, one event per line, with fixed ids so runs compare.
+pub const SCENARIO: &str = include_str!("scenario.jsonl");
+
+const SABOTAGE: &str = "6a1f0c2e-0d5b-5c8e-9b1a-000000000006";
+
+/// An unverified report, appended and then retracted to show retractions.
+const UNVERIFIED: &str = r#"{"id":"6a1f0c2e-0d5b-5c8e-9b1a-000000000099","kind":"airspace_violation","occurred":"2025-12-02","countries":["LT"],"actors":[{"name":"Russia","role":"alleged_perpetrator"}],"summary":"Illustrative unverified report: a drone over Lithuania, seen on social media.","confidence":0.2}"#;
+
+fn step(out: &mut dyn Write, title: &str) -> std::io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "## {title}")?;
+    Ok(())
+}
+
+fn id(s: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(s).map_err(|e| Error::Storage(format!("demo id: {e}")))
+}
+
+/// Runs the demo, printing each step to `out`.
+pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Io {
+        path: std::env::temp_dir(),
+        source: e,
+    })?;
+    let db = Annals::open(dir.path().join("demo.db"))?;
+
+    step(out, "1. Load the scenario (one atomic batch)")?;
+    let events = SCENARIO
+        .lines()
+        .enumerate()
+        .map(|(i, l)| annals::parse_event(l).map_err(|e| e.at(format!("scenario line {}", i + 1))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let written = db.append(events)?;
+    let head = db.head();
+    writeln!(out, "appended {} events; head seq {} hash {}", written.len(), head.seq, head.hash_hex())?;
+
+    step(out, "2. View by country")?;
+    output::by_country(out, format, &db.by_country())?;
+    step(out, "3. View by actor")?;
+    output::by_actor(out, format, &db.by_actor())?;
+    step(out, "4. View by date, by month (coarser events stay in their year)")?;
+    output::by_date(out, format, &db.by_date(Granularity::Month))?;
+
+    step(out, "5. Query: airspace violations in Poland or Romania in 2025")?;
+    writeln!(out, "$ annals query --kind airspace_violation --country PL --country RO --from 2025 --to 2025")?;
+    let q = Query::new()
+        .kind("airspace_violation")
+        .country("PL")
+        .country("RO")
+        .from("2025")?
+        .to("2025")?;
+    output::records(out, format, &db.query(&q)?)?;
+
+    step(out, "6. Fuzzy time: what may have happened 10-12 September, and what certainly did")?;
+    let sept = Query::new().from("2025-09-10")?.to("2025-09-12")?;
+    writeln!(out, "$ annals query --from 2025-09-10 --to 2025-09-12        (overlaps)")?;
+    output::records(out, format, &db.query(&sept)?)?;
+    writeln!(out, "$ annals query --from 2025-09-10 --to 2025-09-12 --within")?;
+    output::records(out, format, &db.query(&sept.within())?)?;
+
+    step(out, "7. A correction: the rail line concerns Ukraine too")?;
+    let sabotage = id(SABOTAGE)?;
+    if let Some(rec) = db.get(sabotage)? {
+        let mut corrected = rec.event;
+        corrected.countries.push("UA".into());
+        let seq = db.correct(corrected)?;
+        writeln!(out, "correction appended at seq {seq}")?;
+    }
+
+    step(out, "8. A retraction: an unverified report comes in, then is withdrawn")?;
+    let report = annals::parse_event(UNVERIFIED)?;
+    let report_id = report.id;
+    let w = db.append(vec![report])?;
+    writeln!(out, "report appended at seq {}", w.first().map_or(0, |w| w.seq))?;
+    let seq = db.retract(report_id, "unverified: no official confirmation")?;
+    writeln!(out, "retraction appended at seq {seq}")?;
+
+    step(out, "9. History of the sabotage event and of the retracted report")?;
+    output::history(out, format, &db.history(sabotage)?)?;
+    output::history(out, format, &db.history(report_id)?)?;
+
+    step(out, "10. By country now: UA gained the sabotage, LT never counted")?;
+    output::by_country(out, format, &db.by_country())?;
+
+    step(out, "11. Verify: the log's chain and every view against a replay")?;
+    let head = db.verify()?;
+    writeln!(out, "ok: {} entries, head hash {}", head.seq, head.hash_hex())?;
+    db.close()?;
+    Ok(())
+}

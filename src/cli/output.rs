@@ -1,0 +1,244 @@
+//! Printing: `table` for people (fits 80 columns), `jsonl` and `json` for
+//! programs. The JSON shapes are an API: see `docs/format.md`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use annals::{ActorRow, CountryRow, DateRow, Record, Version};
+use serde_json::{json, Value};
+
+/// Output format of every command that prints data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON document (an array of rows, or an object).
+    Json,
+}
+
+const WIDTH: usize = 80;
+
+/// Writes rows as JSON lines or a JSON array.
+pub fn print_json(out: &mut dyn Write, format: Format, rows: &[Value]) -> std::io::Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows).unwrap_or_default()),
+        _ => rows.iter().try_for_each(|r| writeln!(out, "{r}")),
+    }
+}
+
+/// Writes one object (`head`, `stats`): on one line unless `json`.
+pub fn print_object(out: &mut dyn Write, format: Format, v: &Value) -> std::io::Result<()> {
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        _ => writeln!(out, "{v}"),
+    }
+}
+
+/// Writes an aligned table whose last column takes what is left of 80
+/// columns, cut with `…`.
+pub fn print_table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let n = headers.len();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let fixed: usize = widths.iter().take(n.saturating_sub(1)).map(|w| w + 2).sum();
+    if let Some(last) = widths.last_mut() {
+        *last = (*last).min(WIDTH.saturating_sub(fixed).max(10));
+    }
+    let line = |cells: Vec<String>| -> String {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let cell = cut(cell, *w);
+            if i + 1 == n {
+                s.push_str(&cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    writeln!(out, "{}", line(headers.iter().map(|h| h.to_string()).collect()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.clone()))?;
+    }
+    if rows.is_empty() {
+        writeln!(out, "(no rows)")?;
+    }
+    Ok(())
+}
+
+fn cut(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else {
+        let mut c: String = s.chars().take(w.saturating_sub(1)).collect();
+        c.push('…');
+        c
+    }
+}
+
+/// `k=v, k=v` of a count map, largest first.
+fn counts(m: &BTreeMap<String, u64>) -> String {
+    let mut v: Vec<(&String, &u64)> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn span(first: &Option<String>, last: &Option<String>) -> String {
+    match (first, last) {
+        (Some(f), Some(l)) if f == l => f.clone(),
+        (Some(f), Some(l)) => format!("{f}..{l}"),
+        _ => String::new(),
+    }
+}
+
+/// The JSON of an event record (interchange format plus log position).
+pub fn record_json(r: &Record) -> Value {
+    let mut v = annals::event_to_value(&r.event, Some(r.position));
+    if let (Some(seq), Value::Object(m)) = (r.retracted_seq, &mut v) {
+        m.insert("retracted_seq".into(), json!(seq));
+    }
+    v
+}
+
+/// Prints event records.
+pub fn records(out: &mut dyn Write, format: Format, records: &[Record]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let rows: Vec<Value> = records.iter().map(record_json).collect();
+        return print_json(out, format, &rows);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let e = &r.event;
+            let what = e
+                .summary
+                .clone()
+                .unwrap_or_else(|| e.actors.iter().map(|a| a.name.clone()).collect::<Vec<_>>().join(", "));
+            let mut seq = r.position.seq.to_string();
+            if r.position.corrected_seq.is_some() {
+                seq.push('*');
+            }
+            if r.retracted_seq.is_some() {
+                seq.push('x');
+            }
+            vec![seq, e.occurred.to_string(), e.kind.clone(), e.countries.join(","), what]
+        })
+        .collect();
+    print_table(out, &["SEQ", "OCCURRED", "KIND", "COUNTRIES", "SUMMARY"], &rows)
+}
+
+/// Prints an event's versions.
+pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let rows: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                let mut o = json!({
+                    "seq": v.seq,
+                    "recorded_at": annals::format_micros(v.recorded_at),
+                    "action": v.action,
+                });
+                if let (Some(e), Value::Object(m)) = (&v.event, &mut o) {
+                    m.insert("event".into(), annals::event_to_value(e, None));
+                }
+                if let (Some(r), Value::Object(m)) = (&v.reason, &mut o) {
+                    m.insert("reason".into(), json!(r));
+                }
+                o
+            })
+            .collect();
+        return print_json(out, format, &rows);
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            let what = match (&v.event, &v.reason) {
+                (Some(e), _) => format!(
+                    "{} {} [{}] {}",
+                    e.kind,
+                    e.occurred,
+                    e.countries.join(","),
+                    e.summary.clone().unwrap_or_default()
+                ),
+                (None, Some(r)) => format!("reason: {r}"),
+                _ => String::new(),
+            };
+            vec![
+                v.seq.to_string(),
+                annals::format_micros(v.recorded_at).chars().take(19).collect(),
+                v.action.to_string(),
+                what,
+            ]
+        })
+        .collect();
+    print_table(out, &["SEQ", "RECORDED_AT", "ACTION", "VERSION"], &rows)
+}
+
+/// Prints the by-country view.
+pub fn by_country(out: &mut dyn Write, format: Format, rows: &[CountryRow]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let v: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        return print_json(out, format, &v);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.country.clone(),
+                r.count.to_string(),
+                span(&r.first, &r.last),
+                counts(&r.by_kind),
+            ]
+        })
+        .collect();
+    print_table(out, &["COUNTRY", "COUNT", "OCCURRED", "BY KIND"], &t)
+}
+
+/// Prints the by-actor view.
+pub fn by_actor(out: &mut dyn Write, format: Format, rows: &[ActorRow]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let v: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        return print_json(out, format, &v);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.actor.clone(),
+                r.count.to_string(),
+                r.countries.join(","),
+                counts(&r.by_role),
+            ]
+        })
+        .collect();
+    print_table(out, &["ACTOR", "COUNT", "COUNTRIES", "BY ROLE"], &t)
+}
+
+/// Prints the by-date view.
+pub fn by_date(out: &mut dyn Write, format: Format, rows: &[DateRow]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let v: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        return print_json(out, format, &v);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.bucket.clone(),
+                r.precision.name().to_string(),
+                r.count.to_string(),
+                counts(&r.by_kind),
+            ]
+        })
+        .collect();
+    print_table(out, &["BUCKET", "PRECISION", "COUNT", "BY KIND"], &t)
+}
