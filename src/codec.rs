@@ -37,6 +37,8 @@ enum StoredBody<'a> {
 }
 
 type StoredPoint = (i64, u8);
+/// A source: name, url, reported_at.
+type StoredSource<'a> = (Cow<'a, str>, Option<Cow<'a, str>>, Option<StoredPoint>);
 
 #[derive(Serialize, Deserialize)]
 struct StoredEvent<'a> {
@@ -48,7 +50,7 @@ struct StoredEvent<'a> {
     location: Option<StoredLocation<'a>>,
     actors: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     summary: Option<Cow<'a, str>>,
-    sources: Vec<(Cow<'a, str>, Option<Cow<'a, str>>, Option<StoredPoint>)>,
+    sources: Vec<StoredSource<'a>>,
     confidence: Option<f64>,
     tags: Vec<Cow<'a, str>>,
     /// `attrs` as compact JSON text: bincode cannot decode a

@@ -117,6 +117,7 @@ struct QueryArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+#[allow(clippy::enum_variant_names)] // the names are the CLI's words
 enum ViewName {
     ByCountry,
     ByActor,
