@@ -1,0 +1,207 @@
+//! The command line: its output is an API (formats, exit codes).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn jsonl(out: &std::process::Output) -> Vec<Value> {
+    assert!(out.status.success(), "{}", stderr(out));
+    stdout(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn loaded() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    assert!(annals(&db, &["init"], None).status.success());
+    let scenario = include_str!("../src/cli/scenario.jsonl");
+    let out = annals(&db, &["append", "-"], Some(scenario.as_bytes()));
+    let rows = jsonl(&out);
+    assert_eq!(rows.len(), 11);
+    assert_eq!(rows[0]["seq"], 1);
+    assert!(rows[0]["id"].is_string());
+    (dir, db)
+}
+
+#[test]
+fn init_twice_is_an_error() {
+    let (_d, db) = loaded();
+    let out = annals(&db, &["init"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"));
+}
+
+#[test]
+fn append_from_a_file_and_expect_seq() {
+    let (dir, db) = loaded();
+    let file = dir.path().join("more.jsonl");
+    std::fs::write(&file, "{\"kind\":\"statement\",\"occurred\":\"2025-12-04\"}\n\n").unwrap();
+    let f = file.to_str().unwrap();
+    let out = annals(&db, &["append", f, "--expect-seq", "3"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("expected seq 3"), "{}", stderr(&out));
+    let rows = jsonl(&annals(&db, &["append", f, "--expect-seq", "11"], None));
+    assert_eq!(rows[0]["seq"], 12);
+}
+
+#[test]
+fn query_filters_combine_and_print_events_in_the_interchange_format() {
+    let (_d, db) = loaded();
+    let rows = jsonl(&annals(
+        &db,
+        &["query", "--format", "jsonl", "--kind", "airspace_violation", "--country", "PL", "--country", "RO", "--from", "2025", "--to", "2025"],
+        None,
+    ));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["seq"], 2);
+    assert_eq!(rows[1]["occurred"]["from"], "2025-09");
+    assert!(rows[0]["recorded_at"].as_str().unwrap().ends_with('Z'));
+    // Each printed line parses back as an event.
+    for r in &rows {
+        annals::parse_event(&r.to_string()).unwrap();
+    }
+    let all = jsonl(&annals(&db, &["query", "--format", "jsonl"], None));
+    assert_eq!(all.len(), 11);
+    let starts: Vec<&str> = all.iter().map(|r| r["occurred"].as_str().or(r["occurred"]["from"].as_str()).unwrap()).collect();
+    assert_eq!(starts.first(), Some(&"2025-06"), "{starts:?}");
+    assert_eq!(starts.last(), Some(&"2026"), "{starts:?}");
+    let actor = jsonl(&annals(&db, &["query", "--format", "jsonl", "--actor", "  mark RUTTE "], None));
+    assert_eq!(actor.len(), 3);
+    let limited = jsonl(&annals(&db, &["query", "--format", "jsonl", "--limit", "2"], None));
+    assert_eq!(limited.len(), 2);
+}
+
+#[test]
+fn views_in_each_format() {
+    let (_d, db) = loaded();
+    let countries = jsonl(&annals(&db, &["view", "by-country", "--format", "jsonl"], None));
+    let pl = countries.iter().find(|r| r["country"] == "PL").unwrap();
+    assert_eq!(pl["count"], 4);
+    assert_eq!(pl["by_kind"]["airspace_violation"], 2);
+    assert_eq!(pl["first"], "2025-09");
+    assert_eq!(pl["last"], "2025-11");
+    let actors = jsonl(&annals(&db, &["view", "by-actor", "--format", "jsonl"], None));
+    let russia = actors.iter().find(|r| r["actor"] == "Russia").unwrap();
+    assert_eq!(russia["by_role"]["alleged_perpetrator"], 3);
+    assert_eq!(russia["countries"], serde_json::json!(["PL", "RO"]));
+    let days = jsonl(&annals(&db, &["view", "by-date", "--granularity", "day", "--format", "jsonl"], None));
+    let sept = days.iter().find(|r| r["bucket"] == "2025-09").unwrap();
+    assert_eq!(sept["precision"], "month");
+    let json: Value = serde_json::from_str(&stdout(&annals(&db, &["view", "by-country", "--format", "json"], None))).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), countries.len());
+    let table = stdout(&annals(&db, &["view", "by-actor"], None));
+    assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
+    assert!(table.starts_with("ACTOR"));
+    let bad = annals(&db, &["view", "by-date", "--granularity", "week"], None);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn correct_retract_get_history() {
+    let (dir, db) = loaded();
+    let id = "6a1f0c2e-0d5b-5c8e-9b1a-000000000006";
+    let file = dir.path().join("fix.json");
+    std::fs::write(&file, "{\n \"kind\": \"sabotage\",\n \"occurred\": \"2025-11\",\n \"countries\": [\"PL\", \"UA\"]\n}\n").unwrap();
+    let out = jsonl(&annals(&db, &["correct", id, file.to_str().unwrap(), "--format", "jsonl"], None));
+    assert_eq!(out[0]["seq"], 12);
+    let got = jsonl(&annals(&db, &["get", id, "--format", "jsonl"], None));
+    assert_eq!(got[0]["seq"], 6);
+    assert_eq!(got[0]["corrected_seq"], 12);
+    assert_eq!(got[0]["countries"], serde_json::json!(["PL", "UA"]));
+    let out = jsonl(&annals(&db, &["retract", id, "--reason", "duplicate", "--format", "jsonl"], None));
+    assert_eq!(out[0]["seq"], 13);
+    let hist = jsonl(&annals(&db, &["history", id, "--format", "jsonl"], None));
+    let actions: Vec<&str> = hist.iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["created", "corrected", "retracted"]);
+    assert_eq!(hist[2]["reason"], "duplicate");
+    let got = jsonl(&annals(&db, &["get", id, "--format", "jsonl"], None));
+    assert_eq!(got[0]["retracted_seq"], 13);
+    let q = jsonl(&annals(&db, &["query", "--kind", "sabotage", "--format", "jsonl"], None));
+    assert!(q.is_empty());
+    let out = annals(&db, &["retract", id, "--reason", "again"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("retracted"));
+    // A correction naming another id is refused.
+    std::fs::write(&file, r#"{"id":"6a1f0c2e-0d5b-5c8e-9b1a-000000000001","kind":"x","occurred":"2025"}"#).unwrap();
+    let out = annals(&db, &["correct", "6a1f0c2e-0d5b-5c8e-9b1a-000000000002", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let out = annals(&db, &["get", "not-a-uuid"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let out = annals(&db, &["get", "00000000-0000-0000-0000-000000000000"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not found"));
+}
+
+#[test]
+fn head_stats_verify_rebuild() {
+    let (_d, db) = loaded();
+    let head = jsonl(&annals(&db, &["head", "--format", "jsonl"], None));
+    assert_eq!(head[0]["seq"], 11);
+    assert_eq!(head[0]["hash"].as_str().unwrap().len(), 64);
+    let stats = jsonl(&annals(&db, &["stats", "--format", "jsonl"], None));
+    assert_eq!(stats[0]["events"], 11);
+    assert!(stats[0]["disk_bytes"].as_u64().unwrap() > 0);
+    let v = jsonl(&annals(&db, &["verify", "--format", "jsonl"], None));
+    assert_eq!(v[0]["ok"], true);
+    let r = jsonl(&annals(&db, &["rebuild", "--format", "jsonl"], None));
+    assert_eq!(r[0]["seq"], 11);
+    let empty = tempfile::tempdir().unwrap();
+    let e = db_path(&empty);
+    annals(&e, &["init"], None);
+    let head = jsonl(&annals(&e, &["head", "--format", "jsonl"], None));
+    assert_eq!(head[0]["seq"], 0);
+}
+
+#[test]
+fn db_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("init")
+        .env("ANNALS_DB", &db)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(db.join("store").exists());
+}
+
+#[test]
+fn a_second_process_gets_in_use_at_once() {
+    use std::io::Write;
+    let (_d, db) = loaded();
+    let mut writer = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("--db")
+        .arg(&db)
+        .args(["append", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    stdin.write_all(b"{\"kind\":\"meeting\",\"occurred\":\"2025\"}\n").unwrap();
+    // Wait until the writer holds the database.
+    let start = std::time::Instant::now();
+    loop {
+        let out = annals(&db, &["head"], None);
+        if out.status.code() == Some(1) && stderr(&out).contains("in use") {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 20, "the writer never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let out = writer.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(jsonl(&annals(&db, &["head", "--format", "jsonl"], None))[0]["seq"] == 12);
+}
+
+#[test]
+fn demo_runs() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_annals")).arg("demo").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for step in ["View by country", "airspace violations in Poland or Romania", "correction", "retraction", "Verify"] {
+        assert!(text.contains(step), "missing {step}");
+    }
+}
