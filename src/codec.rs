@@ -80,7 +80,11 @@ fn stored_event(e: &Event) -> StoredEvent<'_> {
         kind: Cow::Borrowed(&e.kind),
         from: stored_point(e.occurred.from),
         to: stored_point(e.occurred.to),
-        countries: e.countries.iter().map(|c| Cow::Borrowed(c.as_str())).collect(),
+        countries: e
+            .countries
+            .iter()
+            .map(|c| Cow::Borrowed(c.as_str()))
+            .collect(),
         location: e.location.as_ref().map(|l| StoredLocation {
             name: l.name.as_deref().map(Cow::Borrowed),
             country: l.country.as_deref().map(Cow::Borrowed),
@@ -90,7 +94,12 @@ fn stored_event(e: &Event) -> StoredEvent<'_> {
         actors: e
             .actors
             .iter()
-            .map(|a| (Cow::Borrowed(a.name.as_str()), Cow::Borrowed(a.role.as_str())))
+            .map(|a| {
+                (
+                    Cow::Borrowed(a.name.as_str()),
+                    Cow::Borrowed(a.role.as_str()),
+                )
+            })
             .collect(),
         summary: e.summary.as_deref().map(Cow::Borrowed),
         sources: e
@@ -205,7 +214,11 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
             ),
         ));
     }
-    let hash = chain_hash(entry.seq, prev, bytes.get(HEADER_BYTES..).unwrap_or_default());
+    let hash = chain_hash(
+        entry.seq,
+        prev,
+        bytes.get(HEADER_BYTES..).unwrap_or_default(),
+    );
     write_header(&mut bytes, entry.seq, prev, &hash);
     Ok((bytes, hash))
 }
@@ -259,7 +272,10 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
         ));
     }
     if chain_hash(seq, &prev, payload) != hash {
-        return Err(Error::corruption(seq, "checksum mismatch: the entry's bytes changed"));
+        return Err(Error::corruption(
+            seq,
+            "checksum mismatch: the entry's bytes changed",
+        ));
     }
     Ok(Envelope {
         prev,
@@ -302,7 +318,11 @@ mod tests {
             r#"{"kind":"sabotage","occurred":{"from":"2025-11","to":"2025-11-17"},"countries":["PL"],"actors":[{"name":"Russia","role":"alleged_perpetrator"}],"attrs":{"x":[1,{"y":null}]}}"#,
         )
         .unwrap();
-        Entry { seq: 5, recorded_at: 1_700_000_000_000_000, body: Body::Event(e) }
+        Entry {
+            seq: 5,
+            recorded_at: 1_700_000_000_000_000,
+            body: Body::Event(e),
+        }
     }
 
     #[test]
@@ -323,7 +343,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = bytes.clone();
                 b[i] ^= 1 << bit;
-                assert!(matches!(decode_entry(5, &b), Err(Error::Corruption { seq: 5, .. })));
+                assert!(matches!(
+                    decode_entry(5, &b),
+                    Err(Error::Corruption { seq: 5, .. })
+                ));
             }
         }
         assert!(decode_entry(6, &bytes).is_err());

@@ -193,7 +193,10 @@ impl<P: Projection> Feed for Fed<P> {
     fn checkpoint(&self, head: Head, store: &dyn Storage) -> Result<()> {
         let guard = read(&self.state);
         if let Some(bytes) = self.projection.encode(&guard.1) {
-            store.put_meta(&projection_key(self.projection.name()), &checkpoint_bytes(head, &bytes))?;
+            store.put_meta(
+                &projection_key(self.projection.name()),
+                &checkpoint_bytes(head, &bytes),
+            )?;
         }
         Ok(())
     }
@@ -312,7 +315,10 @@ impl Annals {
         if state.head != head {
             return Err(Error::corruption(
                 head.seq,
-                format!("the log's last entry is seq {} but replay ended at seq {}", head.seq, state.head.seq),
+                format!(
+                    "the log's last entry is seq {} but replay ended at seq {}",
+                    head.seq, state.head.seq
+                ),
             ));
         }
         Ok(Annals {
@@ -370,7 +376,10 @@ impl Annals {
         if ops.len() > MAX_BATCH_ENTRIES {
             return Err(Error::invalid(
                 "-",
-                format!("batch of {} operations; the limit is {MAX_BATCH_ENTRIES}", ops.len()),
+                format!(
+                    "batch of {} operations; the limit is {MAX_BATCH_ENTRIES}",
+                    ops.len()
+                ),
             ));
         }
         let mut writer = lock(&self.writer);
@@ -472,7 +481,11 @@ impl Annals {
                                 ),
                             });
                         }
-                        written.push(Written { seq, id, new_entry: false });
+                        written.push(Written {
+                            seq,
+                            id,
+                            new_entry: false,
+                        });
                         continue;
                     }
                     pending.insert(
@@ -493,7 +506,14 @@ impl Annals {
                         p.current = Some(e.clone());
                     } else if let Some(seq) = created_seq {
                         let original = self.log.read_event(seq)?;
-                        pending.insert(id, Pending { original, seq, current: Some(e.clone()) });
+                        pending.insert(
+                            id,
+                            Pending {
+                                original,
+                                seq,
+                                current: Some(e.clone()),
+                            },
+                        );
                     }
                     befores.push(Some(before));
                     Body::Correction(e)
@@ -511,7 +531,14 @@ impl Annals {
                         p.current = None;
                     } else if let Some(seq) = created_seq {
                         let original = self.log.read_event(seq)?;
-                        pending.insert(id, Pending { original, seq, current: None });
+                        pending.insert(
+                            id,
+                            Pending {
+                                original,
+                                seq,
+                                current: None,
+                            },
+                        );
                     }
                     befores.push(Some(before));
                     Body::Retraction { id, reason }
@@ -671,14 +698,23 @@ impl Annals {
         if fresh.head != kept.head {
             return Err(Error::corruption(
                 fresh.head.seq.min(kept.head.seq) + 1,
-                format!("the log ends at seq {} but the database says {}", fresh.head.seq, kept.head.seq),
+                format!(
+                    "the log ends at seq {} but the database says {}",
+                    fresh.head.seq, kept.head.seq
+                ),
             ));
         }
         if fresh.index != kept.index {
-            return Err(Error::corruption(0, "the index differs from a replay of the log"));
+            return Err(Error::corruption(
+                0,
+                "the index differs from a replay of the log",
+            ));
         }
         if fresh.views != kept.views {
-            return Err(Error::corruption(0, "a built-in view differs from a replay of the log"));
+            return Err(Error::corruption(
+                0,
+                "a built-in view differs from a replay of the log",
+            ));
         }
         Ok(fresh.head)
     }
@@ -742,15 +778,19 @@ impl Annals {
         // the first feed, so no change is missed or applied twice.
         let _writer = lock(&self.writer);
         let mut start: (u64, P::State) = (0, projection.init());
-        if let Some(bytes) = self.log.store().get_meta(&projection_key(projection.name()))? {
+        if let Some(bytes) = self
+            .log
+            .store()
+            .get_meta(&projection_key(projection.name()))?
+        {
             if let (Some(seq_b), Some(hash_b), Some(body)) =
                 (bytes.get(..8), bytes.get(8..40), bytes.get(40..))
             {
                 let mut sb = [0u8; 8];
                 sb.copy_from_slice(seq_b);
                 let seq = u64::from_be_bytes(sb);
-                let matches = seq <= self.head().seq
-                    && self.log.head_at(seq).is_ok_and(|h| h.hash == hash_b);
+                let matches =
+                    seq <= self.head().seq && self.log.head_at(seq).is_ok_and(|h| h.hash == hash_b);
                 if let (true, Some(s)) = (matches, projection.decode(body)) {
                     start = (seq, s);
                 }

@@ -106,7 +106,11 @@ impl Index {
     /// exist yet or was retracted by then).
     pub(crate) fn version_at(&self, n: EventNo, seq: u64) -> Option<u64> {
         let meta = self.meta(n)?;
-        let last = self.versions(n).into_iter().take_while(|&v| v <= seq).last()?;
+        let last = self
+            .versions(n)
+            .into_iter()
+            .take_while(|&v| v <= seq)
+            .last()?;
         (meta.retracted != Some(last)).then_some(last)
     }
 

@@ -13,8 +13,17 @@ use crate::time::{format_micros, Micros, Occurred, TimePoint};
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 const EVENT_FIELDS: &[&str] = &[
-    "id", "kind", "occurred", "countries", "location", "actors", "summary", "sources",
-    "confidence", "tags", "attrs",
+    "id",
+    "kind",
+    "occurred",
+    "countries",
+    "location",
+    "actors",
+    "summary",
+    "sources",
+    "confidence",
+    "tags",
+    "attrs",
 ];
 /// Output-only fields, accepted and ignored on input so that exported
 /// JSON Lines can be imported as they are.
@@ -26,7 +35,10 @@ pub fn parse_event(line: &str) -> Result<Event> {
     if line.len() > MAX_LINE_BYTES {
         return Err(Error::invalid(
             "-",
-            format!("line is {} bytes; the limit is {MAX_LINE_BYTES}", line.len()),
+            format!(
+                "line is {} bytes; the limit is {MAX_LINE_BYTES}",
+                line.len()
+            ),
         ));
     }
     let value: Value = serde_json::from_str(line).map_err(|e| {
@@ -82,7 +94,10 @@ pub fn event_from_value(value: Value) -> Result<Event> {
         .map(|(i, v)| parse_source(&format!("sources[{i}]"), v))
         .collect::<Result<Vec<_>>>()?;
     let confidence = take(&mut obj, "confidence")
-        .map(|v| v.as_f64().ok_or_else(|| Error::invalid("confidence", "expected a number")))
+        .map(|v| {
+            v.as_f64()
+                .ok_or_else(|| Error::invalid("confidence", "expected a number"))
+        })
         .transpose()?;
     let tags = string_list(&mut obj, "tags")?;
     let attrs = match take(&mut obj, "attrs") {
@@ -173,7 +188,6 @@ fn point(field: &str, v: &Value) -> Result<TimePoint> {
     TimePoint::parse(as_str(field, v)?).map_err(|e| e.for_field(field))
 }
 
-
 /// Parses `occurred`: a time string or `{"from": .., "to": ..}`.
 pub fn parse_occurred(v: &Value) -> Result<Occurred> {
     match v {
@@ -189,7 +203,10 @@ pub fn parse_occurred(v: &Value) -> Result<Occurred> {
         }
         other => Err(Error::invalid(
             "occurred",
-            format!("expected a time string or {{\"from\", \"to\"}}, found {}", type_name(other)),
+            format!(
+                "expected a time string or {{\"from\", \"to\"}}, found {}",
+                type_name(other)
+            ),
         )),
     }
 }
@@ -378,9 +395,15 @@ mod tests {
     #[test]
     fn output_fields_are_accepted_on_input() {
         let e = parse_event(LINE).unwrap();
-        let pos = Position { seq: 7, recorded_at: 0, corrected_seq: Some(9) };
+        let pos = Position {
+            seq: 7,
+            recorded_at: 0,
+            corrected_seq: Some(9),
+        };
         let printed = event_to_line(&e, Some(pos));
-        assert!(printed.starts_with(r#"{"seq":7,"recorded_at":"1970-01-01T00:00:00.000000Z","corrected_seq":9,"#));
+        assert!(printed.starts_with(
+            r#"{"seq":7,"recorded_at":"1970-01-01T00:00:00.000000Z","corrected_seq":9,"#
+        ));
         assert_eq!(parse_event(&printed).unwrap(), e);
     }
 
@@ -391,11 +414,26 @@ mod tests {
             (r#"{"occurred":"2025"}"#, "kind"),
             (r#"{"kind":"x"}"#, "occurred"),
             (r#"{"kind":"x","occurred":"2025-13"}"#, "occurred"),
-            (r#"{"kind":"x","occurred":{"from":"2025-10","to":"2025-09"}}"#, "occurred"),
-            (r#"{"kind":"x","occurred":"2025","countries":["PL",3]}"#, "countries[1]"),
-            (r#"{"kind":"x","occurred":"2025","actors":[{"name":"a"}]}"#, "actors[0].role"),
-            (r#"{"kind":"x","occurred":"2025","location":{"lon":200}}"#, "location.lon"),
-            (r#"{"kind":"x","occurred":"2025","sources":[{"name":"a","reported_at":"x"}]}"#, "sources[0].reported_at"),
+            (
+                r#"{"kind":"x","occurred":{"from":"2025-10","to":"2025-09"}}"#,
+                "occurred",
+            ),
+            (
+                r#"{"kind":"x","occurred":"2025","countries":["PL",3]}"#,
+                "countries[1]",
+            ),
+            (
+                r#"{"kind":"x","occurred":"2025","actors":[{"name":"a"}]}"#,
+                "actors[0].role",
+            ),
+            (
+                r#"{"kind":"x","occurred":"2025","location":{"lon":200}}"#,
+                "location.lon",
+            ),
+            (
+                r#"{"kind":"x","occurred":"2025","sources":[{"name":"a","reported_at":"x"}]}"#,
+                "sources[0].reported_at",
+            ),
             (r#"{"kind":"x","occurred":"2025","id":"nope"}"#, "id"),
             (r#"{"kind":"x","occurred":"2025""#, "-"),
             (r#"[1]"#, "-"),

@@ -38,7 +38,10 @@
 //! interchange format and the command line.
 
 #![deny(missing_docs, unsafe_code)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod codec;
 mod country;
@@ -54,13 +57,15 @@ mod state;
 mod store;
 mod time;
 
+pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{
-    Annals, Builder, Durability, Op, Record, Registered, Stats, Version, Written,
-    MAX_BATCH_ENTRIES,
+    Annals, Builder, Durability, Op, Record, Registered, Stats, Version, Written, MAX_BATCH_ENTRIES,
 };
 pub use error::{Error, Result};
-pub use json::{event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES};
+pub use json::{
+    event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES,
+};
 pub use log::{hex, Body, Entry, Hash, Head};
 pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
@@ -70,4 +75,3 @@ pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection};
 pub use query::Query;
 pub use store::{SledStore, Storage};
 pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};
-pub use codec::MAX_ENTRY_BYTES;

@@ -177,7 +177,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                 .iter()
                 .map(|w| json!({"seq": w.seq, "id": w.id.to_string()}))
                 .collect();
-            let fmt = if format == Format::Table { Format::Jsonl } else { format };
+            let fmt = if format == Format::Table {
+                Format::Jsonl
+            } else {
+                format
+            };
             output::print_json(out, fmt, &rows)?;
             db.close()?;
         }
@@ -238,7 +242,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         Command::Head => {
             let db = open(&cli.db)?;
             let head = db.head();
-            output::print_object(out, format, &json!({"seq": head.seq, "hash": head.hash_hex()}))?;
+            output::print_object(
+                out,
+                format,
+                &json!({"seq": head.seq, "hash": head.hash_hex()}),
+            )?;
         }
         Command::Stats => {
             let db = open(&cli.db)?;
@@ -257,7 +265,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                     Ok(0)
                 }
                 Err(Error::Corruption { seq, reason }) => {
-                    output::print_object(out, format, &json!({"ok": false, "seq": seq, "error": reason}))?;
+                    output::print_object(
+                        out,
+                        format,
+                        &json!({"ok": false, "seq": seq, "error": reason}),
+                    )?;
                     eprintln!("annals: damage found at seq {seq}: {reason}");
                     Ok(EXIT_DAMAGE)
                 }

@@ -174,7 +174,10 @@ impl Event {
         for (i, a) in self.actors.iter().enumerate() {
             let name = a.name.trim().to_string();
             if name.is_empty() {
-                return Err(Error::invalid(format!("actors[{i}].name"), "must not be empty"));
+                return Err(Error::invalid(
+                    format!("actors[{i}].name"),
+                    "must not be empty",
+                ));
             }
             check_text(&format!("actors[{i}].name"), &name, MAX_NAME_BYTES)?;
             check_snake(&format!("actors[{i}].role"), &a.role)?;
@@ -204,7 +207,10 @@ impl Event {
         }
         if let Some(c) = self.confidence {
             if !(0.0..=1.0).contains(&c) {
-                return Err(Error::invalid("confidence", format!("{c} is not in [0, 1]")));
+                return Err(Error::invalid(
+                    "confidence",
+                    format!("{c} is not in [0, 1]"),
+                ));
             }
         }
         check_len("tags", self.tags.len())?;
@@ -310,19 +316,40 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         let cases: Vec<(Event, &str)> = vec![
-            (Event { kind: "Airspace".into(), ..ev() }, "kind"),
+            (
+                Event {
+                    kind: "Airspace".into(),
+                    ..ev()
+                },
+                "kind",
+            ),
             (ev().with_countries(["ZZ"]), "countries[0]"),
             (ev().with_actor("x", "Bad Role"), "actors[0].role"),
             (ev().with_actor("  ", "target"), "actors[0].name"),
-            (Event { confidence: Some(1.5), ..ev() }, "confidence"),
             (
                 Event {
-                    location: Some(Location { lat: Some(91.0), ..Default::default() }),
+                    confidence: Some(1.5),
+                    ..ev()
+                },
+                "confidence",
+            ),
+            (
+                Event {
+                    location: Some(Location {
+                        lat: Some(91.0),
+                        ..Default::default()
+                    }),
                     ..ev()
                 },
                 "location.lat",
             ),
-            (Event { summary: Some("x".repeat(MAX_SUMMARY_BYTES + 1)), ..ev() }, "summary"),
+            (
+                Event {
+                    summary: Some("x".repeat(MAX_SUMMARY_BYTES + 1)),
+                    ..ev()
+                },
+                "summary",
+            ),
         ];
         for (e, field) in cases {
             match e.validate() {

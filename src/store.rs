@@ -169,7 +169,9 @@ impl Storage for SledStore {
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        guard("reading", || Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec())))
+        guard("reading", || {
+            Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
+        })
     }
 
     fn disk_bytes(&self) -> u64 {

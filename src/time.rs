@@ -116,7 +116,14 @@ impl TimePoint {
             [y, m] if y.len() == 4 && m.len() == 2 && digits(y) && digits(m) => {
                 (Precision::Month, (*y, *m, "01"))
             }
-            [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2 && digits(y) && digits(m) && digits(d) => {
+            [y, m, d]
+                if y.len() == 4
+                    && m.len() == 2
+                    && d.len() == 2
+                    && digits(y)
+                    && digits(m)
+                    && digits(d) =>
+            {
                 (Precision::Day, (*y, *m, *d))
             }
             _ => {
@@ -352,7 +359,10 @@ mod tests {
             assert_eq!(t.precision, prec);
             assert_eq!(t.to_string(), s);
         }
-        assert_eq!(p("2025-12-03T12:00:00+02:00").to_string(), "2025-12-03T10:00:00Z");
+        assert_eq!(
+            p("2025-12-03T12:00:00+02:00").to_string(),
+            "2025-12-03T10:00:00Z"
+        );
     }
 
     #[test]
@@ -365,7 +375,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_dates_and_inverted_ranges() {
-        for bad in ["2025-13", "2025-02-30", "25-09", "2025-9", "yesterday", "", "0000", "2025-09-10T25:00:00Z"] {
+        for bad in [
+            "2025-13",
+            "2025-02-30",
+            "25-09",
+            "2025-9",
+            "yesterday",
+            "",
+            "0000",
+            "2025-09-10T25:00:00Z",
+        ] {
             assert!(TimePoint::parse(bad).is_err(), "{bad}");
         }
         assert!(Occurred::range(p("2025-10"), p("2025-09")).is_err());
@@ -388,6 +407,9 @@ mod tests {
         assert_eq!(r("2025-09-01", "2025-09-30"), Precision::Month);
         assert_eq!(r("2025-06", "2025-11"), Precision::Year);
         assert_eq!(r("2024-11", "2025-02"), Precision::Span);
-        assert_eq!(r("2025-12-03T10:00:00Z", "2025-12-03T12:00:00Z"), Precision::Day);
+        assert_eq!(
+            r("2025-12-03T10:00:00Z", "2025-12-03T12:00:00Z"),
+            Precision::Day
+        );
     }
 }

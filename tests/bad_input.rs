@@ -22,9 +22,16 @@ fn batch_rejected(bad: &str, field: &str) {
     assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("stdin line 2"), "{bad}: {err}");
-    assert!(err.contains(&format!("`{field}`")), "{bad}: expected field {field} in {err}");
+    assert!(
+        err.contains(&format!("`{field}`")),
+        "{bad}: expected field {field} in {err}"
+    );
     let head = annals(&db, &["head", "--format", "jsonl"], None);
-    assert!(stdout(&head).starts_with(r#"{"hash":"0000"#) || stdout(&head).contains(r#""seq":0"#), "{}", stdout(&head));
+    assert!(
+        stdout(&head).starts_with(r#"{"hash":"0000"#) || stdout(&head).contains(r#""seq":0"#),
+        "{}",
+        stdout(&head)
+    );
 }
 
 #[test]
@@ -34,12 +41,18 @@ fn malformed_json() {
 
 #[test]
 fn unknown_field() {
-    batch_rejected(r#"{"kind":"meeting","occurred":"2025","colour":"red"}"#, "colour");
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":"2025","colour":"red"}"#,
+        "colour",
+    );
 }
 
 #[test]
 fn bad_country_code() {
-    batch_rejected(r#"{"kind":"meeting","occurred":"2025","countries":["PL","UK"]}"#, "countries[1]");
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":"2025","countries":["PL","UK"]}"#,
+        "countries[1]",
+    );
 }
 
 #[test]
@@ -53,24 +66,50 @@ fn bad_kind_and_role() {
 
 #[test]
 fn unparseable_or_inverted_occurred() {
-    batch_rejected(r#"{"kind":"meeting","occurred":"last tuesday"}"#, "occurred");
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":"last tuesday"}"#,
+        "occurred",
+    );
     batch_rejected(r#"{"kind":"meeting","occurred":"2025-02-30"}"#, "occurred");
-    batch_rejected(r#"{"kind":"meeting","occurred":{"from":"2025-11","to":"2025-09"}}"#, "occurred");
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":{"from":"2025-11","to":"2025-09"}}"#,
+        "occurred",
+    );
 }
 
 #[test]
 fn confidence_and_coordinates_out_of_range() {
-    batch_rejected(r#"{"kind":"meeting","occurred":"2025","confidence":1.01}"#, "confidence");
-    batch_rejected(r#"{"kind":"meeting","occurred":"2025","location":{"lat":-90.5}}"#, "location.lat");
-    batch_rejected(r#"{"kind":"meeting","occurred":"2025","location":{"lon":181}}"#, "location.lon");
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":"2025","confidence":1.01}"#,
+        "confidence",
+    );
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":"2025","location":{"lat":-90.5}}"#,
+        "location.lat",
+    );
+    batch_rejected(
+        r#"{"kind":"meeting","occurred":"2025","location":{"lon":181}}"#,
+        "location.lon",
+    );
 }
 
 #[test]
 fn oversized_fields() {
     let long = "x".repeat(annals::MAX_SUMMARY_BYTES + 1);
-    batch_rejected(&format!(r#"{{"kind":"meeting","occurred":"2025","summary":"{long}"}}"#), "summary");
-    let tags: Vec<String> = (0..=annals::MAX_LIST_ITEMS).map(|i| format!("\"t{i}\"")).collect();
-    batch_rejected(&format!(r#"{{"kind":"meeting","occurred":"2025","tags":[{}]}}"#, tags.join(",")), "tags");
+    batch_rejected(
+        &format!(r#"{{"kind":"meeting","occurred":"2025","summary":"{long}"}}"#),
+        "summary",
+    );
+    let tags: Vec<String> = (0..=annals::MAX_LIST_ITEMS)
+        .map(|i| format!("\"t{i}\""))
+        .collect();
+    batch_rejected(
+        &format!(
+            r#"{{"kind":"meeting","occurred":"2025","tags":[{}]}}"#,
+            tags.join(",")
+        ),
+        "tags",
+    );
 }
 
 #[test]
@@ -78,7 +117,9 @@ fn limits_are_inclusive_at_the_boundary() {
     let (_d, db) = fresh();
     let mut e = Event::new("meeting", Occurred::parse("2025").unwrap());
     e.summary = Some("s".repeat(annals::MAX_SUMMARY_BYTES));
-    e.tags = (0..annals::MAX_LIST_ITEMS).map(|i| format!("t{i}")).collect();
+    e.tags = (0..annals::MAX_LIST_ITEMS)
+        .map(|i| format!("t{i}"))
+        .collect();
     db.append(vec![e]).unwrap();
 }
 
@@ -91,7 +132,10 @@ fn an_entry_over_the_encoded_limit_is_refused() {
     e.sources = (0..annals::MAX_LIST_ITEMS)
         .map(|i| annals::Source {
             name: format!("source {i}"),
-            url: Some(format!("https://example.org/{}", "a".repeat(annals::MAX_URL_BYTES - 30))),
+            url: Some(format!(
+                "https://example.org/{}",
+                "a".repeat(annals::MAX_URL_BYTES - 30)
+            )),
             reported_at: None,
         })
         .collect();
@@ -109,25 +153,35 @@ fn non_utf8_input() {
     input.extend_from_slice(b"\n{\"kind\":\"m\xff\",\"occurred\":\"2025\"}\n");
     let out = annals(&db, &["append", "-"], Some(&input));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("line 2") && stderr(&out).contains("UTF-8"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 2") && stderr(&out).contains("UTF-8"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&annals(&db, &["head", "--format", "jsonl"], None)).contains(r#""seq":0"#));
 }
 
 #[test]
 fn conflicting_duplicate_id_is_refused_and_identical_is_a_no_op() {
     let (_d, db) = fresh();
-    let line = r#"{"id":"0193a3c4-0000-7000-8000-000000000001","kind":"meeting","occurred":"2025"}"#;
+    let line =
+        r#"{"id":"0193a3c4-0000-7000-8000-000000000001","kind":"meeting","occurred":"2025"}"#;
     let first = db.append(vec![ev(line)]).unwrap();
     let again = db.append(vec![ev(line)]).unwrap();
     assert_eq!(first[0].seq, again[0].seq);
     assert!(!again[0].new_entry);
     assert_eq!(db.head().seq, 1);
-    let changed = r#"{"id":"0193a3c4-0000-7000-8000-000000000001","kind":"meeting","occurred":"2024"}"#;
+    let changed =
+        r#"{"id":"0193a3c4-0000-7000-8000-000000000001","kind":"meeting","occurred":"2024"}"#;
     // In a batch with a good event: the whole batch fails.
     let good = ev(r#"{"kind":"statement","occurred":"2025"}"#);
     let err = db.append(vec![good, ev(changed)]).unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
-    assert!(err.to_string().contains("0193a3c4-0000-7000-8000-000000000001"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("0193a3c4-0000-7000-8000-000000000001"),
+        "{err}"
+    );
     assert_eq!(db.head().seq, 1);
     assert_eq!(db.by_date(annals::Granularity::Year).len(), 1);
 }
@@ -138,20 +192,41 @@ fn correcting_or_retracting_unknown_or_retracted_events() {
     let e = ev(r#"{"kind":"meeting","occurred":"2025"}"#);
     let unknown = uuid::Uuid::from_u128(42);
     let err = db.retract(unknown, "x").unwrap_err();
-    assert!(matches!(err, Error::NotFound { .. }) && err.to_string().contains(&unknown.to_string()), "{err}");
+    assert!(
+        matches!(err, Error::NotFound { .. }) && err.to_string().contains(&unknown.to_string()),
+        "{err}"
+    );
     let mut other = e.clone();
     other.id = unknown;
-    assert!(matches!(db.correct(other).unwrap_err(), Error::NotFound { .. }));
+    assert!(matches!(
+        db.correct(other).unwrap_err(),
+        Error::NotFound { .. }
+    ));
     db.append(vec![e.clone()]).unwrap();
     db.retract(e.id, "wrong").unwrap();
-    assert!(matches!(db.retract(e.id, "again").unwrap_err(), Error::Conflict { .. }));
-    assert!(matches!(db.correct(e.clone()).unwrap_err(), Error::Conflict { .. }));
+    assert!(matches!(
+        db.retract(e.id, "again").unwrap_err(),
+        Error::Conflict { .. }
+    ));
+    assert!(matches!(
+        db.correct(e.clone()).unwrap_err(),
+        Error::Conflict { .. }
+    ));
     // Within one batch: retract then correct fails as a whole.
     let f = ev(r#"{"kind":"meeting","occurred":"2025"}"#);
     db.append(vec![f.clone()]).unwrap();
     let head = db.head();
     let err = db
-        .write(vec![Op::Retract { id: f.id, reason: "x".into() }, Op::Correct(f.clone())], None)
+        .write(
+            vec![
+                Op::Retract {
+                    id: f.id,
+                    reason: "x".into(),
+                },
+                Op::Correct(f.clone()),
+            ],
+            None,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }));
     assert_eq!(db.head(), head);
@@ -160,10 +235,26 @@ fn correcting_or_retracting_unknown_or_retracted_events() {
 #[test]
 fn expect_seq_mismatch() {
     let (_d, db) = fresh();
-    db.append(vec![ev(r#"{"kind":"meeting","occurred":"2025"}"#)]).unwrap();
-    let err = db.write(vec![Op::Append(ev(r#"{"kind":"meeting","occurred":"2025"}"#))], Some(0)).unwrap_err();
-    assert!(matches!(err, Error::SeqMismatch { expected: 0, actual: 1 }));
-    db.write(vec![Op::Append(ev(r#"{"kind":"meeting","occurred":"2025"}"#))], Some(1)).unwrap();
+    db.append(vec![ev(r#"{"kind":"meeting","occurred":"2025"}"#)])
+        .unwrap();
+    let err = db
+        .write(
+            vec![Op::Append(ev(r#"{"kind":"meeting","occurred":"2025"}"#))],
+            Some(0),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::SeqMismatch {
+            expected: 0,
+            actual: 1
+        }
+    ));
+    db.write(
+        vec![Op::Append(ev(r#"{"kind":"meeting","occurred":"2025"}"#))],
+        Some(1),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -214,7 +305,11 @@ fn bad_query_arguments() {
     let (_d, db) = fresh();
     assert!(db.query(&annals::Query::new().country("ZZ")).is_err());
     assert!(annals::Query::new().from("2025-13").is_err());
-    let inverted = annals::Query::new().from("2025-10").unwrap().to("2025-09").unwrap();
+    let inverted = annals::Query::new()
+        .from("2025-10")
+        .unwrap()
+        .to("2025-09")
+        .unwrap();
     assert!(db.query(&inverted).is_err());
 }
 

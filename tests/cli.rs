@@ -7,7 +7,10 @@ use serde_json::Value;
 
 fn jsonl(out: &std::process::Output) -> Vec<Value> {
     assert!(out.status.success(), "{}", stderr(out));
-    stdout(out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn loaded() -> (tempfile::TempDir, std::path::PathBuf) {
@@ -35,7 +38,11 @@ fn init_twice_is_an_error() {
 fn append_from_a_file_and_expect_seq() {
     let (dir, db) = loaded();
     let file = dir.path().join("more.jsonl");
-    std::fs::write(&file, "{\"kind\":\"statement\",\"occurred\":\"2025-12-04\"}\n\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\"kind\":\"statement\",\"occurred\":\"2025-12-04\"}\n\n",
+    )
+    .unwrap();
     let f = file.to_str().unwrap();
     let out = annals(&db, &["append", f, "--expect-seq", "3"], None);
     assert_eq!(out.status.code(), Some(1));
@@ -49,7 +56,21 @@ fn query_filters_combine_and_print_events_in_the_interchange_format() {
     let (_d, db) = loaded();
     let rows = jsonl(&annals(
         &db,
-        &["query", "--format", "jsonl", "--kind", "airspace_violation", "--country", "PL", "--country", "RO", "--from", "2025", "--to", "2025"],
+        &[
+            "query",
+            "--format",
+            "jsonl",
+            "--kind",
+            "airspace_violation",
+            "--country",
+            "PL",
+            "--country",
+            "RO",
+            "--from",
+            "2025",
+            "--to",
+            "2025",
+        ],
         None,
     ));
     assert_eq!(rows.len(), 2);
@@ -62,32 +83,72 @@ fn query_filters_combine_and_print_events_in_the_interchange_format() {
     }
     let all = jsonl(&annals(&db, &["query", "--format", "jsonl"], None));
     assert_eq!(all.len(), 11);
-    let starts: Vec<&str> = all.iter().map(|r| r["occurred"].as_str().or(r["occurred"]["from"].as_str()).unwrap()).collect();
+    let starts: Vec<&str> = all
+        .iter()
+        .map(|r| {
+            r["occurred"]
+                .as_str()
+                .or(r["occurred"]["from"].as_str())
+                .unwrap()
+        })
+        .collect();
     assert_eq!(starts.first(), Some(&"2025-06"), "{starts:?}");
     assert_eq!(starts.last(), Some(&"2026"), "{starts:?}");
-    let actor = jsonl(&annals(&db, &["query", "--format", "jsonl", "--actor", "  mark RUTTE "], None));
+    let actor = jsonl(&annals(
+        &db,
+        &["query", "--format", "jsonl", "--actor", "  mark RUTTE "],
+        None,
+    ));
     assert_eq!(actor.len(), 3);
-    let limited = jsonl(&annals(&db, &["query", "--format", "jsonl", "--limit", "2"], None));
+    let limited = jsonl(&annals(
+        &db,
+        &["query", "--format", "jsonl", "--limit", "2"],
+        None,
+    ));
     assert_eq!(limited.len(), 2);
 }
 
 #[test]
 fn views_in_each_format() {
     let (_d, db) = loaded();
-    let countries = jsonl(&annals(&db, &["view", "by-country", "--format", "jsonl"], None));
+    let countries = jsonl(&annals(
+        &db,
+        &["view", "by-country", "--format", "jsonl"],
+        None,
+    ));
     let pl = countries.iter().find(|r| r["country"] == "PL").unwrap();
     assert_eq!(pl["count"], 4);
     assert_eq!(pl["by_kind"]["airspace_violation"], 2);
     assert_eq!(pl["first"], "2025-09");
     assert_eq!(pl["last"], "2025-11");
-    let actors = jsonl(&annals(&db, &["view", "by-actor", "--format", "jsonl"], None));
+    let actors = jsonl(&annals(
+        &db,
+        &["view", "by-actor", "--format", "jsonl"],
+        None,
+    ));
     let russia = actors.iter().find(|r| r["actor"] == "Russia").unwrap();
     assert_eq!(russia["by_role"]["alleged_perpetrator"], 3);
     assert_eq!(russia["countries"], serde_json::json!(["PL", "RO"]));
-    let days = jsonl(&annals(&db, &["view", "by-date", "--granularity", "day", "--format", "jsonl"], None));
+    let days = jsonl(&annals(
+        &db,
+        &[
+            "view",
+            "by-date",
+            "--granularity",
+            "day",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    ));
     let sept = days.iter().find(|r| r["bucket"] == "2025-09").unwrap();
     assert_eq!(sept["precision"], "month");
-    let json: Value = serde_json::from_str(&stdout(&annals(&db, &["view", "by-country", "--format", "json"], None))).unwrap();
+    let json: Value = serde_json::from_str(&stdout(&annals(
+        &db,
+        &["view", "by-country", "--format", "json"],
+        None,
+    )))
+    .unwrap();
     assert_eq!(json.as_array().unwrap().len(), countries.len());
     let table = stdout(&annals(&db, &["view", "by-actor"], None));
     assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
@@ -102,13 +163,21 @@ fn correct_retract_get_history() {
     let id = "6a1f0c2e-0d5b-5c8e-9b1a-000000000006";
     let file = dir.path().join("fix.json");
     std::fs::write(&file, "{\n \"kind\": \"sabotage\",\n \"occurred\": \"2025-11\",\n \"countries\": [\"PL\", \"UA\"]\n}\n").unwrap();
-    let out = jsonl(&annals(&db, &["correct", id, file.to_str().unwrap(), "--format", "jsonl"], None));
+    let out = jsonl(&annals(
+        &db,
+        &["correct", id, file.to_str().unwrap(), "--format", "jsonl"],
+        None,
+    ));
     assert_eq!(out[0]["seq"], 12);
     let got = jsonl(&annals(&db, &["get", id, "--format", "jsonl"], None));
     assert_eq!(got[0]["seq"], 6);
     assert_eq!(got[0]["corrected_seq"], 12);
     assert_eq!(got[0]["countries"], serde_json::json!(["PL", "UA"]));
-    let out = jsonl(&annals(&db, &["retract", id, "--reason", "duplicate", "--format", "jsonl"], None));
+    let out = jsonl(&annals(
+        &db,
+        &["retract", id, "--reason", "duplicate", "--format", "jsonl"],
+        None,
+    ));
     assert_eq!(out[0]["seq"], 13);
     let hist = jsonl(&annals(&db, &["history", id, "--format", "jsonl"], None));
     let actions: Vec<&str> = hist.iter().map(|h| h["action"].as_str().unwrap()).collect();
@@ -116,14 +185,30 @@ fn correct_retract_get_history() {
     assert_eq!(hist[2]["reason"], "duplicate");
     let got = jsonl(&annals(&db, &["get", id, "--format", "jsonl"], None));
     assert_eq!(got[0]["retracted_seq"], 13);
-    let q = jsonl(&annals(&db, &["query", "--kind", "sabotage", "--format", "jsonl"], None));
+    let q = jsonl(&annals(
+        &db,
+        &["query", "--kind", "sabotage", "--format", "jsonl"],
+        None,
+    ));
     assert!(q.is_empty());
     let out = annals(&db, &["retract", id, "--reason", "again"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("retracted"));
     // A correction naming another id is refused.
-    std::fs::write(&file, r#"{"id":"6a1f0c2e-0d5b-5c8e-9b1a-000000000001","kind":"x","occurred":"2025"}"#).unwrap();
-    let out = annals(&db, &["correct", "6a1f0c2e-0d5b-5c8e-9b1a-000000000002", file.to_str().unwrap()], None);
+    std::fs::write(
+        &file,
+        r#"{"id":"6a1f0c2e-0d5b-5c8e-9b1a-000000000001","kind":"x","occurred":"2025"}"#,
+    )
+    .unwrap();
+    let out = annals(
+        &db,
+        &[
+            "correct",
+            "6a1f0c2e-0d5b-5c8e-9b1a-000000000002",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(1));
     let out = annals(&db, &["get", "not-a-uuid"], None);
     assert_eq!(out.status.code(), Some(1));
@@ -179,7 +264,9 @@ fn a_second_process_gets_in_use_at_once() {
         .spawn()
         .unwrap();
     let mut stdin = writer.stdin.take().unwrap();
-    stdin.write_all(b"{\"kind\":\"meeting\",\"occurred\":\"2025\"}\n").unwrap();
+    stdin
+        .write_all(b"{\"kind\":\"meeting\",\"occurred\":\"2025\"}\n")
+        .unwrap();
     // Wait until the writer holds the database.
     let start = std::time::Instant::now();
     loop {
@@ -187,7 +274,10 @@ fn a_second_process_gets_in_use_at_once() {
         if out.status.code() == Some(1) && stderr(&out).contains("in use") {
             break;
         }
-        assert!(start.elapsed().as_secs() < 20, "the writer never took the lock");
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the writer never took the lock"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     drop(stdin);
@@ -198,10 +288,19 @@ fn a_second_process_gets_in_use_at_once() {
 
 #[test]
 fn demo_runs() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_annals")).arg("demo").output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+        .arg("demo")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for step in ["View by country", "airspace violations in Poland or Romania", "correction", "retraction", "Verify"] {
+    for step in [
+        "View by country",
+        "airspace violations in Poland or Romania",
+        "correction",
+        "retraction",
+        "Verify",
+    ] {
         assert!(text.contains(step), "missing {step}");
     }
 }

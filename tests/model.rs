@@ -7,18 +7,32 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use annals::{
-    actor_key, Actor, ActorRow, Annals, CountryRow, DateRow, Durability, Event, Granularity, Occurred, Op,
-    Precision, Query, TimePoint,
+    actor_key, Actor, ActorRow, Annals, CountryRow, DateRow, Durability, Event, Granularity,
+    Occurred, Op, Precision, Query, TimePoint,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
 
 const KINDS: &[&str] = &["airspace_violation", "sabotage", "meeting", "statement"];
 const COUNTRIES: &[&str] = &["PL", "RO", "BE", "UA", "LT"];
-const NAMES: &[&str] = &["Russia", " russia", "NATO", "Mark Rutte", "mark rutte ", "Poland"];
+const NAMES: &[&str] = &[
+    "Russia",
+    " russia",
+    "NATO",
+    "Mark Rutte",
+    "mark rutte ",
+    "Poland",
+];
 const ROLES: &[&str] = &["alleged_perpetrator", "target", "attendee", "host"];
 const TIMES: &[&str] = &[
-    "2025", "2025-09", "2025-11", "2025-09-10", "2025-09-11", "2025-12-03", "2025-12-03T10:00:00Z", "2024-12",
+    "2025",
+    "2025-09",
+    "2025-11",
+    "2025-09-10",
+    "2025-09-11",
+    "2025-12-03",
+    "2025-12-03T10:00:00Z",
+    "2024-12",
 ];
 const IDS: u128 = 10;
 
@@ -39,7 +53,13 @@ fn spec() -> impl Strategy<Value = Spec> {
         0..TIMES.len(),
         prop::option::of(0..TIMES.len()),
     )
-        .prop_map(|(kind, countries, actors, from, to)| Spec { kind, countries, actors, from, to })
+        .prop_map(|(kind, countries, actors, from, to)| Spec {
+            kind,
+            countries,
+            actors,
+            from,
+            to,
+        })
 }
 
 fn point(i: usize) -> TimePoint {
@@ -54,8 +74,16 @@ fn build(id: u128, s: &Spec) -> Event {
     };
     let mut e = Event::new(KINDS[s.kind], occurred);
     e.id = Uuid::from_u128(id + 1);
-    e.countries = s.countries.iter().map(|&c| COUNTRIES[c].to_string()).collect();
-    e.actors = s.actors.iter().map(|&(n, r)| Actor::new(NAMES[n], ROLES[r])).collect();
+    e.countries = s
+        .countries
+        .iter()
+        .map(|&c| COUNTRIES[c].to_string())
+        .collect();
+    e.actors = s
+        .actors
+        .iter()
+        .map(|&(n, r)| Actor::new(NAMES[n], ROLES[r]))
+        .collect();
     e.validate().unwrap()
 }
 
@@ -67,7 +95,14 @@ enum Step {
     Retract(u128),
     Checkpoint,
     Reopen,
-    Query(Vec<usize>, Vec<usize>, Vec<usize>, Option<usize>, Option<usize>, bool),
+    Query(
+        Vec<usize>,
+        Vec<usize>,
+        Vec<usize>,
+        Option<usize>,
+        Option<usize>,
+        bool,
+    ),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -118,7 +153,8 @@ impl Model {
                     None => {
                         m.seq += 1;
                         m.see(e);
-                        m.events.insert(e.id, (m.seq, e.clone(), Some(e.clone()), None));
+                        m.events
+                            .insert(e.id, (m.seq, e.clone(), Some(e.clone()), None));
                     }
                 },
                 Op::Correct(e) => {
@@ -146,7 +182,9 @@ impl Model {
     }
 
     fn current(&self) -> impl Iterator<Item = (u64, &Event)> {
-        self.events.values().filter_map(|(seq, _, cur, _)| cur.as_ref().map(|e| (*seq, e)))
+        self.events
+            .values()
+            .filter_map(|(seq, _, cur, _)| cur.as_ref().map(|e| (*seq, e)))
     }
 
     fn name(&self, key: &str) -> String {
@@ -154,8 +192,16 @@ impl Model {
     }
 
     fn by_country(&self) -> Vec<CountryRow> {
-        let mut rows: BTreeMap<String, (u64, BTreeMap<String, u64>, BTreeSet<TimePoint>, BTreeSet<TimePoint>, BTreeSet<String>)> =
-            BTreeMap::new();
+        let mut rows: BTreeMap<
+            String,
+            (
+                u64,
+                BTreeMap<String, u64>,
+                BTreeSet<TimePoint>,
+                BTreeSet<TimePoint>,
+                BTreeSet<String>,
+            ),
+        > = BTreeMap::new();
         for (_, e) in self.current() {
             for c in &e.countries {
                 let r = rows.entry(c.clone()).or_default();
@@ -183,7 +229,14 @@ impl Model {
     }
 
     fn by_actor(&self) -> Vec<ActorRow> {
-        type Agg = (u64, BTreeMap<String, u64>, BTreeMap<String, u64>, BTreeSet<String>, BTreeSet<TimePoint>, BTreeSet<TimePoint>);
+        type Agg = (
+            u64,
+            BTreeMap<String, u64>,
+            BTreeMap<String, u64>,
+            BTreeSet<String>,
+            BTreeSet<TimePoint>,
+            BTreeSet<TimePoint>,
+        );
         let mut rows: BTreeMap<String, Agg> = BTreeMap::new();
         for (_, e) in self.current() {
             let keys: BTreeSet<String> = e.actors.iter().map(Actor::key).collect();
@@ -202,15 +255,17 @@ impl Model {
             }
         }
         rows.into_iter()
-            .map(|(key, (count, by_kind, by_role, countries, firsts, lasts))| ActorRow {
-                actor: self.name(&key),
-                count,
-                by_kind,
-                by_role,
-                countries: countries.into_iter().collect(),
-                first: firsts.first().map(ToString::to_string),
-                last: lasts.last().map(ToString::to_string),
-            })
+            .map(
+                |(key, (count, by_kind, by_role, countries, firsts, lasts))| ActorRow {
+                    actor: self.name(&key),
+                    count,
+                    by_kind,
+                    by_role,
+                    countries: countries.into_iter().collect(),
+                    first: firsts.first().map(ToString::to_string),
+                    last: lasts.last().map(ToString::to_string),
+                },
+            )
             .collect()
     }
 
@@ -220,10 +275,15 @@ impl Model {
             Granularity::Month => Precision::Month,
             Granularity::Year => Precision::Year,
         };
-        let mut rows: BTreeMap<(i64, Precision), (u64, BTreeMap<String, u64>, BTreeMap<String, u64>)> = BTreeMap::new();
+        let mut rows: BTreeMap<
+            (i64, Precision),
+            (u64, BTreeMap<String, u64>, BTreeMap<String, u64>),
+        > = BTreeMap::new();
         for (_, e) in self.current() {
             let p = gp.max(e.occurred.precision());
-            let r = rows.entry((e.occurred.from.truncate(p).start, p)).or_default();
+            let r = rows
+                .entry((e.occurred.from.truncate(p).start, p))
+                .or_default();
             r.0 += 1;
             *r.1.entry(e.kind.clone()).or_default() += 1;
             for c in &e.countries {
@@ -231,13 +291,19 @@ impl Model {
             }
         }
         rows.into_iter()
-            .map(|((start, precision), (count, by_kind, by_country))| DateRow {
-                bucket: TimePoint { start, precision: precision.min(Precision::Year) }.to_string(),
-                precision,
-                count,
-                by_kind,
-                by_country,
-            })
+            .map(
+                |((start, precision), (count, by_kind, by_country))| DateRow {
+                    bucket: TimePoint {
+                        start,
+                        precision: precision.min(Precision::Year),
+                    }
+                    .to_string(),
+                    precision,
+                    count,
+                    by_kind,
+                    by_country,
+                },
+            )
             .collect()
     }
 
@@ -246,14 +312,23 @@ impl Model {
         let hi = q.to.map_or(i64::MAX, |p| p.end());
         let mut hits: Vec<(i64, u64, Uuid)> = self
             .current()
-            .filter(|(_, e)| q.countries.is_empty() || e.countries.iter().any(|c| q.countries.contains(c)))
             .filter(|(_, e)| {
-                q.actors.is_empty() || e.actors.iter().any(|a| q.actors.iter().any(|n| actor_key(n) == a.key()))
+                q.countries.is_empty() || e.countries.iter().any(|c| q.countries.contains(c))
+            })
+            .filter(|(_, e)| {
+                q.actors.is_empty()
+                    || e.actors
+                        .iter()
+                        .any(|a| q.actors.iter().any(|n| actor_key(n) == a.key()))
             })
             .filter(|(_, e)| q.kinds.is_empty() || q.kinds.contains(&e.kind))
             .filter(|(_, e)| {
                 let (s, t) = (e.occurred.start(), e.occurred.end());
-                if q.within { lo <= s && t <= hi } else { s < hi && lo < t }
+                if q.within {
+                    lo <= s && t <= hi
+                } else {
+                    s < hi && lo < t
+                }
             })
             .map(|(seq, e)| (e.occurred.start(), seq, e.id))
             .collect();
@@ -287,13 +362,19 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut model = Model::default();
     for step in steps {
         let ops: Vec<Op> = match &step {
-            Step::Append(items) => items.iter().map(|(i, s)| Op::Append(build(*i, s))).collect(),
+            Step::Append(items) => items
+                .iter()
+                .map(|(i, s)| Op::Append(build(*i, s)))
+                .collect(),
             Step::Reappend(i) => match model.events.get(&Uuid::from_u128(i + 1)) {
                 Some((_, orig, _, _)) => vec![Op::Append(orig.clone())],
                 None => continue,
             },
             Step::Correct(i, s) => vec![Op::Correct(build(*i, s))],
-            Step::Retract(i) => vec![Op::Retract { id: Uuid::from_u128(i + 1), reason: "test".into() }],
+            Step::Retract(i) => vec![Op::Retract {
+                id: Uuid::from_u128(i + 1),
+                reason: "test".into(),
+            }],
             Step::Checkpoint => {
                 db.as_ref().unwrap().checkpoint().unwrap();
                 continue;

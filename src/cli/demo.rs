@@ -43,17 +43,32 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     let written = db.append(events)?;
     let head = db.head();
-    writeln!(out, "appended {} events; head seq {} hash {}", written.len(), head.seq, head.hash_hex())?;
+    writeln!(
+        out,
+        "appended {} events; head seq {} hash {}",
+        written.len(),
+        head.seq,
+        head.hash_hex()
+    )?;
 
     step(out, "2. View by country")?;
     output::by_country(out, format, &db.by_country())?;
     step(out, "3. View by actor")?;
     output::by_actor(out, format, &db.by_actor())?;
-    step(out, "4. View by date, by month (coarser events stay in their year)")?;
+    step(
+        out,
+        "4. View by date, by month (coarser events stay in their year)",
+    )?;
     output::by_date(out, format, &db.by_date(Granularity::Month))?;
 
-    step(out, "5. Query: airspace violations in Poland or Romania in 2025")?;
-    writeln!(out, "$ annals query --kind airspace_violation --country PL --country RO --from 2025 --to 2025")?;
+    step(
+        out,
+        "5. Query: airspace violations in Poland or Romania in 2025",
+    )?;
+    writeln!(
+        out,
+        "$ annals query --kind airspace_violation --country PL --country RO --from 2025 --to 2025"
+    )?;
     let q = Query::new()
         .kind("airspace_violation")
         .country("PL")
@@ -62,11 +77,20 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
         .to("2025")?;
     output::records(out, format, &db.query(&q)?)?;
 
-    step(out, "6. Fuzzy time: what may have happened 10-12 September, and what certainly did")?;
+    step(
+        out,
+        "6. Fuzzy time: what may have happened 10-12 September, and what certainly did",
+    )?;
     let sept = Query::new().from("2025-09-10")?.to("2025-09-12")?;
-    writeln!(out, "$ annals query --from 2025-09-10 --to 2025-09-12        (overlaps)")?;
+    writeln!(
+        out,
+        "$ annals query --from 2025-09-10 --to 2025-09-12        (overlaps)"
+    )?;
     output::records(out, format, &db.query(&sept)?)?;
-    writeln!(out, "$ annals query --from 2025-09-10 --to 2025-09-12 --within")?;
+    writeln!(
+        out,
+        "$ annals query --from 2025-09-10 --to 2025-09-12 --within"
+    )?;
     output::records(out, format, &db.query(&sept.within())?)?;
 
     step(out, "7. A correction: the rail line concerns Ukraine too")?;
@@ -78,24 +102,45 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
         writeln!(out, "correction appended at seq {seq}")?;
     }
 
-    step(out, "8. A retraction: an unverified report comes in, then is withdrawn")?;
+    step(
+        out,
+        "8. A retraction: an unverified report comes in, then is withdrawn",
+    )?;
     let report = annals::parse_event(UNVERIFIED)?;
     let report_id = report.id;
     let w = db.append(vec![report])?;
-    writeln!(out, "report appended at seq {}", w.first().map_or(0, |w| w.seq))?;
+    writeln!(
+        out,
+        "report appended at seq {}",
+        w.first().map_or(0, |w| w.seq)
+    )?;
     let seq = db.retract(report_id, "unverified: no official confirmation")?;
     writeln!(out, "retraction appended at seq {seq}")?;
 
-    step(out, "9. History of the sabotage event and of the retracted report")?;
+    step(
+        out,
+        "9. History of the sabotage event and of the retracted report",
+    )?;
     output::history(out, format, &db.history(sabotage)?)?;
     output::history(out, format, &db.history(report_id)?)?;
 
-    step(out, "10. By country now: UA gained the sabotage, LT never counted")?;
+    step(
+        out,
+        "10. By country now: UA gained the sabotage, LT never counted",
+    )?;
     output::by_country(out, format, &db.by_country())?;
 
-    step(out, "11. Verify: the log's chain and every view against a replay")?;
+    step(
+        out,
+        "11. Verify: the log's chain and every view against a replay",
+    )?;
     let head = db.verify()?;
-    writeln!(out, "ok: {} entries, head hash {}", head.seq, head.hash_hex())?;
+    writeln!(
+        out,
+        "ok: {} entries, head hash {}",
+        head.seq,
+        head.hash_hex()
+    )?;
     db.close()?;
     Ok(())
 }

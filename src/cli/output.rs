@@ -23,7 +23,11 @@ const WIDTH: usize = 80;
 /// Writes rows as JSON lines or a JSON array.
 pub fn print_json(out: &mut dyn Write, format: Format, rows: &[Value]) -> std::io::Result<()> {
     match format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(rows).unwrap_or_default()),
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(rows).unwrap_or_default()
+        ),
         _ => rows.iter().try_for_each(|r| writeln!(out, "{r}")),
     }
 }
@@ -31,14 +35,22 @@ pub fn print_json(out: &mut dyn Write, format: Format, rows: &[Value]) -> std::i
 /// Writes one object (`head`, `stats`): on one line unless `json`.
 pub fn print_object(out: &mut dyn Write, format: Format, v: &Value) -> std::io::Result<()> {
     match format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        ),
         _ => writeln!(out, "{v}"),
     }
 }
 
 /// Writes an aligned table whose last column takes what is left of 80
 /// columns, cut with `…`.
-pub fn print_table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+pub fn print_table(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
     let n = headers.len();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -62,7 +74,11 @@ pub fn print_table(out: &mut dyn Write, headers: &[&str], rows: &[Vec<String>]) 
         }
         s.trim_end().to_string()
     };
-    writeln!(out, "{}", line(headers.iter().map(|h| h.to_string()).collect()))?;
+    writeln!(
+        out,
+        "{}",
+        line(headers.iter().map(|h| h.to_string()).collect())
+    )?;
     for row in rows {
         writeln!(out, "{}", line(row.clone()))?;
     }
@@ -119,10 +135,13 @@ pub fn records(out: &mut dyn Write, format: Format, records: &[Record]) -> std::
         .iter()
         .map(|r| {
             let e = &r.event;
-            let what = e
-                .summary
-                .clone()
-                .unwrap_or_else(|| e.actors.iter().map(|a| a.name.clone()).collect::<Vec<_>>().join(", "));
+            let what = e.summary.clone().unwrap_or_else(|| {
+                e.actors
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
             let mut seq = r.position.seq.to_string();
             if r.position.corrected_seq.is_some() {
                 seq.push('*');
@@ -130,10 +149,20 @@ pub fn records(out: &mut dyn Write, format: Format, records: &[Record]) -> std::
             if r.retracted_seq.is_some() {
                 seq.push('x');
             }
-            vec![seq, e.occurred.to_string(), e.kind.clone(), e.countries.join(","), what]
+            vec![
+                seq,
+                e.occurred.to_string(),
+                e.kind.clone(),
+                e.countries.join(","),
+                what,
+            ]
         })
         .collect();
-    print_table(out, &["SEQ", "OCCURRED", "KIND", "COUNTRIES", "SUMMARY"], &rows)
+    print_table(
+        out,
+        &["SEQ", "OCCURRED", "KIND", "COUNTRIES", "SUMMARY"],
+        &rows,
+    )
 }
 
 /// Prints an event's versions.
@@ -174,7 +203,10 @@ pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std
             };
             vec![
                 v.seq.to_string(),
-                annals::format_micros(v.recorded_at).chars().take(19).collect(),
+                annals::format_micros(v.recorded_at)
+                    .chars()
+                    .take(19)
+                    .collect(),
                 v.action.to_string(),
                 what,
             ]
@@ -186,7 +218,10 @@ pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std
 /// Prints the by-country view.
 pub fn by_country(out: &mut dyn Write, format: Format, rows: &[CountryRow]) -> std::io::Result<()> {
     if format != Format::Table {
-        let v: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
         return print_json(out, format, &v);
     }
     let t: Vec<Vec<String>> = rows
@@ -206,7 +241,10 @@ pub fn by_country(out: &mut dyn Write, format: Format, rows: &[CountryRow]) -> s
 /// Prints the by-actor view.
 pub fn by_actor(out: &mut dyn Write, format: Format, rows: &[ActorRow]) -> std::io::Result<()> {
     if format != Format::Table {
-        let v: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
         return print_json(out, format, &v);
     }
     let t: Vec<Vec<String>> = rows
@@ -226,7 +264,10 @@ pub fn by_actor(out: &mut dyn Write, format: Format, rows: &[ActorRow]) -> std::
 /// Prints the by-date view.
 pub fn by_date(out: &mut dyn Write, format: Format, rows: &[DateRow]) -> std::io::Result<()> {
     if format != Format::Table {
-        let v: Vec<Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
         return print_json(out, format, &v);
     }
     let t: Vec<Vec<String>> = rows

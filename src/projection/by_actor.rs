@@ -55,7 +55,10 @@ impl ByActor {
     }
 
     pub(crate) fn display_name(&self, key: &str) -> String {
-        self.names.get(key).cloned().unwrap_or_else(|| key.to_string())
+        self.names
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
     }
 
     pub(crate) fn bump(&mut self, e: &Event, delta: i64) {

@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::io::Write;
 
 use annals::{Annals, Durability, Event};
 
@@ -24,14 +24,19 @@ pub fn ev(line: &str) -> Event {
 
 /// The demo scenario of the CLI, as events.
 pub fn scenario() -> Vec<Event> {
-    include_str!("../../src/cli/scenario.jsonl").lines().map(ev).collect()
+    include_str!("../../src/cli/scenario.jsonl")
+        .lines()
+        .map(ev)
+        .collect()
 }
 
 /// Runs the CLI with a database path and optional stdin.
 pub fn annals(db: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_annals"));
     cmd.arg("--db").arg(db).args(args).env_remove("ANNALS_DB");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
         child.stdin.take().unwrap().write_all(input).unwrap();

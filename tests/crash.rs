@@ -1,0 +1,135 @@
+//! Crash test: a child process appends batches (durable) and corrections,
+//! reporting each acknowledged seq; the parent kills it with SIGKILL at a
+//! random moment, reopens and checks that every acknowledged entry is
+//! there, no partial batch is visible, the views equal a rebuild and
+//! `verify` passes. `ANNALS_CRASH_KILLS` sets the number of kills
+//! (default 12; the long run in docs/durability.md used thousands).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use annals::{Annals, Event, Granularity, Occurred, Op};
+
+const CHILD_ENV: &str = "ANNALS_CRASH_CHILD_DB";
+const BATCH: usize = 25;
+
+fn event(n: u64) -> Event {
+    let countries = ["PL", "RO", "LT", "BE", "UA"];
+    let mut e = Event::new(
+        "airspace_violation",
+        Occurred::parse(&format!("2025-{:02}", n % 12 + 1)).unwrap(),
+    )
+    .with_countries([countries[(n % 5) as usize]])
+    .with_actor(format!("actor {}", n % 7), "alleged_perpetrator")
+    .with_summary(format!("event {n}"));
+    e.id = uuid::Uuid::from_u128(u128::from(n) + 1);
+    e
+}
+
+/// The writer side: runs only inside the child process.
+#[test]
+fn child_writer() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = Annals::open(&path).unwrap();
+    let stdout = std::io::stdout();
+    let mut n = db.head().seq;
+    loop {
+        let mut ops: Vec<Op> = (0..BATCH as u64)
+            .map(|i| Op::Append(event(n + i)))
+            .collect();
+        // Every batch also corrects an earlier event, so crashes land on
+        // corrections too.
+        if let Some(rec) = db.query(&annals::Query::new().limit(1)).unwrap().first() {
+            let mut fixed = rec.event.clone();
+            fixed.tags.push(format!("fix{n}"));
+            ops.push(Op::Correct(fixed));
+        }
+        let written = db.write(ops, None).unwrap();
+        let last = written.iter().map(|w| w.seq).max().unwrap();
+        n += BATCH as u64;
+        writeln!(stdout.lock(), "acked {last}").unwrap();
+    }
+}
+
+fn rand(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn kill_the_writer_at_random_moments() {
+    let kills: usize = std::env::var("ANNALS_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut acked_max = 0u64;
+    for kill in 0..kills {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(seq) = line
+                    .strip_prefix("acked ")
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    let _ = tx.send(seq);
+                }
+            }
+        });
+        // Let it acknowledge at least one batch, then kill at a random moment.
+        if let Ok(seq) = rx.recv_timeout(Duration::from_secs(30)) {
+            acked_max = acked_max.max(seq);
+        }
+        std::thread::sleep(Duration::from_micros(rand(&mut seed) % 40_000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        while let Ok(seq) = rx.try_recv() {
+            acked_max = acked_max.max(seq);
+        }
+        let db = Annals::open(&path).unwrap();
+        let head = db.head().seq;
+        assert!(
+            head >= acked_max,
+            "kill {kill}: acknowledged seq {acked_max} lost (head {head})"
+        );
+        // Each batch is BATCH appends plus one correction (the first has
+        // no correction): no partial batch means the head is on a boundary.
+        let per = BATCH as u64 + 1;
+        assert!(
+            head == BATCH as u64 || (head + 1) % per == 0,
+            "kill {kill}: partial batch, head {head}"
+        );
+        let kept = (
+            db.by_country(),
+            db.by_actor(),
+            db.by_date(Granularity::Month),
+        );
+        db.verify().unwrap();
+        db.rebuild().unwrap();
+        assert_eq!(
+            kept,
+            (
+                db.by_country(),
+                db.by_actor(),
+                db.by_date(Granularity::Month)
+            )
+        );
+    }
+    assert!(acked_max > 0);
+    eprintln!("{kills} kills survived; last acknowledged seq {acked_max}");
+}
