@@ -1,1 +1,420 @@
-fn main() {}
+//! The first benchmark of annals, on seeded synthetic events shaped like
+//! PERFORMANCE.md's workload (Zipf-skewed countries and actors, 300-400
+//! bytes each, occurrence times independent of seq).
+//!
+//! `cargo bench --bench core` runs 100,000 events; `ANNALS_BENCH_EVENTS=1000000`
+//! sets the size; `ANNALS_BENCH_QUICK=1` (CI) runs 2,000 so the bench keeps
+//! working, with no timing asserted anywhere. Bulk figures (append, rebuild,
+//! open, disk, peak memory) are timed directly and printed with their
+//! baselines measured in the same run; query and view latencies go through
+//! criterion. Peak memory is measured in a child process per backend.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use annals::{Annals, Event, Granularity, Occurred, Query, TimePoint};
+use criterion::Criterion;
+
+const BATCH: usize = 1_000;
+const KINDS: usize = 20;
+const COUNTRIES: usize = 60;
+const ACTORS: usize = 5_000;
+
+/// xorshift64*: seeded, dependency-free, good enough for workloads.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Zipf(s = 1) over ranks 0..n, by inverse CDF.
+struct Zipf(Vec<f64>);
+impl Zipf {
+    fn new(n: usize) -> Zipf {
+        let mut acc = 0.0;
+        let mut cdf: Vec<f64> = (1..=n)
+            .map(|k| {
+                acc += 1.0 / k as f64;
+                acc
+            })
+            .collect();
+        cdf.iter_mut().for_each(|c| *c /= acc);
+        Zipf(cdf)
+    }
+    fn sample(&self, rng: &mut Rng) -> usize {
+        let u = rng.unit();
+        self.0.partition_point(|&c| c < u).min(self.0.len() - 1)
+    }
+}
+
+struct Workload {
+    rng: Rng,
+    countries: Zipf,
+    actors: Zipf,
+    codes: Vec<&'static str>,
+}
+
+const WORDS: &[&str] = &[
+    "drones",
+    "airspace",
+    "violation",
+    "reported",
+    "officials",
+    "border",
+    "sabotage",
+    "rail",
+    "ministers",
+    "meeting",
+    "statement",
+    "alleged",
+    "confirmed",
+    "military",
+    "sources",
+    "region",
+];
+
+impl Workload {
+    fn new(seed: u64) -> Workload {
+        Workload {
+            rng: Rng(seed | 1),
+            countries: Zipf::new(COUNTRIES),
+            actors: Zipf::new(ACTORS),
+            codes: annals::COUNTRY_CODES
+                .iter()
+                .step_by(4)
+                .take(COUNTRIES)
+                .copied()
+                .collect(),
+        }
+    }
+
+    fn event(&mut self) -> Event {
+        let r = &mut self.rng;
+        let day = r.below(3_650) as i64;
+        let start =
+            TimePoint::parse("2015-01-01").map(|p| p.start).unwrap_or(0) + day * 86_400_000_000;
+        let point = TimePoint::parse(&annals::format_micros(start)[..10])
+            .unwrap_or_else(|_| TimePoint::parse("2020").unwrap());
+        let occurred = if r.below(10) == 0 {
+            Occurred::point(point.truncate(annals::Precision::Month))
+        } else {
+            Occurred::point(point)
+        };
+        let mut e = Event::new(format!("kind_{}", r.below(KINDS)), occurred);
+        for _ in 0..1 + r.below(3) {
+            let c = self.codes[self.countries.sample(r)];
+            if !e.countries.iter().any(|x| x == c) {
+                e.countries.push(c.to_string());
+            }
+        }
+        for _ in 0..1 + r.below(4) {
+            let a = self.actors.sample(r);
+            e.actors.push(annals::Actor::new(
+                format!("Actor {a}"),
+                if r.below(2) == 0 {
+                    "perpetrator"
+                } else {
+                    "target"
+                },
+            ));
+        }
+        let len = 100 + r.below(300);
+        let mut text = String::with_capacity(len + 10);
+        while text.len() < len {
+            text.push_str(WORDS[r.below(WORDS.len())]);
+            text.push(' ');
+        }
+        e.summary = Some(text.trim_end().to_string());
+        e
+    }
+
+    fn batches(seed: u64, n: usize) -> impl Iterator<Item = Vec<Event>> {
+        let mut w = Workload::new(seed);
+        let mut left = n;
+        std::iter::from_fn(move || {
+            (left > 0).then(|| {
+                let k = left.min(BATCH);
+                left -= k;
+                (0..k).map(|_| w.event()).collect()
+            })
+        })
+    }
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (!(crc & 1)).wrapping_add(1));
+        }
+    }
+    !crc
+}
+
+/// The physical limit: length + crc32 + the event's JSON, one fsync a batch.
+fn raw_append(dir: &Path, n: usize) -> (Duration, u64) {
+    let path = dir.join("raw.log");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut total = Duration::ZERO;
+    for batch in Workload::batches(7, n) {
+        let encoded: Vec<Vec<u8>> = batch
+            .iter()
+            .map(|e| annals::event_to_line(e, None).into_bytes())
+            .collect();
+        let t = Instant::now();
+        for bytes in &encoded {
+            f.write_all(&(bytes.len() as u32).to_le_bytes()).unwrap();
+            f.write_all(&crc32(bytes).to_le_bytes()).unwrap();
+            f.write_all(bytes).unwrap();
+        }
+        f.flush().unwrap();
+        f.get_ref().sync_data().unwrap();
+        total += t.elapsed();
+    }
+    (total, std::fs::metadata(&path).unwrap().len())
+}
+
+fn annals_append(path: &Path, n: usize) -> Duration {
+    let db = Annals::open(path).unwrap();
+    let mut total = Duration::ZERO;
+    for batch in Workload::batches(7, n) {
+        let t = Instant::now();
+        db.append(batch).unwrap();
+        total += t.elapsed();
+    }
+    db.close().unwrap();
+    total
+}
+
+/// The rejected layout: one sled key per event and one per index entry
+/// (country + day, actor + day, day), written as one sled batch and flushed.
+fn sled_key_per_index_entry(dir: &Path, n: usize) -> (Duration, u64) {
+    let db = sled::Config::default()
+        .path(dir.join("layout_b"))
+        .open()
+        .unwrap();
+    let mut seq = 0u64;
+    let mut total = Duration::ZERO;
+    for batch in Workload::batches(7, n) {
+        let t = Instant::now();
+        let mut b = sled::Batch::default();
+        for e in &batch {
+            seq += 1;
+            let day = e.occurred.start() / 86_400_000_000;
+            b.insert(
+                [b"l".as_slice(), &seq.to_be_bytes()].concat(),
+                annals::event_to_line(e, None).as_bytes(),
+            );
+            for c in &e.countries {
+                b.insert(
+                    [b"c", c.as_bytes(), &day.to_be_bytes(), &seq.to_be_bytes()].concat(),
+                    sled::IVec::default(),
+                );
+            }
+            for a in &e.actors {
+                b.insert(
+                    [
+                        b"a",
+                        a.key().as_bytes(),
+                        &day.to_be_bytes(),
+                        &seq.to_be_bytes(),
+                    ]
+                    .concat(),
+                    sled::IVec::default(),
+                );
+            }
+            b.insert(
+                [b"d".as_slice(), &day.to_be_bytes(), &seq.to_be_bytes()].concat(),
+                sled::IVec::default(),
+            );
+        }
+        db.apply_batch(b).unwrap();
+        db.flush().unwrap();
+        total += t.elapsed();
+    }
+    drop(db);
+    (total, dir_bytes(&dir.join("layout_b")))
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let m = e.metadata().unwrap();
+                    if m.is_dir() {
+                        dir_bytes(&e.path())
+                    } else {
+                        m.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Re-runs this bench binary to append `n` events in a fresh process and
+/// report its peak RSS.
+fn child_peak(n: usize, dir: &Path, backend: &str) -> u64 {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--child",
+            backend,
+            &n.to_string(),
+            dir.join(backend).to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn ev_per_s(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let (backend, n, path) = (
+            &args[i + 1],
+            args[i + 2].parse().unwrap(),
+            Path::new(&args[i + 3]),
+        );
+        std::fs::create_dir_all(path).unwrap();
+        match backend.as_str() {
+            "raw" => drop(raw_append(path, n)),
+            _ => drop(annals_append(&path.join("db"), n)),
+        }
+        println!("{}", peak_rss_kib());
+        return;
+    }
+    let quick = std::env::var("ANNALS_BENCH_QUICK").is_ok();
+    let n: usize = std::env::var("ANNALS_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 2_000 } else { 100_000 });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("annals.db");
+    println!("annals core bench: {n} events, batches of {BATCH}, durable");
+
+    let (raw_t, raw_bytes) = raw_append(dir.path(), n);
+    let annals_t = annals_append(&path, n);
+    let layout_n = n.min(100_000);
+    let (b_t, b_bytes) = sled_key_per_index_entry(dir.path(), layout_n);
+    let raw_rate = ev_per_s(n, raw_t);
+    let annals_rate = ev_per_s(n, annals_t);
+    println!("append   raw file {:>9.0} ev/s | annals {:>9.0} ev/s ({:.2}x raw) | sled key per index entry {:>8.0} ev/s ({} events)",
+        raw_rate, annals_rate, annals_rate / raw_rate, ev_per_s(layout_n, b_t), layout_n);
+
+    let t = Instant::now();
+    let db = Annals::open(&path).unwrap();
+    let open_t = t.elapsed();
+    let disk = db.stats().disk_bytes;
+    println!("disk     raw {:.0} B/ev | annals {:.0} B/ev ({:.2}x raw) | sled key per index entry {:.0} B/ev",
+        raw_bytes as f64 / n as f64, disk as f64 / n as f64, disk as f64 / raw_bytes as f64, b_bytes as f64 / layout_n as f64);
+    println!(
+        "open     after clean close: {:.1} ms",
+        open_t.as_secs_f64() * 1e3
+    );
+
+    let t = Instant::now();
+    db.rebuild().unwrap();
+    let rebuild_t = t.elapsed();
+    let t = Instant::now();
+    let mut scanned = 0usize;
+    let f = std::fs::read(dir.path().join("raw.log")).unwrap();
+    let mut at = 0usize;
+    while at + 8 <= f.len() {
+        let len = u32::from_le_bytes(f[at..at + 4].try_into().unwrap()) as usize;
+        let body = &f[at + 8..at + 8 + len];
+        black_box(serde_json::from_slice::<serde_json::Value>(body).is_ok());
+        at += 8 + len;
+        scanned += 1;
+    }
+    let raw_replay_t = t.elapsed();
+    println!(
+        "rebuild  annals {:.0} ev/s | raw file read+parse {:.0} ev/s ({:.2}x raw)",
+        ev_per_s(n, rebuild_t),
+        ev_per_s(scanned, raw_replay_t),
+        raw_replay_t.as_secs_f64() / rebuild_t.as_secs_f64()
+    );
+
+    let annals_peak = child_peak(n, dir.path(), "annals");
+    let raw_peak = child_peak(n, dir.path(), "raw");
+    println!(
+        "peak RSS appending {n} events in a fresh process: annals {} MiB | raw file {} MiB",
+        annals_peak / 1024,
+        raw_peak / 1024
+    );
+
+    let mut c = Criterion::default().configure_from_args();
+    if quick {
+        c = c
+            .sample_size(10)
+            .measurement_time(Duration::from_millis(200))
+            .warm_up_time(Duration::from_millis(50));
+    }
+    let mut w = Workload::new(99);
+    let picks: Vec<(String, String)> = (0..200)
+        .map(|_| {
+            let cc = w.codes[w.countries.sample(&mut w.rng)].to_string();
+            let month = format!("{}-{:02}", 2015 + w.rng.below(10), 1 + w.rng.below(12));
+            (cc, month)
+        })
+        .collect();
+    let actors: Vec<String> = (0..200)
+        .map(|_| format!("Actor {}", w.actors.sample(&mut w.rng)))
+        .collect();
+    let mut i = 0;
+    c.bench_function("query country+month (full events)", |b| {
+        b.iter(|| {
+            i = (i + 1) % picks.len();
+            let (cc, m) = &picks[i];
+            black_box(
+                db.query(&Query::new().country(cc).from(m).unwrap().to(m).unwrap())
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    c.bench_function("query actor (full events)", |b| {
+        b.iter(|| {
+            i = (i + 1) % actors.len();
+            black_box(db.query(&Query::new().actor(&actors[i])).unwrap().len())
+        })
+    });
+    c.bench_function("view by-country at head", |b| {
+        b.iter(|| black_box(db.by_country().len()))
+    });
+    c.bench_function("view by-date (month) at head", |b| {
+        b.iter(|| black_box(db.by_date(Granularity::Month).len()))
+    });
+    c.final_summary();
+}
