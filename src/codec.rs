@@ -309,6 +309,96 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
     Ok((entry, env))
 }
 
+/// Version byte of a chunk.
+pub const CHUNK_VERSION: u8 = 1;
+/// Entries are packed into chunks of about this many bytes, so that a
+/// batch costs a few large sled writes rather than one per entry, while
+/// every chunk stays under sled's blob threshold. An entry larger than
+/// this (up to [`MAX_ENTRY_BYTES`]) gets a chunk of its own.
+pub const TARGET_CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_HEADER_BYTES: usize = 1 + 4;
+
+/// Packs encoded entries of consecutive seqs, the first being `first_seq`,
+/// into chunks keyed by their first seq. Layout of a chunk: version byte,
+/// entry count (u32 LE), the end offset of each entry (u32 LE, relative to
+/// the end of the offset table), then the entries.
+pub fn pack_chunks(first_seq: u64, entries: Vec<Vec<u8>>) -> Vec<(u64, Vec<u8>)> {
+    let mut chunks = Vec::new();
+    let mut group: Vec<Vec<u8>> = Vec::new();
+    let mut group_bytes = 0usize;
+    let mut group_first = first_seq;
+    for (i, e) in entries.into_iter().enumerate() {
+        if !group.is_empty() && group_bytes + e.len() + 4 > TARGET_CHUNK_BYTES {
+            chunks.push((group_first, chunk_bytes(&group)));
+            group.clear();
+            group_bytes = 0;
+            group_first = first_seq + i as u64;
+        }
+        group_bytes += e.len() + 4;
+        group.push(e);
+    }
+    if !group.is_empty() {
+        chunks.push((group_first, chunk_bytes(&group)));
+    }
+    chunks
+}
+
+fn chunk_bytes(entries: &[Vec<u8>]) -> Vec<u8> {
+    let data: usize = entries.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(CHUNK_HEADER_BYTES + 4 * entries.len() + data);
+    out.push(CHUNK_VERSION);
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    let mut end = 0u32;
+    for e in entries {
+        end += e.len() as u32;
+        out.extend_from_slice(&end.to_le_bytes());
+    }
+    for e in entries {
+        out.extend_from_slice(e);
+    }
+    out
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    bytes
+        .get(at..at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes)
+}
+
+/// The stored bytes of each entry of a chunk whose first seq is `first`.
+pub fn unpack_chunk(first: u64, chunk: &[u8]) -> Result<Vec<&[u8]>> {
+    let bad = |why: &str| Error::corruption(first, format!("chunk starting at seq {first}: {why}"));
+    if chunk.first() != Some(&CHUNK_VERSION) {
+        return Err(bad("unknown chunk version"));
+    }
+    let count = u32_at(chunk, 1).ok_or_else(|| bad("truncated header"))? as usize;
+    let data_start = CHUNK_HEADER_BYTES
+        .checked_add(count.checked_mul(4).ok_or_else(|| bad("bad entry count"))?)
+        .ok_or_else(|| bad("bad entry count"))?;
+    let data = chunk
+        .get(data_start..)
+        .ok_or_else(|| bad("truncated offset table"))?;
+    let mut entries = Vec::with_capacity(count);
+    let mut start = 0usize;
+    for i in 0..count {
+        let end =
+            u32_at(chunk, CHUNK_HEADER_BYTES + 4 * i).ok_or_else(|| bad("truncated"))? as usize;
+        let e = data
+            .get(start..end)
+            .ok_or_else(|| bad("entry offsets out of bounds"))?;
+        entries.push(e);
+        start = end;
+    }
+    if start != data.len() {
+        return Err(bad("bytes after the last entry"));
+    }
+    if count == 0 {
+        return Err(bad("empty chunk"));
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +424,30 @@ mod tests {
         assert_eq!(back, entry);
         assert_eq!(env.prev, prev);
         assert_eq!(env.hash, hash);
+    }
+
+    #[test]
+    fn chunks_pack_and_unpack() {
+        let entries: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| vec![i as u8; 1000 + i as usize])
+            .collect();
+        let chunks = pack_chunks(10, entries.clone());
+        assert!(chunks.len() > 1);
+        let mut next = 10;
+        let mut all = Vec::new();
+        for (first, bytes) in &chunks {
+            assert_eq!(*first, next);
+            assert!(bytes.len() <= TARGET_CHUNK_BYTES + 8);
+            let got = unpack_chunk(*first, bytes).unwrap();
+            next += got.len() as u64;
+            all.extend(got.into_iter().map(<[u8]>::to_vec));
+        }
+        assert_eq!(all, entries);
+        let (_, bytes) = &chunks[0];
+        for cut in 0..bytes.len() {
+            // Truncation is always caught (the offsets no longer fit).
+            assert!(unpack_chunk(10, &bytes[..cut]).is_err());
+        }
     }
 
     #[test]

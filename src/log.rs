@@ -3,7 +3,9 @@
 
 use uuid::Uuid;
 
-use crate::codec::{decode_entry, encode_entry};
+use std::collections::VecDeque;
+
+use crate::codec::{decode_entry, encode_entry, pack_chunks, unpack_chunk};
 use crate::error::{Error, Result};
 use crate::model::Event;
 use crate::store::Storage;
@@ -109,13 +111,22 @@ impl Log {
         self.store.as_ref()
     }
 
-    /// Reads and checks one entry; a missing entry is corruption, since
-    /// callers only ask for seqs the index says exist.
+    /// Reads and checks one entry, with its chain hash. A missing entry is
+    /// corruption, since callers only ask for seqs the index says exist.
+    fn read_hashed(&self, seq: u64) -> Result<(Entry, Hash)> {
+        let missing = || Error::corruption(seq, "entry is missing from the log");
+        let (first, chunk) = self.store.chunk_at(seq)?.ok_or_else(missing)?;
+        let entries = unpack_chunk(first, &chunk)?;
+        let bytes = usize::try_from(seq - first)
+            .ok()
+            .and_then(|i| entries.get(i))
+            .ok_or_else(missing)?;
+        decode_entry(seq, bytes).map(|(e, env)| (e, env.hash))
+    }
+
+    /// Reads and checks one entry.
     pub(crate) fn read(&self, seq: u64) -> Result<Entry> {
-        match self.store.read_entry(seq)? {
-            Some(bytes) => decode_entry(seq, &bytes).map(|(e, _)| e),
-            None => Err(Error::corruption(seq, "entry is missing from the log")),
-        }
+        self.read_hashed(seq).map(|(e, _)| e)
     }
 
     /// The event version carried by entry `seq`.
@@ -131,64 +142,11 @@ impl Log {
 
     /// The head as stored: the last entry, checked.
     pub(crate) fn head(&self) -> Result<Head> {
-        let Some(seq) = self.store.last_seq()? else {
+        let Some((first, chunk)) = self.store.last_chunk()? else {
             return Ok(Head::default());
         };
-        let bytes = self
-            .store
-            .read_entry(seq)?
-            .ok_or_else(|| Error::corruption(seq, "last entry vanished"))?;
-        let (entry, env) = decode_entry(seq, &bytes)?;
-        Ok(Head {
-            seq,
-            hash: env.hash,
-            recorded_at: entry.recorded_at,
-        })
-    }
-
-    /// Entries after `after` in order, each checked against its predecessor:
-    /// seqs gapless and the chain intact. `after` is the head to continue
-    /// from (`Head::default()` for the start of the log).
-    pub(crate) fn entries_after(
-        &self,
-        after: Head,
-    ) -> impl Iterator<Item = Result<(Entry, Hash)>> + '_ {
-        let mut prev = after;
-        let mut failed = false;
-        self.store
-            .scan_entries(after.seq.saturating_add(1))
-            .map_while(move |item| {
-                if failed {
-                    return None;
-                }
-                let checked = item.and_then(|(seq, bytes)| {
-                    let expected = prev.seq + 1;
-                    if seq != expected {
-                        return Err(Error::corruption(
-                            expected,
-                            format!("gap in the log: seq {expected} is missing (next is {seq})"),
-                        ));
-                    }
-                    let (entry, env) = decode_entry(seq, &bytes)?;
-                    if env.prev != prev.hash {
-                        return Err(Error::corruption(
-                            seq,
-                            "hash chain broken: the entry does not link to its predecessor",
-                        ));
-                    }
-                    if entry.recorded_at < prev.recorded_at {
-                        return Err(Error::corruption(seq, "recorded_at went backwards"));
-                    }
-                    prev = Head {
-                        seq,
-                        hash: env.hash,
-                        recorded_at: entry.recorded_at,
-                    };
-                    Ok((entry, env.hash))
-                });
-                failed = checked.is_err();
-                Some(checked)
-            })
+        let count = unpack_chunk(first, &chunk)?.len() as u64;
+        self.head_at(first + count - 1)
     }
 
     /// The head at `seq` (the entry's hash and time), checked.
@@ -196,40 +154,77 @@ impl Log {
         if seq == 0 {
             return Ok(Head::default());
         }
-        let bytes = self
-            .store
-            .read_entry(seq)?
-            .ok_or_else(|| Error::corruption(seq, "entry is missing from the log"))?;
-        let (entry, env) = decode_entry(seq, &bytes)?;
+        let (entry, hash) = self.read_hashed(seq)?;
         Ok(Head {
             seq,
-            hash: env.hash,
+            hash,
             recorded_at: entry.recorded_at,
+        })
+    }
+
+    /// Entries after `after` in order, each checked against its predecessor:
+    /// seqs gapless and the chain intact. `after` is the head to continue
+    /// from (`Head::default()` for the start of the log). Stops after the
+    /// first error.
+    pub(crate) fn entries_after(
+        &self,
+        after: Head,
+    ) -> impl Iterator<Item = Result<(Entry, Hash)>> + '_ {
+        let start = after.seq + 1;
+        let mut pending: VecDeque<Result<(Entry, Hash)>> = VecDeque::new();
+        let mut chunks = match self.store.chunk_at(start) {
+            Ok(found) => self.store.scan_chunks(found.map_or(start, |(k, _)| k)),
+            Err(e) => {
+                pending.push_back(Err(e));
+                Box::new(std::iter::empty())
+            }
+        };
+        let mut prev = after;
+        let mut failed = false;
+        std::iter::from_fn(move || loop {
+            if let Some(item) = pending.pop_front() {
+                if item.is_err() {
+                    failed = true;
+                    pending.clear();
+                }
+                return Some(item);
+            }
+            if failed {
+                return None;
+            }
+            let (first, chunk) = match chunks.next()? {
+                Ok(c) => c,
+                Err(e) => {
+                    pending.push_back(Err(e));
+                    continue;
+                }
+            };
+            match unpack_chunk(first, &chunk) {
+                Err(e) => pending.push_back(Err(e)),
+                Ok(entries) => {
+                    for (i, bytes) in entries.into_iter().enumerate() {
+                        let seq = first + i as u64;
+                        if seq <= prev.seq {
+                            continue;
+                        }
+                        let checked = check_next(&mut prev, seq, bytes);
+                        let stop = checked.is_err();
+                        pending.push_back(checked);
+                        if stop {
+                            break;
+                        }
+                    }
+                }
+            }
         })
     }
 
     /// Encodes entries chained onto `head`, writes them atomically and, if
     /// `durable`, syncs. Returns the new head. Entries must continue `head`.
     pub(crate) fn append(&self, head: Head, entries: &[Entry], durable: bool) -> Result<Head> {
-        let encoded = encode_chain(head, entries)?;
-        let Some(new_head) = encoded.last().map(|(_, _, h)| *h) else {
-            return Ok(head);
-        };
-        let writes: Vec<(u64, Vec<u8>)> = encoded.into_iter().map(|(s, b, _)| (s, b)).collect();
-        self.store.write_entries(&writes)?;
-        if durable {
-            self.store.sync()?;
-        }
-        Ok(new_head)
-    }
-}
-
-/// Encodes entries into chained bytes, checking they continue `head`.
-fn encode_chain(head: Head, entries: &[Entry]) -> Result<Vec<(u64, Vec<u8>, Head)>> {
-    let mut prev = head;
-    entries
-        .iter()
-        .map(|entry| {
+        let mut prev = head;
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in entries {
             if entry.seq != prev.seq + 1 || entry.recorded_at < prev.recorded_at {
                 return Err(Error::Storage(format!(
                     "internal: entry {} does not continue head {}",
@@ -237,12 +232,49 @@ fn encode_chain(head: Head, entries: &[Entry]) -> Result<Vec<(u64, Vec<u8>, Head
                 )));
             }
             let (bytes, hash) = encode_entry(entry, &prev.hash)?;
+            encoded.push(bytes);
             prev = Head {
                 seq: entry.seq,
                 hash,
                 recorded_at: entry.recorded_at,
             };
-            Ok((entry.seq, bytes, prev))
-        })
-        .collect()
+        }
+        if encoded.is_empty() {
+            return Ok(head);
+        }
+        self.store
+            .write_chunks(&pack_chunks(head.seq + 1, encoded))?;
+        if durable {
+            self.store.sync()?;
+        }
+        Ok(prev)
+    }
+}
+
+/// Decodes the entry stored under `seq` and checks that it follows `prev`
+/// (gapless, chained, time not going backwards); advances `prev`.
+fn check_next(prev: &mut Head, seq: u64, bytes: &[u8]) -> Result<(Entry, Hash)> {
+    let expected = prev.seq + 1;
+    if seq != expected {
+        return Err(Error::corruption(
+            expected,
+            format!("gap in the log: seq {expected} is missing (next is {seq})"),
+        ));
+    }
+    let (entry, env) = decode_entry(seq, bytes)?;
+    if env.prev != prev.hash {
+        return Err(Error::corruption(
+            seq,
+            "hash chain broken: the entry does not link to its predecessor",
+        ));
+    }
+    if entry.recorded_at < prev.recorded_at {
+        return Err(Error::corruption(seq, "recorded_at went backwards"));
+    }
+    *prev = Head {
+        seq,
+        hash: env.hash,
+        recorded_at: entry.recorded_at,
+    };
+    Ok((entry, env.hash))
 }

@@ -11,22 +11,41 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// A fallible iterator over stored entries, `(seq, bytes)` in seq order.
-pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<(u64, Vec<u8>)>> + 'a>;
+/// Bytes handed out by a store without copying (sled shares its buffers).
+pub struct Bytes(Box<dyn AsRef<[u8]> + Send + Sync>);
 
-/// What annals needs from a storage engine.
+impl Bytes {
+    /// Wraps any owned byte buffer.
+    pub fn new(b: impl AsRef<[u8]> + Send + Sync + 'static) -> Bytes {
+        Bytes(Box::new(b))
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+/// A fallible iterator over stored chunks, `(first seq, bytes)` in order.
+pub type ChunkIter<'a> = Box<dyn Iterator<Item = Result<(u64, Bytes)>> + 'a>;
+
+/// What annals needs from a storage engine: an ordered map from the first
+/// seq of each chunk of log entries to the chunk's bytes, plus a little
+/// metadata. Chunks are opaque here; `codec` gives them their layout.
 pub trait Storage: Send + Sync {
-    /// Writes `(seq, bytes)` entries so that after a crash either all of them
-    /// or none are present. Not durable until [`Storage::sync`].
-    fn write_entries(&self, entries: &[(u64, Vec<u8>)]) -> Result<()>;
+    /// Writes chunks so that after a crash either all of them or none are
+    /// present. Not durable until [`Storage::sync`].
+    fn write_chunks(&self, chunks: &[(u64, Vec<u8>)]) -> Result<()>;
     /// Makes every write so far durable (survives a machine crash).
     fn sync(&self) -> Result<()>;
-    /// The bytes of one entry.
-    fn read_entry(&self, seq: u64) -> Result<Option<Vec<u8>>>;
-    /// Entries from `from` on, in seq order.
-    fn scan_entries(&self, from: u64) -> EntryIter<'_>;
-    /// The highest stored seq.
-    fn last_seq(&self) -> Result<Option<u64>>;
+    /// The chunk with the greatest first seq at or below `seq`.
+    fn chunk_at(&self, seq: u64) -> Result<Option<(u64, Bytes)>>;
+    /// Chunks whose first seq is at or above `from`, in order.
+    fn scan_chunks(&self, from: u64) -> ChunkIter<'_>;
+    /// The last chunk.
+    fn last_chunk(&self) -> Result<Option<(u64, Bytes)>>;
     /// Stores a small metadata value (projection checkpoints and the like).
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Reads a metadata value.
@@ -55,7 +74,8 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
-/// The sled 0.34 store: one tree for the log (key: seq, big-endian), one
+/// The sled 0.34 store: one tree for the log (key: a chunk's first seq,
+/// big-endian; value: the chunk), one
 /// for metadata.
 pub struct SledStore {
     db: sled::Db,
@@ -103,11 +123,25 @@ fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+fn key_seq(k: &[u8]) -> Result<u64> {
+    <[u8; 8]>::try_from(k)
+        .map(u64::from_be_bytes)
+        .map_err(|_| Error::corruption(0, "log key is not a seq"))
+}
+
+fn chunk(item: Option<sled::Result<(sled::IVec, sled::IVec)>>) -> Result<Option<(u64, Bytes)>> {
+    match item {
+        None => Ok(None),
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok((k, v))) => Ok(Some((key_seq(&k)?, Bytes::new(v)))),
+    }
+}
+
 impl Storage for SledStore {
-    fn write_entries(&self, entries: &[(u64, Vec<u8>)]) -> Result<()> {
+    fn write_chunks(&self, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
         guard("writing", || {
             let mut batch = sled::Batch::default();
-            for (seq, bytes) in entries {
+            for (seq, bytes) in chunks {
                 batch.insert(&seq.to_be_bytes(), bytes.as_slice());
             }
             self.log.apply_batch(batch)?;
@@ -121,7 +155,7 @@ impl Storage for SledStore {
             // sled makes its log durable with sync_file_range on Linux, which
             // flushes neither file metadata nor the disk's write cache. An
             // fsync of the same file (any descriptor will do) does both.
-            // Entries are capped below sled's blob threshold, so no value of
+            // Chunks are capped below sled's blob threshold, so no value of
             // ours lives in the never-fsynced blobs/ folder.
             self.data_file
                 .sync_all()
@@ -129,36 +163,21 @@ impl Storage for SledStore {
         })
     }
 
-    fn read_entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+    fn chunk_at(&self, seq: u64) -> Result<Option<(u64, Bytes)>> {
         guard("reading", || {
-            Ok(self.log.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+            chunk(self.log.range(..=seq.to_be_bytes()).next_back())
         })
     }
 
-    fn scan_entries(&self, from: u64) -> EntryIter<'_> {
+    fn scan_chunks(&self, from: u64) -> ChunkIter<'_> {
         let mut iter = self.log.range(from.to_be_bytes()..);
         Box::new(std::iter::from_fn(move || {
-            guard("scanning", || {
-                Ok(match iter.next() {
-                    None => None,
-                    Some(Err(e)) => Some(Err(e.into())),
-                    Some(Ok((k, v))) => Some(match <[u8; 8]>::try_from(k.as_ref()) {
-                        Ok(b) => Ok((u64::from_be_bytes(b), v.to_vec())),
-                        Err(_) => Err(Error::corruption(0, "log key is not a seq")),
-                    }),
-                })
-            })
-            .unwrap_or_else(|e| Some(Err(e)))
+            guard("scanning", || chunk(iter.next())).transpose()
         }))
     }
 
-    fn last_seq(&self) -> Result<Option<u64>> {
-        guard("reading", || match self.log.last()? {
-            None => Ok(None),
-            Some((k, _)) => <[u8; 8]>::try_from(k.as_ref())
-                .map(|b| Some(u64::from_be_bytes(b)))
-                .map_err(|_| Error::corruption(0, "log key is not a seq")),
-        })
+    fn last_chunk(&self) -> Result<Option<(u64, Bytes)>> {
+        guard("reading", || chunk(self.log.iter().next_back()))
     }
 
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
