@@ -628,7 +628,7 @@ impl Annals {
     /// seq. Only the matching events are read from the log.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
         query.validate()?;
-        let hits = read(&self.state).index.select(query);
+        let hits = read(&self.state).select(query);
         hits.into_iter()
             .map(|m| {
                 Ok(Record {
@@ -646,17 +646,17 @@ impl Annals {
 
     /// The by-country view: one row per country, sorted by code.
     pub fn by_country(&self) -> Vec<CountryRow> {
-        read(&self.state).views.country_rows()
+        read(&self.state).country_rows()
     }
 
     /// The by-actor view: one row per actor, sorted by matching key.
     pub fn by_actor(&self) -> Vec<ActorRow> {
-        read(&self.state).views.actor_rows()
+        read(&self.state).actor_rows()
     }
 
     /// The by-date view at a granularity, in bucket order.
     pub fn by_date(&self, granularity: Granularity) -> Vec<DateRow> {
-        read(&self.state).views.date_rows(granularity)
+        read(&self.state).date_rows(granularity)
     }
 
     /// Sizes and counts.
@@ -671,8 +671,8 @@ impl Annals {
             current,
             corrected: state.index.corrected_count() as u64,
             retracted: events - current,
-            countries: state.views.country_rows().len() as u64,
-            actors: state.views.actor_rows().len() as u64,
+            countries: state.country_rows().len() as u64,
+            actors: state.actor_rows().len() as u64,
             disk_bytes: self.log.store().disk_bytes() + ckpt,
         }
     }

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::intern::{Keys, Name, Names};
 use crate::log::{Body, Entry};
-use crate::model::{actor_key, Event};
+use crate::model::actor_key;
 use crate::query::Query;
 use crate::time::Micros;
 
@@ -45,9 +46,9 @@ pub(crate) struct Index {
     ids: HashMap<Uuid, EventNo>,
     /// Corrections (and a final retraction) of events that have them.
     later_versions: HashMap<EventNo, Vec<u64>>,
-    countries: HashMap<String, Vec<EventNo>>,
-    actors: HashMap<String, Vec<EventNo>>,
-    kinds: HashMap<String, Vec<EventNo>>,
+    countries: HashMap<Name, Vec<EventNo>>,
+    actors: HashMap<Name, Vec<EventNo>>,
+    kinds: HashMap<Name, Vec<EventNo>>,
 }
 
 fn post(list: &mut Vec<EventNo>, n: EventNo) {
@@ -58,23 +59,15 @@ fn post(list: &mut Vec<EventNo>, n: EventNo) {
     }
 }
 
-fn unpost(map: &mut HashMap<String, Vec<EventNo>>, key: &str, n: EventNo) {
-    if let Some(list) = map.get_mut(key) {
+fn unpost(map: &mut HashMap<Name, Vec<EventNo>>, key: Name, n: EventNo) {
+    if let Some(list) = map.get_mut(&key) {
         if let Ok(at) = list.binary_search(&n) {
             list.remove(at);
         }
         if list.is_empty() {
-            map.remove(key);
+            map.remove(&key);
         }
     }
-}
-
-/// Distinct actor keys of an event.
-fn actor_keys(e: &Event) -> Vec<String> {
-    let mut keys: Vec<String> = e.actors.iter().map(|a| actor_key(&a.name)).collect();
-    keys.sort();
-    keys.dedup();
-    keys
 }
 
 impl Index {
@@ -114,29 +107,29 @@ impl Index {
         (meta.retracted != Some(last)).then_some(last)
     }
 
-    fn post_all(&mut self, n: EventNo, e: &Event) {
-        for c in &e.countries {
-            post(self.countries.entry(c.clone()).or_default(), n);
+    fn post_all(&mut self, n: EventNo, k: &Keys) {
+        for c in &k.countries {
+            post(self.countries.entry(*c).or_default(), n);
         }
-        for k in actor_keys(e) {
-            post(self.actors.entry(k).or_default(), n);
+        for a in &k.actor_keys {
+            post(self.actors.entry(*a).or_default(), n);
         }
-        post(self.kinds.entry(e.kind.clone()).or_default(), n);
+        post(self.kinds.entry(k.kind).or_default(), n);
     }
 
-    fn unpost_all(&mut self, n: EventNo, e: &Event) {
-        for c in &e.countries {
-            unpost(&mut self.countries, c, n);
+    fn unpost_all(&mut self, n: EventNo, k: &Keys) {
+        for c in &k.countries {
+            unpost(&mut self.countries, *c, n);
         }
-        for k in actor_keys(e) {
-            unpost(&mut self.actors, &k, n);
+        for a in &k.actor_keys {
+            unpost(&mut self.actors, *a, n);
         }
-        unpost(&mut self.kinds, &e.kind, n);
+        unpost(&mut self.kinds, k.kind, n);
     }
 
-    /// Folds one entry in. `before` is the event's current version before
-    /// the entry (required for corrections and retractions).
-    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) {
+    /// Folds one entry in. `before` and `after` are the keys of the event's
+    /// current version before and after the entry.
+    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Keys>, after: Option<&Keys>) {
         match &entry.body {
             Body::Event(e) => {
                 let Ok(n) = EventNo::try_from(self.events.len()) else {
@@ -151,7 +144,9 @@ impl Index {
                     retracted: None,
                 });
                 self.ids.insert(e.id, n);
-                self.post_all(n, e);
+                if let Some(k) = after {
+                    self.post_all(n, k);
+                }
             }
             Body::Correction(e) => {
                 let Some(&n) = self.ids.get(&e.id) else {
@@ -160,7 +155,9 @@ impl Index {
                 if let Some(b) = before {
                     self.unpost_all(n, b);
                 }
-                self.post_all(n, e);
+                if let Some(k) = after {
+                    self.post_all(n, k);
+                }
                 if let Some(m) = self.events.get_mut(n as usize) {
                     m.current = entry.seq;
                     m.start = e.occurred.start();
@@ -186,11 +183,11 @@ impl Index {
     /// Current events matching the query's filters, ordered by occurrence
     /// start then seq, up to its limit. Touches only posting lists and
     /// metadata: no event is read.
-    pub(crate) fn select(&self, q: &Query) -> Vec<Meta> {
+    pub(crate) fn select(&self, names: &Names, q: &Query) -> Vec<Meta> {
         let lists = [
-            self.union(&self.countries, q.countries.iter().cloned()),
-            self.union(&self.actors, q.actors.iter().map(|a| actor_key(a))),
-            self.union(&self.kinds, q.kinds.iter().cloned()),
+            self.union(names, &self.countries, q.countries.iter().cloned()),
+            self.union(names, &self.actors, q.actors.iter().map(|a| actor_key(a))),
+            self.union(names, &self.kinds, q.kinds.iter().cloned()),
         ];
         let mut candidates: Option<Vec<EventNo>> = None;
         for list in lists.into_iter().flatten() {
@@ -227,14 +224,15 @@ impl Index {
     /// given (the filter is off).
     fn union(
         &self,
-        map: &HashMap<String, Vec<EventNo>>,
+        names: &Names,
+        map: &HashMap<Name, Vec<EventNo>>,
         keys: impl Iterator<Item = String>,
     ) -> Option<Vec<EventNo>> {
         let mut any = false;
         let mut out: Vec<EventNo> = Vec::new();
         for k in keys {
             any = true;
-            if let Some(list) = map.get(&k) {
+            if let Some(list) = names.get(&k).and_then(|n| map.get(&n)) {
                 out.extend_from_slice(list);
             }
         }

@@ -48,6 +48,7 @@ mod country;
 mod db;
 mod error;
 mod index;
+mod intern;
 mod json;
 mod log;
 mod model;

@@ -8,15 +8,19 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::{Index, Meta};
+use crate::intern::{Keys, Names};
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::Event;
-use crate::projection::Views;
+use crate::projection::{ActorRow, CountryRow, DateRow, Views};
+use crate::query::Query;
+use crate::time::Granularity;
 
 /// Derived state at `head`: a pure fold of entries `1..=head.seq`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct State {
     pub head: Head,
+    pub names: Names,
     pub index: Index,
     pub views: Views,
 }
@@ -25,8 +29,30 @@ impl State {
     /// Folds one entry in; `before` is the event's current version before
     /// it (none for a new event).
     pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) {
-        self.index.apply(entry, before);
-        self.views.apply(before, entry.body.event());
+        let before = before.map(|e| Keys::of(&mut self.names, e));
+        let after = entry.body.event().map(|e| Keys::of(&mut self.names, e));
+        self.index.apply(entry, before.as_ref(), after.as_ref());
+        self.views.apply(before.as_ref(), after.as_ref());
+    }
+
+    /// Rows of the by-country view.
+    pub(crate) fn country_rows(&self) -> Vec<CountryRow> {
+        self.views.country_rows(&self.names)
+    }
+
+    /// Rows of the by-actor view.
+    pub(crate) fn actor_rows(&self) -> Vec<ActorRow> {
+        self.views.actor_rows(&self.names)
+    }
+
+    /// Rows of the by-date view.
+    pub(crate) fn date_rows(&self, g: Granularity) -> Vec<DateRow> {
+        self.views.date_rows(&self.names, g)
+    }
+
+    /// Current events matching a query, as index metadata.
+    pub(crate) fn select(&self, q: &Query) -> Vec<Meta> {
+        self.index.select(&self.names, q)
     }
 
     /// The current version of the event an entry concerns, before the entry,
@@ -119,7 +145,8 @@ pub(crate) fn load_checkpoint(path: &Path) -> Option<State> {
     if head.get(9..)? != blake3::hash(body).as_bytes() {
         return None;
     }
-    bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .ok()
-        .map(|(s, _)| s)
+    let (mut state, _): (State, usize) =
+        bincode::serde::decode_from_slice(body, bincode::config::standard()).ok()?;
+    state.names.reindex();
+    Some(state)
 }

@@ -5,25 +5,25 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{bump, Extent};
-use crate::model::{actor_key, Event};
+use super::{bump, named, Extent};
+use crate::intern::{Keys, Name, Names};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct ActorAgg {
     count: u64,
-    by_kind: BTreeMap<String, u64>,
-    by_role: BTreeMap<String, u64>,
-    countries: BTreeMap<String, u64>,
+    by_kind: BTreeMap<Name, u64>,
+    by_role: BTreeMap<Name, u64>,
+    countries: BTreeMap<Name, u64>,
     extent: Extent,
 }
 
 /// State of the by-actor view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ByActor {
-    rows: BTreeMap<String, ActorAgg>,
+    rows: BTreeMap<Name, ActorAgg>,
     /// The name each actor key was first seen under in the log. Never
     /// forgotten, so that it does not depend on later retractions.
-    names: BTreeMap<String, String>,
+    names: BTreeMap<Name, Name>,
 }
 
 /// One row of the by-actor view.
@@ -46,59 +46,65 @@ pub struct ActorRow {
 }
 
 impl ByActor {
-    pub(crate) fn remember_names(&mut self, e: &Event) {
-        for a in &e.actors {
-            self.names
-                .entry(actor_key(&a.name))
-                .or_insert_with(|| a.name.clone());
+    pub(crate) fn remember_names(&mut self, k: &Keys) {
+        for (key, shown) in &k.display {
+            self.names.entry(*key).or_insert(*shown);
         }
     }
 
-    pub(crate) fn display_name(&self, key: &str) -> String {
-        self.names
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| key.to_string())
+    pub(crate) fn display_name<'a>(&self, names: &'a Names, key: Name) -> &'a str {
+        names.name(self.names.get(&key).copied().unwrap_or(key))
     }
 
-    pub(crate) fn bump(&mut self, e: &Event, delta: i64) {
-        let mut keyed: Vec<(String, &str)> = e
-            .actors
-            .iter()
-            .map(|a| (actor_key(&a.name), a.role.as_str()))
-            .collect();
-        keyed.sort();
-        for (i, (key, role)) in keyed.iter().enumerate() {
-            let agg = self.rows.entry(key.clone()).or_default();
-            bump(&mut agg.by_role, role.to_string(), delta);
-            // An actor named twice (in two roles) counts once per event.
-            let first_of_key = i == 0 || keyed.get(i - 1).is_some_and(|(k, _)| k != key);
-            if first_of_key {
-                agg.count = agg.count.saturating_add_signed(delta);
-                bump(&mut agg.by_kind, e.kind.clone(), delta);
-                for c in &e.countries {
-                    bump(&mut agg.countries, c.clone(), delta);
-                }
-                agg.extent.bump(e, delta);
+    pub(crate) fn bump(&mut self, k: &Keys, delta: i64) {
+        for (key, role) in &k.actors {
+            bump(
+                &mut self.rows.entry(*key).or_default().by_role,
+                *role,
+                delta,
+            );
+        }
+        // An actor named in two roles counts once per event.
+        for key in &k.actor_keys {
+            let agg = self.rows.entry(*key).or_default();
+            agg.count = agg.count.saturating_add_signed(delta);
+            bump(&mut agg.by_kind, k.kind, delta);
+            for c in &k.countries {
+                bump(&mut agg.countries, *c, delta);
             }
-            if agg.count == 0 && agg.by_role.is_empty() {
+            agg.extent.bump(&k.occurred, delta);
+            if agg.count == 0 {
                 self.rows.remove(key);
             }
         }
     }
 
-    pub(crate) fn rows(&self) -> Vec<ActorRow> {
-        self.rows
+    pub(crate) fn rows(&self, names: &Names) -> Vec<ActorRow> {
+        let mut rows: Vec<(&str, ActorRow)> = self
+            .rows
             .iter()
-            .map(|(key, agg)| ActorRow {
-                actor: self.display_name(key),
-                count: agg.count,
-                by_kind: agg.by_kind.clone(),
-                by_role: agg.by_role.clone(),
-                countries: agg.countries.keys().cloned().collect(),
-                first: agg.extent.first(),
-                last: agg.extent.last(),
+            .map(|(key, agg)| {
+                let mut countries: Vec<String> = agg
+                    .countries
+                    .keys()
+                    .map(|c| names.name(*c).to_string())
+                    .collect();
+                countries.sort();
+                (
+                    names.name(*key),
+                    ActorRow {
+                        actor: self.display_name(names, *key).to_string(),
+                        count: agg.count,
+                        by_kind: named(names, &agg.by_kind),
+                        by_role: named(names, &agg.by_role),
+                        countries,
+                        first: agg.extent.first(),
+                        last: agg.extent.last(),
+                    },
+                )
             })
-            .collect()
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        rows.into_iter().map(|(_, r)| r).collect()
     }
 }

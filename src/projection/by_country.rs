@@ -6,22 +6,22 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::by_actor::ByActor;
-use super::{bump, Extent};
-use crate::model::{actor_key, Event};
+use super::{bump, named, Extent};
+use crate::intern::{Keys, Name, Names};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct CountryAgg {
     count: u64,
-    by_kind: BTreeMap<String, u64>,
+    by_kind: BTreeMap<Name, u64>,
     extent: Extent,
-    /// Actor keys (see [`actor_key`]) and how many current events name them.
-    actors: BTreeMap<String, u64>,
+    /// Actor keys and how many current events name them.
+    actors: BTreeMap<Name, u64>,
 }
 
 /// State of the by-country view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ByCountry {
-    rows: BTreeMap<String, CountryAgg>,
+    rows: BTreeMap<Name, CountryAgg>,
 }
 
 /// One row of the by-country view.
@@ -42,17 +42,14 @@ pub struct CountryRow {
 }
 
 impl ByCountry {
-    pub(crate) fn bump(&mut self, e: &Event, delta: i64) {
-        let mut keys: Vec<String> = e.actors.iter().map(|a| actor_key(&a.name)).collect();
-        keys.sort();
-        keys.dedup();
-        for c in &e.countries {
-            let agg = self.rows.entry(c.clone()).or_default();
+    pub(crate) fn bump(&mut self, k: &Keys, delta: i64) {
+        for c in &k.countries {
+            let agg = self.rows.entry(*c).or_default();
             agg.count = agg.count.saturating_add_signed(delta);
-            bump(&mut agg.by_kind, e.kind.clone(), delta);
-            agg.extent.bump(e, delta);
-            for k in &keys {
-                bump(&mut agg.actors, k.clone(), delta);
+            bump(&mut agg.by_kind, k.kind, delta);
+            agg.extent.bump(&k.occurred, delta);
+            for a in &k.actor_keys {
+                bump(&mut agg.actors, *a, delta);
             }
             if agg.count == 0 {
                 self.rows.remove(c);
@@ -60,22 +57,28 @@ impl ByCountry {
         }
     }
 
-    pub(crate) fn rows(&self, actors: &ByActor) -> Vec<CountryRow> {
-        self.rows
+    pub(crate) fn rows(&self, names: &Names, actors: &ByActor) -> Vec<CountryRow> {
+        let mut rows: Vec<CountryRow> = self
+            .rows
             .iter()
             .map(|(country, agg)| {
-                let mut names: Vec<String> =
-                    agg.actors.keys().map(|k| actors.display_name(k)).collect();
-                names.sort_by_key(|n| n.to_lowercase());
+                let mut shown: Vec<String> = agg
+                    .actors
+                    .keys()
+                    .map(|k| actors.display_name(names, *k).to_string())
+                    .collect();
+                shown.sort_by_key(|n| n.to_lowercase());
                 CountryRow {
-                    country: country.clone(),
+                    country: names.name(*country).to_string(),
                     count: agg.count,
-                    by_kind: agg.by_kind.clone(),
+                    by_kind: named(names, &agg.by_kind),
                     first: agg.extent.first(),
                     last: agg.extent.last(),
-                    actors: names,
+                    actors: shown,
                 }
             })
-            .collect()
+            .collect();
+        rows.sort_by(|a, b| a.country.cmp(&b.country));
+        rows
     }
 }

@@ -9,15 +9,15 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::bump;
-use crate::model::Event;
-use crate::time::{Granularity, Micros, Precision, TimePoint};
+use super::{bump, named};
+use crate::intern::{Keys, Name, Names};
+use crate::time::{Granularity, Micros, Occurred, Precision, TimePoint};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct DateAgg {
     count: u64,
-    by_kind: BTreeMap<String, u64>,
-    by_country: BTreeMap<String, u64>,
+    by_kind: BTreeMap<Name, u64>,
+    by_country: BTreeMap<Name, u64>,
 }
 
 /// A bucket: its first microsecond and its precision.
@@ -51,10 +51,10 @@ fn precision_name<S: serde::Serializer>(p: &Precision, s: S) -> Result<S::Ok, S:
     s.serialize_str(p.name())
 }
 
-/// The bucket of an event at a granularity.
-pub(crate) fn bucket(e: &Event, g: Granularity) -> Bucket {
-    let precision = g.precision().max(e.occurred.precision());
-    (e.occurred.from.truncate(precision).start, precision)
+/// The bucket of an occurrence at a granularity.
+pub(crate) fn bucket(occurred: &Occurred, g: Granularity) -> Bucket {
+    let precision = g.precision().max(occurred.precision());
+    (occurred.from.truncate(precision).start, precision)
 }
 
 fn slot(g: Granularity) -> usize {
@@ -66,17 +66,17 @@ fn slot(g: Granularity) -> usize {
 }
 
 impl ByDate {
-    pub(crate) fn bump(&mut self, e: &Event, delta: i64) {
+    pub(crate) fn bump(&mut self, k: &Keys, delta: i64) {
         for g in Granularity::ALL {
             let Some(map) = self.grains.get_mut(slot(g)) else {
                 continue;
             };
-            let key = bucket(e, g);
+            let key = bucket(&k.occurred, g);
             let agg = map.entry(key).or_default();
             agg.count = agg.count.saturating_add_signed(delta);
-            bump(&mut agg.by_kind, e.kind.clone(), delta);
-            for c in &e.countries {
-                bump(&mut agg.by_country, c.clone(), delta);
+            bump(&mut agg.by_kind, k.kind, delta);
+            for c in &k.countries {
+                bump(&mut agg.by_country, *c, delta);
             }
             if agg.count == 0 {
                 map.remove(&key);
@@ -84,7 +84,7 @@ impl ByDate {
         }
     }
 
-    pub(crate) fn rows(&self, g: Granularity) -> Vec<DateRow> {
+    pub(crate) fn rows(&self, names: &Names, g: Granularity) -> Vec<DateRow> {
         let Some(map) = self.grains.get(slot(g)) else {
             return Vec::new();
         };
@@ -99,8 +99,8 @@ impl ByDate {
                     .to_string(),
                     precision,
                     count: agg.count,
-                    by_kind: agg.by_kind.clone(),
-                    by_country: agg.by_country.clone(),
+                    by_kind: named(names, &agg.by_kind),
+                    by_country: named(names, &agg.by_country),
                 }
             })
             .collect()

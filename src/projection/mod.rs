@@ -16,9 +16,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::intern::{Keys, Name, Names};
 use crate::log::Entry;
 use crate::model::Event;
-use crate::time::{Granularity, Micros, TimePoint};
+use crate::time::{Granularity, Micros, Occurred, TimePoint};
 
 pub use by_actor::ActorRow;
 pub use by_country::CountryRow;
@@ -101,9 +102,9 @@ pub(crate) struct Extent {
 }
 
 impl Extent {
-    pub(crate) fn bump(&mut self, e: &Event, delta: i64) {
-        bump(&mut self.firsts, e.occurred.from, delta);
-        bump(&mut self.lasts, e.occurred.to, delta);
+    pub(crate) fn bump(&mut self, occurred: &Occurred, delta: i64) {
+        bump(&mut self.firsts, occurred.from, delta);
+        bump(&mut self.lasts, occurred.to, delta);
     }
 
     /// The earliest `from` point, as text at its own precision.
@@ -117,6 +118,13 @@ impl Extent {
     }
 }
 
+/// Turns a count map keyed by interned names into one keyed by strings.
+pub(crate) fn named(names: &Names, m: &BTreeMap<Name, u64>) -> BTreeMap<String, u64> {
+    m.iter()
+        .map(|(k, v)| (names.name(*k).to_string(), *v))
+        .collect()
+}
+
 /// The built-in views, kept together because every change feeds all three.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Views {
@@ -127,29 +135,29 @@ pub(crate) struct Views {
 
 impl Views {
     /// Removes `before`'s contribution and adds `after`'s.
-    pub(crate) fn apply(&mut self, before: Option<&Event>, after: Option<&Event>) {
-        if let Some(e) = before {
-            self.by_country.bump(e, -1);
-            self.by_actor.bump(e, -1);
-            self.by_date.bump(e, -1);
+    pub(crate) fn apply(&mut self, before: Option<&Keys>, after: Option<&Keys>) {
+        if let Some(k) = before {
+            self.by_country.bump(k, -1);
+            self.by_actor.bump(k, -1);
+            self.by_date.bump(k, -1);
         }
-        if let Some(e) = after {
-            self.by_actor.remember_names(e);
-            self.by_country.bump(e, 1);
-            self.by_actor.bump(e, 1);
-            self.by_date.bump(e, 1);
+        if let Some(k) = after {
+            self.by_actor.remember_names(k);
+            self.by_country.bump(k, 1);
+            self.by_actor.bump(k, 1);
+            self.by_date.bump(k, 1);
         }
     }
 
-    pub(crate) fn country_rows(&self) -> Vec<CountryRow> {
-        self.by_country.rows(&self.by_actor)
+    pub(crate) fn country_rows(&self, names: &Names) -> Vec<CountryRow> {
+        self.by_country.rows(names, &self.by_actor)
     }
 
-    pub(crate) fn actor_rows(&self) -> Vec<ActorRow> {
-        self.by_actor.rows()
+    pub(crate) fn actor_rows(&self, names: &Names) -> Vec<ActorRow> {
+        self.by_actor.rows(names)
     }
 
-    pub(crate) fn date_rows(&self, g: Granularity) -> Vec<DateRow> {
-        self.by_date.rows(g)
+    pub(crate) fn date_rows(&self, names: &Names, g: Granularity) -> Vec<DateRow> {
+        self.by_date.rows(names, g)
     }
 }

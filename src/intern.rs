@@ -1,0 +1,120 @@
+//! Interned strings: kinds, countries, roles and actor keys are stored once
+//! and referred to by a small number in the index and the views, which
+//! keeps per-event state small and the fold free of string copies.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{actor_key, Event};
+use crate::time::Occurred;
+
+/// A string's number in a [`Names`] table.
+pub(crate) type Name = u32;
+
+/// An append-only string table. Numbers are given in first-seen order, so
+/// a replay of the same log builds the same table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Names {
+    names: Vec<String>,
+    #[serde(skip)]
+    ids: HashMap<String, Name>,
+}
+
+impl Names {
+    /// The number of `s`, adding it if new.
+    pub(crate) fn intern(&mut self, s: &str) -> Name {
+        if let Some(&id) = self.ids.get(s) {
+            return id;
+        }
+        let id = Name::try_from(self.names.len()).unwrap_or(Name::MAX);
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        id
+    }
+
+    /// The number of `s`, if it was ever seen.
+    pub(crate) fn get(&self, s: &str) -> Option<Name> {
+        self.ids.get(s).copied()
+    }
+
+    /// The string of a number (empty if unknown, which only a bug can cause).
+    pub(crate) fn name(&self, id: Name) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+
+    /// Rebuilds the lookup map after deserializing (it is not stored).
+    pub(crate) fn reindex(&mut self) {
+        self.ids = self
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Name::try_from(i).ok().map(|i| (n.clone(), i)))
+            .collect();
+    }
+}
+
+/// An event's strings as numbers, computed once per change and shared by
+/// the index and every view.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    pub kind: Name,
+    /// Countries, in the event's order (already free of duplicates).
+    pub countries: Vec<Name>,
+    /// (actor key, role) pairs, sorted and distinct.
+    pub actors: Vec<(Name, Name)>,
+    /// Distinct actor keys, sorted.
+    pub actor_keys: Vec<Name>,
+    /// (actor key, display name) in the event's order.
+    pub display: Vec<(Name, Name)>,
+    pub occurred: Occurred,
+}
+
+impl Keys {
+    /// Interns an event's strings.
+    pub(crate) fn of(names: &mut Names, e: &Event) -> Keys {
+        let display: Vec<(Name, Name)> = e
+            .actors
+            .iter()
+            .map(|a| (names.intern(&actor_key(&a.name)), names.intern(&a.name)))
+            .collect();
+        let mut actors: Vec<(Name, Name)> = e
+            .actors
+            .iter()
+            .zip(&display)
+            .map(|(a, (k, _))| (*k, names.intern(&a.role)))
+            .collect();
+        actors.sort_unstable();
+        actors.dedup();
+        let mut actor_keys: Vec<Name> = actors.iter().map(|(k, _)| *k).collect();
+        actor_keys.dedup();
+        Keys {
+            kind: names.intern(&e.kind),
+            countries: e.countries.iter().map(|c| names.intern(c)).collect(),
+            actors,
+            actor_keys,
+            display,
+            occurred: e.occurred,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_stable_and_survive_a_round_trip() {
+        let mut n = Names::default();
+        assert_eq!(n.intern("PL"), 0);
+        assert_eq!(n.intern("RO"), 1);
+        assert_eq!(n.intern("PL"), 0);
+        let bytes = bincode::serde::encode_to_vec(&n, bincode::config::standard()).unwrap();
+        let (mut back, _): (Names, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        back.reindex();
+        assert_eq!(back, n);
+        assert_eq!(back.get("RO"), Some(1));
+        assert_eq!(back.name(1), "RO");
+    }
+}
