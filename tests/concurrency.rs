@@ -32,9 +32,11 @@ fn readers_see_whole_batches_and_writers_lose_nothing() {
                     let mut checks = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let n = db.query(&Query::new().country("BE")).unwrap().len();
-                        assert_eq!(n % BATCH, 0, "a reader saw part of a batch");
+                        assert!(n.is_multiple_of(BATCH), "a reader saw part of a batch");
                         let rows = db.by_country();
-                        assert!(rows.iter().all(|r| r.count as usize % BATCH == 0));
+                        assert!(rows
+                            .iter()
+                            .all(|r| (r.count as usize).is_multiple_of(BATCH)));
                         checks += 1;
                     }
                     checks

@@ -111,7 +111,7 @@ fn kill_the_writer_at_random_moments() {
         // no correction): no partial batch means the head is on a boundary.
         let per = BATCH as u64 + 1;
         assert!(
-            head == BATCH as u64 || (head + 1) % per == 0,
+            head == BATCH as u64 || (head + 1).is_multiple_of(per),
             "kill {kill}: partial batch, head {head}"
         );
         let kept = (
