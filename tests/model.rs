@@ -1,9 +1,9 @@
 //! Model test: random sequences of appends (new, idempotent and
-#![allow(clippy::type_complexity)] // the reference model spells its aggregates out
 //! conflicting), corrections, retractions, checkpoints and reopens, run
 //! against annals and against a plain in-memory reference that recomputes
 //! everything from the list of current events. After every step the three
 //! views and a random query must agree, and at the end `verify` passes.
+#![allow(clippy::type_complexity)] // the reference model spells its aggregates out
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
