@@ -94,6 +94,16 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The id of the event the operation concerns.
+    pub fn id(&self) -> Uuid {
+        match self {
+            Op::Append(e) | Op::Correct(e) => e.id,
+            Op::Retract { id, .. } => *id,
+        }
+    }
+}
+
 /// The outcome of one operation of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
@@ -386,7 +396,11 @@ impl Annals {
         if let Some(why) = &writer.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
-        let (entries, befores, written) = {
+        let Prepared {
+            entries,
+            befores,
+            written,
+        } = {
             let state = read(&self.state);
             if let Some(expected) = expect_seq {
                 if state.head.seq != expected {
@@ -430,59 +444,40 @@ impl Annals {
 
     /// Checks a batch against the state and turns it into entries, with
     /// each entry's `before` version. Writes nothing.
-    #[allow(clippy::type_complexity)]
-    fn prepare(
-        &self,
-        state: &State,
-        ops: Vec<Op>,
-    ) -> Result<(Vec<Entry>, Vec<Option<Event>>, Vec<Written>)> {
-        /// An event touched earlier in the same batch.
-        struct Pending {
-            original: Event,
-            seq: u64,
-            current: Option<Event>,
-        }
+    fn prepare(&self, state: &State, ops: Vec<Op>) -> Result<Prepared> {
         let recorded_at = now_micros().max(state.head.recorded_at);
         let mut pending: HashMap<Uuid, Pending> = HashMap::new();
-        let mut entries = Vec::new();
-        let mut befores = Vec::new();
+        let mut entries: Vec<Entry> = Vec::with_capacity(ops.len());
+        let mut befores = Vec::with_capacity(ops.len());
         let mut written = Vec::with_capacity(ops.len());
         for op in ops {
-            let id = match &op {
-                Op::Append(e) | Op::Correct(e) => e.id,
-                Op::Retract { id, .. } => *id,
-            };
+            let id = op.id();
             let at = || format!("event {id}");
             let next = state.head.seq + 1 + entries.len() as u64;
-            // The event's current version, or None if retracted.
-            let current: Option<(u64, Option<Event>)> = match pending.get(&id) {
-                Some(p) => Some((p.seq, p.current.clone())),
-                None => match state.index.lookup(&id) {
-                    Some((_, m)) if m.retracted.is_some() => Some((m.seq, None)),
-                    Some((_, m)) => Some((m.seq, Some(self.log.read_event(m.current)?))),
-                    None => None,
-                },
-            };
-            let created_seq = current.as_ref().map(|c| c.0);
+            let here = Where::Batch(entries.len());
+            let known = pending.get(&id).copied().or_else(|| {
+                state.index.lookup(&id).map(|(_, m)| Pending {
+                    created: m.seq,
+                    original: Where::Log(m.seq),
+                    current: m.retracted.is_none().then_some(Where::Log(m.current)),
+                })
+            });
             let body = match op {
                 Op::Append(e) => {
                     let e = e.validate().map_err(|err| err.at(at()))?;
-                    if let Some((seq, _)) = current {
-                        let original = match pending.get(&id) {
-                            Some(p) => p.original.clone(),
-                            None => self.log.read_event(seq)?,
-                        };
-                        if original != e {
+                    if let Some(p) = known {
+                        if self.version(&entries, p.original)? != e {
                             return Err(Error::Conflict {
                                 at: at(),
                                 reason: format!(
-                                    "id exists (seq {seq}) with different content; \
-                                     use `correct` to change an event"
+                                    "id exists (seq {}) with different content; \
+                                     use `correct` to change an event",
+                                    p.created
                                 ),
                             });
                         }
                         written.push(Written {
-                            seq,
+                            seq: p.created,
                             id,
                             new_entry: false,
                         });
@@ -491,9 +486,9 @@ impl Annals {
                     pending.insert(
                         id,
                         Pending {
-                            original: e.clone(),
-                            seq: next,
-                            current: Some(e.clone()),
+                            created: next,
+                            original: here,
+                            current: Some(here),
                         },
                     );
                     befores.push(None);
@@ -501,21 +496,15 @@ impl Annals {
                 }
                 Op::Correct(e) => {
                     let e = e.validate().map_err(|err| err.at(at()))?;
-                    let before = changeable(current, &at)?;
-                    if let Some(p) = pending.get_mut(&id) {
-                        p.current = Some(e.clone());
-                    } else if let Some(seq) = created_seq {
-                        let original = self.log.read_event(seq)?;
-                        pending.insert(
-                            id,
-                            Pending {
-                                original,
-                                seq,
-                                current: Some(e.clone()),
-                            },
-                        );
-                    }
-                    befores.push(Some(before));
+                    let (p, current) = changeable(known, &at)?;
+                    befores.push(Some(self.version(&entries, current)?));
+                    pending.insert(
+                        id,
+                        Pending {
+                            current: Some(here),
+                            ..p
+                        },
+                    );
                     Body::Correction(e)
                 }
                 Op::Retract { id, reason } => {
@@ -526,21 +515,9 @@ impl Annals {
                         )
                         .at(at()));
                     }
-                    let before = changeable(current, &at)?;
-                    if let Some(p) = pending.get_mut(&id) {
-                        p.current = None;
-                    } else if let Some(seq) = created_seq {
-                        let original = self.log.read_event(seq)?;
-                        pending.insert(
-                            id,
-                            Pending {
-                                original,
-                                seq,
-                                current: None,
-                            },
-                        );
-                    }
-                    befores.push(Some(before));
+                    let (p, current) = changeable(known, &at)?;
+                    befores.push(Some(self.version(&entries, current)?));
+                    pending.insert(id, Pending { current: None, ..p });
                     Body::Retraction { id, reason }
                 }
             };
@@ -555,7 +532,23 @@ impl Annals {
                 body,
             });
         }
-        Ok((entries, befores, written))
+        Ok(Prepared {
+            entries,
+            befores,
+            written,
+        })
+    }
+
+    /// An event version, from the batch being prepared or from the log.
+    fn version(&self, entries: &[Entry], at: Where) -> Result<Event> {
+        match at {
+            Where::Log(seq) => self.log.read_event(seq),
+            Where::Batch(i) => entries
+                .get(i)
+                .and_then(|e| e.body.event())
+                .cloned()
+                .ok_or_else(|| Error::Storage(format!("internal: no event at batch position {i}"))),
+        }
     }
 
     fn feed(&self, entries: &[Entry], befores: &[Option<Event>]) {
@@ -848,19 +841,51 @@ impl Annals {
     }
 }
 
-/// The `before` version of an event about to be corrected or retracted.
-fn changeable(current: Option<(u64, Option<Event>)>, at: &dyn Fn() -> String) -> Result<Event> {
-    match current {
+/// Where a version of an event is while a batch is prepared.
+#[derive(Debug, Clone, Copy)]
+enum Where {
+    /// Entry `i` of the batch.
+    Batch(usize),
+    /// The log entry with this seq.
+    Log(u64),
+}
+
+/// An event as the batch being prepared sees it.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// Seq of the entry that created it.
+    created: u64,
+    /// Its first version (for the idempotency check).
+    original: Where,
+    /// Its current version; none if retracted.
+    current: Option<Where>,
+}
+
+/// A batch turned into entries: each entry's `before` version, and what
+/// to report per operation.
+struct Prepared {
+    entries: Vec<Entry>,
+    befores: Vec<Option<Event>>,
+    written: Vec<Written>,
+}
+
+/// The current version of an event about to be corrected or retracted.
+fn changeable(known: Option<Pending>, at: &dyn Fn() -> String) -> Result<(Pending, Where)> {
+    match known {
         None => Err(Error::NotFound {
             at: at(),
             what: "no event with this id".into(),
         }),
-        Some((_, None)) => Err(Error::Conflict {
+        Some(Pending { current: None, .. }) => Err(Error::Conflict {
             at: at(),
             reason: "the event is retracted; a retracted event cannot be corrected or retracted"
                 .into(),
         }),
-        Some((_, Some(e))) => Ok(e),
+        Some(
+            p @ Pending {
+                current: Some(v), ..
+            },
+        ) => Ok((p, v)),
     }
 }
 
