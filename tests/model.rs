@@ -216,7 +216,7 @@ impl Model {
         rows.into_iter()
             .map(|(country, (count, by_kind, firsts, lasts, keys))| {
                 let mut actors: Vec<String> = keys.iter().map(|k| self.name(k)).collect();
-                actors.sort_by_key(|n| n.to_lowercase());
+                actors.sort_by_cached_key(|n| n.to_lowercase());
                 CountryRow {
                     country,
                     count,

@@ -67,7 +67,7 @@ impl ByCountry {
                     .keys()
                     .map(|k| actors.display_name(names, *k).to_string())
                     .collect();
-                shown.sort_by_key(|n| n.to_lowercase());
+                shown.sort_by_cached_key(|n| n.to_lowercase());
                 CountryRow {
                     country: names.name(*country).to_string(),
                     count: agg.count,
