@@ -13,7 +13,7 @@ use crate::log::{Body, Entry, Head, Log};
 use crate::model::{Event, MAX_REASON_BYTES};
 use crate::projection::{ActorRow, Change, CountryRow, DateRow, Projection};
 use crate::query::Query;
-use crate::state::{load_checkpoint, save_checkpoint, State};
+use crate::state::{load_state, save_checkpoint, State};
 use crate::store::{SledStore, Storage};
 use crate::time::{now_micros, Granularity, Micros};
 
@@ -248,7 +248,7 @@ struct Writer {
 /// readers never see part of a batch.
 pub struct Annals {
     dir: PathBuf,
-    log: Log,
+    log: Arc<Log>,
     state: RwLock<State>,
     writer: Mutex<Writer>,
     feeds: Mutex<Vec<Box<dyn Feed>>>,
@@ -314,9 +314,9 @@ impl Annals {
             Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
         let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;
-        let log = Log::new(Box::new(store));
+        let log = Arc::new(Log::main(Arc::new(store)));
         let head = log.head()?;
-        let mut state = match load_checkpoint(&dir.join(CHECKPOINT_FILE)) {
+        let mut state = match load_state(&dir.join(CHECKPOINT_FILE)) {
             Some(s) if s.head.seq <= head.seq && log.head_at(s.head.seq).ok() == Some(s.head) => s,
             _ => State::default(),
         };
@@ -816,7 +816,7 @@ impl Annals {
         }
         let head = {
             let state = read(&self.state);
-            save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &state)?;
+            save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &*state)?;
             state.head
         };
         for f in lock(&self.feeds).iter() {

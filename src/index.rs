@@ -4,7 +4,7 @@
 //! Nothing here is the source of truth: the index is a fold over the log,
 //! checkpointed with the views and caught up from the log on open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -180,10 +180,43 @@ impl Index {
         }
     }
 
+    /// Number of events created at or before `seq` (events are numbered in
+    /// creation order, so they are a prefix).
+    pub(crate) fn created_upto(&self, seq: u64) -> usize {
+        self.events.partition_point(|m| m.seq <= seq)
+    }
+
+    /// Events among the first `prefix` that changed (corrected or
+    /// retracted) after `seq`: their state as of `seq` is not their current
+    /// one. Costs one look at each corrected or retracted event.
+    pub(crate) fn changed_after(&self, seq: u64, prefix: usize) -> HashSet<EventNo> {
+        self.later_versions
+            .iter()
+            .filter(|(n, v)| (**n as usize) < prefix && v.last().is_some_and(|&l| l > seq))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     /// Current events matching the query's filters, ordered by occurrence
     /// start then seq, up to its limit. Touches only posting lists and
     /// metadata: no event is read.
     pub(crate) fn select(&self, names: &Names, q: &Query) -> Vec<Meta> {
+        let mut hits = self.select_where(names, q, |_| true);
+        hits.sort_unstable_by_key(|m| (m.start, m.seq));
+        if let Some(limit) = q.limit {
+            hits.truncate(limit);
+        }
+        hits
+    }
+
+    /// Like [`Index::select`] for the events `keep` accepts, unsorted and
+    /// unlimited.
+    pub(crate) fn select_where(
+        &self,
+        names: &Names,
+        q: &Query,
+        keep_event: impl Fn(EventNo) -> bool,
+    ) -> Vec<Meta> {
         let lists = [
             self.union(names, &self.countries, q.countries.iter().cloned()),
             self.union(names, &self.actors, q.actors.iter().map(|a| actor_key(a))),
@@ -205,19 +238,21 @@ impl Index {
                     m.start < hi && lo < m.end
                 }
         };
-        let mut hits: Vec<Meta> = match candidates {
+        match candidates {
             Some(c) => c
                 .into_iter()
+                .filter(|&n| keep_event(n))
                 .filter_map(|n| self.meta(n))
                 .filter(|m| keep(m))
                 .collect(),
-            None => self.events.iter().filter(|m| keep(m)).copied().collect(),
-        };
-        hits.sort_unstable_by_key(|m| (m.start, m.seq));
-        if let Some(limit) = q.limit {
-            hits.truncate(limit);
+            None => self
+                .events
+                .iter()
+                .enumerate()
+                .filter(|(n, m)| EventNo::try_from(*n).is_ok_and(&keep_event) && keep(m))
+                .map(|(_, m)| *m)
+                .collect(),
         }
-        hits
     }
 
     /// The union of the posting lists of `keys`; `None` when no key is

@@ -74,5 +74,5 @@ pub use model::{
 };
 pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection};
 pub use query::Query;
-pub use store::{Bytes, ChunkIter, SledStore, Storage};
+pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
 pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};

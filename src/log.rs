@@ -4,11 +4,15 @@
 use uuid::Uuid;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::codec::{decode_entry, encode_entry, pack_chunks, unpack_chunk};
 use crate::error::{Error, Result};
 use crate::model::Event;
-use crate::store::Storage;
+use crate::store::{Storage, MAIN_LOG};
+
+/// A checked iterator over entries with their chain hashes.
+pub(crate) type EntryIter<'a> = Box<dyn Iterator<Item = Result<(Entry, Hash)>> + 'a>;
 use crate::time::Micros;
 
 /// A BLAKE3 chain hash.
@@ -97,25 +101,55 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Checked access to the entries of a [`Storage`].
+/// Checked access to the entries of one log of a [`Storage`]: main, or a
+/// branch, whose entries up to its base come from its parent's log.
 pub(crate) struct Log {
-    store: Box<dyn Storage>,
+    store: Arc<dyn Storage>,
+    /// The storage log holding this log's own entries.
+    name: String,
+    /// For a branch: the parent's log and the head it branched at.
+    parent: Option<(Arc<Log>, Head)>,
 }
 
 impl Log {
-    pub(crate) fn new(store: Box<dyn Storage>) -> Log {
-        Log { store }
+    /// The main log.
+    pub(crate) fn main(store: Arc<dyn Storage>) -> Log {
+        Log {
+            store,
+            name: MAIN_LOG.to_string(),
+            parent: None,
+        }
+    }
+
+    /// A branch log: entries up to `base` from `parent`, later ones from
+    /// storage log `name`.
+    pub(crate) fn branch(parent: Arc<Log>, base: Head, name: &str) -> Log {
+        Log {
+            store: Arc::clone(&parent.store),
+            name: name.to_string(),
+            parent: Some((parent, base)),
+        }
     }
 
     pub(crate) fn store(&self) -> &dyn Storage {
         self.store.as_ref()
     }
 
+    /// The head this log branched from (the empty head for main).
+    pub(crate) fn base(&self) -> Head {
+        self.parent.as_ref().map(|(_, b)| *b).unwrap_or_default()
+    }
+
     /// Reads and checks one entry, with its chain hash. A missing entry is
     /// corruption, since callers only ask for seqs the index says exist.
     fn read_hashed(&self, seq: u64) -> Result<(Entry, Hash)> {
+        if let Some((parent, base)) = &self.parent {
+            if seq <= base.seq {
+                return parent.read_hashed(seq);
+            }
+        }
         let missing = || Error::corruption(seq, "entry is missing from the log");
-        let (first, chunk) = self.store.chunk_at(seq)?.ok_or_else(missing)?;
+        let (first, chunk) = self.store.chunk_at(&self.name, seq)?.ok_or_else(missing)?;
         let entries = unpack_chunk(first, &chunk)?;
         let bytes = usize::try_from(seq - first)
             .ok()
@@ -142,8 +176,8 @@ impl Log {
 
     /// The head as stored: the last entry, checked.
     pub(crate) fn head(&self) -> Result<Head> {
-        let Some((first, chunk)) = self.store.last_chunk()? else {
-            return Ok(Head::default());
+        let Some((first, chunk)) = self.store.last_chunk(&self.name)? else {
+            return Ok(self.base());
         };
         let count = unpack_chunk(first, &chunk)?.len() as u64;
         self.head_at(first + count - 1)
@@ -166,14 +200,27 @@ impl Log {
     /// seqs gapless and the chain intact. `after` is the head to continue
     /// from (`Head::default()` for the start of the log). Stops after the
     /// first error.
-    pub(crate) fn entries_after(
-        &self,
-        after: Head,
-    ) -> impl Iterator<Item = Result<(Entry, Hash)>> + '_ {
+    pub(crate) fn entries_after(&self, after: Head) -> EntryIter<'_> {
+        match &self.parent {
+            Some((parent, base)) if after.seq < base.seq => {
+                let base = *base;
+                let inherited = parent
+                    .entries_after(after)
+                    .take_while(move |r| r.as_ref().map_or(true, |(e, _)| e.seq <= base.seq));
+                Box::new(inherited.chain(self.own_entries_after(base)))
+            }
+            _ => self.own_entries_after(after),
+        }
+    }
+
+    /// Entries of this log's own storage after `after`, checked.
+    fn own_entries_after(&self, after: Head) -> EntryIter<'_> {
         let start = after.seq + 1;
         let mut pending: VecDeque<Result<(Entry, Hash)>> = VecDeque::new();
-        let mut chunks = match self.store.chunk_at(start) {
-            Ok(found) => self.store.scan_chunks(found.map_or(start, |(k, _)| k)),
+        let mut chunks = match self.store.chunk_at(&self.name, start) {
+            Ok(found) => self
+                .store
+                .scan_chunks(&self.name, found.map_or(start, |(k, _)| k)),
             Err(e) => {
                 pending.push_back(Err(e));
                 Box::new(std::iter::empty())
@@ -181,7 +228,7 @@ impl Log {
         };
         let mut prev = after;
         let mut failed = false;
-        std::iter::from_fn(move || loop {
+        Box::new(std::iter::from_fn(move || loop {
             if let Some(item) = pending.pop_front() {
                 if item.is_err() {
                     failed = true;
@@ -216,7 +263,7 @@ impl Log {
                     }
                 }
             }
-        })
+        }))
     }
 
     /// Encodes entries chained onto `head`, writes them atomically and, if
@@ -243,7 +290,7 @@ impl Log {
             return Ok(head);
         }
         self.store
-            .write_chunks(&pack_chunks(head.seq + 1, encoded))?;
+            .write_chunks(&self.name, &pack_chunks(head.seq + 1, encoded))?;
         if durable {
             self.store.sync()?;
         }

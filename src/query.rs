@@ -2,7 +2,7 @@
 
 use crate::country::is_country_code;
 use crate::error::{Error, Result};
-use crate::model::check_snake;
+use crate::model::{actor_key, check_snake, Event};
 use crate::time::{Micros, TimePoint};
 
 /// Which events to return. Values of one filter match any of them (`PL` or
@@ -83,6 +83,23 @@ impl Query {
             self.from.map_or(Micros::MIN, |p| p.start),
             self.to.map_or(Micros::MAX, |p| p.end()),
         )
+    }
+
+    /// Whether an event matches every filter (the limit aside).
+    pub fn matches(&self, e: &Event) -> bool {
+        let (lo, hi) = self.range();
+        let time_ok = if self.within {
+            e.occurred.within(lo, hi)
+        } else {
+            e.occurred.overlaps(lo, hi)
+        };
+        time_ok
+            && (self.countries.is_empty() || e.countries.iter().any(|c| self.countries.contains(c)))
+            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
+            && (self.actors.is_empty()
+                || e.actors.iter().any(|a| {
+                    self.actors.iter().any(|name| actor_key(name) == actor_key(&a.name))
+                }))
     }
 
     /// Checks the filters: known country codes, snake_case kinds, a range

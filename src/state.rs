@@ -5,6 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -111,11 +112,12 @@ impl State {
 const CHECKPOINT_MAGIC: &[u8; 8] = b"annalsCK";
 const CHECKPOINT_VERSION: u8 = 1;
 
-/// Writes the state to `path` atomically: a temporary file, fsync, rename.
-/// Layout: magic, version, BLAKE3 of the body, bincode body.
-pub(crate) fn save_checkpoint(path: &Path, state: &State) -> Result<()> {
-    let body = bincode::serde::encode_to_vec(state, bincode::config::standard())
-        .map_err(|e| Error::Storage(format!("encoding the checkpoint: {e}")))?;
+/// Writes a checkpoint to `path` atomically: a temporary file, fsync,
+/// rename, directory fsync. Layout: magic, version, BLAKE3 of the body,
+/// bincode body.
+pub(crate) fn save_checkpoint<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| Error::Storage(format!("encoding a checkpoint: {e}")))?;
     let tmp = path.with_extension("tmp");
     let write = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
@@ -134,8 +136,8 @@ pub(crate) fn save_checkpoint(path: &Path, state: &State) -> Result<()> {
 }
 
 /// Reads a checkpoint; `None` if it is missing, damaged or of another
-/// version (it is only a cache of the log, so it is then rebuilt).
-pub(crate) fn load_checkpoint(path: &Path) -> Option<State> {
+/// version (a checkpoint is only a cache of the log, so it is then rebuilt).
+pub(crate) fn load_checkpoint<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = fs::read(path).ok()?;
     let header = 8 + 1 + 32;
     let (head, body) = (bytes.get(..header)?, bytes.get(header..)?);
@@ -145,8 +147,14 @@ pub(crate) fn load_checkpoint(path: &Path) -> Option<State> {
     if head.get(9..)? != blake3::hash(body).as_bytes() {
         return None;
     }
-    let (mut state, _): (State, usize) =
-        bincode::serde::decode_from_slice(body, bincode::config::standard()).ok()?;
+    bincode::serde::decode_from_slice(body, bincode::config::standard())
+        .ok()
+        .map(|(v, _)| v)
+}
+
+/// Loads the state checkpoint.
+pub(crate) fn load_state(path: &Path) -> Option<State> {
+    let mut state: State = load_checkpoint(path)?;
     state.names.reindex();
     Some(state)
 }

@@ -31,28 +31,38 @@ impl std::ops::Deref for Bytes {
 /// A fallible iterator over stored chunks, `(first seq, bytes)` in order.
 pub type ChunkIter<'a> = Box<dyn Iterator<Item = Result<(u64, Bytes)>> + 'a>;
 
-/// What annals needs from a storage engine: an ordered map from the first
-/// seq of each chunk of log entries to the chunk's bytes, plus a little
-/// metadata. Chunks are opaque here; `codec` gives them their layout.
+/// What annals needs from a storage engine: for each log (`main`, and one
+/// per branch), an ordered map from the first seq of each chunk of entries
+/// to the chunk's bytes; plus a little metadata. Chunks are opaque here;
+/// `codec` gives them their layout.
 pub trait Storage: Send + Sync {
-    /// Writes chunks so that after a crash either all of them or none are
-    /// present. Not durable until [`Storage::sync`].
-    fn write_chunks(&self, chunks: &[(u64, Vec<u8>)]) -> Result<()>;
+    /// Writes chunks to log `log` so that after a crash either all of them
+    /// or none are present. Not durable until [`Storage::sync`].
+    fn write_chunks(&self, log: &str, chunks: &[(u64, Vec<u8>)]) -> Result<()>;
     /// Makes every write so far durable (survives a machine crash).
     fn sync(&self) -> Result<()>;
-    /// The chunk with the greatest first seq at or below `seq`.
-    fn chunk_at(&self, seq: u64) -> Result<Option<(u64, Bytes)>>;
-    /// Chunks whose first seq is at or above `from`, in order.
-    fn scan_chunks(&self, from: u64) -> ChunkIter<'_>;
-    /// The last chunk.
-    fn last_chunk(&self) -> Result<Option<(u64, Bytes)>>;
-    /// Stores a small metadata value (projection checkpoints and the like).
+    /// The chunk of `log` with the greatest first seq at or below `seq`.
+    fn chunk_at(&self, log: &str, seq: u64) -> Result<Option<(u64, Bytes)>>;
+    /// Chunks of `log` whose first seq is at or above `from`, in order.
+    fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_>;
+    /// The last chunk of `log`.
+    fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>>;
+    /// Removes a log and frees its space.
+    fn drop_log(&self, log: &str) -> Result<()>;
+    /// Stores a small metadata value (branches, projection checkpoints).
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Reads a metadata value.
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes a metadata value.
+    fn remove_meta(&self, key: &str) -> Result<()>;
+    /// Every metadata value whose key starts with `prefix`, in key order.
+    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Bytes the engine occupies on disk.
     fn disk_bytes(&self) -> u64;
 }
+
+/// The name of the main log.
+pub const MAIN_LOG: &str = "main";
 
 /// Runs a call into sled, turning a panic into an error: sled 0.34 can
 /// panic on a damaged file instead of returning an error, and a damaged
@@ -81,6 +91,8 @@ pub struct SledStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    /// Trees of branch logs, opened on first use.
+    branches: std::sync::Mutex<std::collections::HashMap<String, sled::Tree>>,
     /// sled's data file, fsynced after each flush (see `sync`).
     data_file: File,
     dir: PathBuf,
@@ -102,6 +114,7 @@ impl SledStore {
                 db,
                 log,
                 meta,
+                branches: std::sync::Mutex::new(std::collections::HashMap::new()),
                 data_file,
                 dir: dir.to_path_buf(),
             })
@@ -123,6 +136,22 @@ fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+impl SledStore {
+    /// The tree of a log: `log` for main, `log/NAME` for a branch.
+    fn tree(&self, log: &str) -> Result<sled::Tree> {
+        if log == MAIN_LOG {
+            return Ok(self.log.clone());
+        }
+        let mut trees = self.branches.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = trees.get(log) {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(format!("log/{log}"))?;
+        trees.insert(log.to_string(), t.clone());
+        Ok(t)
+    }
+}
+
 fn key_seq(k: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(k)
         .map(u64::from_be_bytes)
@@ -138,13 +167,13 @@ fn chunk(item: Option<sled::Result<(sled::IVec, sled::IVec)>>) -> Result<Option<
 }
 
 impl Storage for SledStore {
-    fn write_chunks(&self, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
+    fn write_chunks(&self, log: &str, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
         guard("writing", || {
             let mut batch = sled::Batch::default();
             for (seq, bytes) in chunks {
                 batch.insert(&seq.to_be_bytes(), bytes.as_slice());
             }
-            self.log.apply_batch(batch)?;
+            self.tree(log)?.apply_batch(batch)?;
             Ok(())
         })
     }
@@ -163,21 +192,35 @@ impl Storage for SledStore {
         })
     }
 
-    fn chunk_at(&self, seq: u64) -> Result<Option<(u64, Bytes)>> {
+    fn chunk_at(&self, log: &str, seq: u64) -> Result<Option<(u64, Bytes)>> {
         guard("reading", || {
-            chunk(self.log.range(..=seq.to_be_bytes()).next_back())
+            chunk(self.tree(log)?.range(..=seq.to_be_bytes()).next_back())
         })
     }
 
-    fn scan_chunks(&self, from: u64) -> ChunkIter<'_> {
-        let mut iter = self.log.range(from.to_be_bytes()..);
+    fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_> {
+        let mut iter = match self.tree(log) {
+            Ok(t) => t.range(from.to_be_bytes()..),
+            Err(e) => return Box::new(std::iter::once(Err(e))),
+        };
         Box::new(std::iter::from_fn(move || {
             guard("scanning", || chunk(iter.next())).transpose()
         }))
     }
 
-    fn last_chunk(&self) -> Result<Option<(u64, Bytes)>> {
-        guard("reading", || chunk(self.log.iter().next_back()))
+    fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>> {
+        guard("reading", || chunk(self.tree(log)?.iter().next_back()))
+    }
+
+    fn drop_log(&self, log: &str) -> Result<()> {
+        guard("dropping", || {
+            self.branches
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(log);
+            self.db.drop_tree(format!("log/{log}"))?;
+            Ok(())
+        })
     }
 
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
@@ -190,6 +233,25 @@ impl Storage for SledStore {
     fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         guard("reading", || {
             Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
+        })
+    }
+
+    fn remove_meta(&self, key: &str) -> Result<()> {
+        guard("writing", || {
+            self.meta.remove(key.as_bytes())?;
+            Ok(())
+        })
+    }
+
+    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        guard("reading", || {
+            self.meta
+                .scan_prefix(prefix.as_bytes())
+                .map(|item| {
+                    let (k, v) = item?;
+                    Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+                })
+                .collect()
         })
     }
 
