@@ -1,21 +1,27 @@
 //! [`Annals`], the front door: open a database, write events, read views.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::branch::{check_branch_name, Branch, BranchInfo, BranchMeta, MAX_BRANCH_ENTRIES};
 use crate::error::{Error, Result};
 use crate::json::Position;
+use crate::log::EntryIter;
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::{Event, MAX_REASON_BYTES};
+use crate::projection::Views;
 use crate::projection::{ActorRow, Change, CountryRow, DateRow, Projection};
 use crate::query::Query;
+use crate::read::{diff_rows, keyed_rows, Against, AsOf, At, DiffRow, Reader, ViewKind};
 use crate::state::{load_state, save_checkpoint, State};
 use crate::store::{SledStore, Storage};
-use crate::time::{now_micros, Granularity, Micros};
+use crate::time::{format_micros, now_micros, Granularity, Micros};
 
 /// Most entries in one atomic batch. Larger inputs go through `import`,
 /// which commits in batches.
@@ -41,6 +47,7 @@ pub struct Builder {
     durability: Durability,
     cache_capacity_bytes: u64,
     checkpoint_every_entries: u64,
+    snapshot_every_entries: u64,
     create: bool,
 }
 
@@ -62,6 +69,14 @@ impl Builder {
     /// time spent writing checkpoints.
     pub fn checkpoint_every_entries(mut self, n: u64) -> Builder {
         self.checkpoint_every_entries = n.max(1);
+        self
+    }
+
+    /// How many entries may pass between snapshots of the built-in views,
+    /// kept on disk so that a view as of any seq replays at most this many
+    /// entries (default 50,000).
+    pub fn snapshot_every_entries(mut self, n: u64) -> Builder {
+        self.snapshot_every_entries = n.max(1);
         self
     }
 
@@ -252,8 +267,15 @@ pub struct Annals {
     state: RwLock<State>,
     writer: Mutex<Writer>,
     feeds: Mutex<Vec<Box<dyn Feed>>>,
+    /// Open branches by name.
+    branches: RwLock<BTreeMap<String, Arc<Branch>>>,
+    /// View snapshots on disk, by seq.
+    snapshots: Mutex<BTreeMap<u64, PathBuf>>,
+    /// Live subscribers to main's committed entries.
+    subscribers: Mutex<Vec<Sender<Entry>>>,
     durability: Durability,
     checkpoint_every_entries: u64,
+    snapshot_every_entries: u64,
     /// Held (flock) for as long as the database is open.
     _lock: File,
 }
@@ -261,6 +283,8 @@ pub struct Annals {
 const LOCK_FILE: &str = "LOCK";
 const STORE_DIR: &str = "store";
 const CHECKPOINT_FILE: &str = "state.ckpt";
+const SNAPSHOT_DIR: &str = "snapshots";
+const BRANCH_KEY: &str = "branch/";
 
 impl Annals {
     /// Opens the database in folder `path`, creating it if needed, with
@@ -276,6 +300,7 @@ impl Annals {
             durability: Durability::Durable,
             cache_capacity_bytes: 64 * 1024 * 1024,
             checkpoint_every_entries: 100_000,
+            snapshot_every_entries: 50_000,
             create: true,
         }
     }
@@ -320,6 +345,8 @@ impl Annals {
             Some(s) if s.head.seq <= head.seq && log.head_at(s.head.seq).ok() == Some(s.head) => s,
             _ => State::default(),
         };
+        let branches = load_branches(&log)?;
+        let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
         let checkpointed = state.head.seq;
         state.catch_up(&log, None, |_, _| {})?;
         if state.head != head {
@@ -340,8 +367,12 @@ impl Annals {
                 checkpointed,
             }),
             feeds: Mutex::new(Vec::new()),
+            branches: RwLock::new(branches),
+            snapshots: Mutex::new(snapshots),
+            subscribers: Mutex::new(Vec::new()),
             durability: b.durability,
             checkpoint_every_entries: b.checkpoint_every_entries,
+            snapshot_every_entries: b.snapshot_every_entries,
             _lock: lock_file,
         })
     }
@@ -383,51 +414,31 @@ impl Annals {
     /// error, none. With `expect_seq`, fails unless the head is at that seq
     /// (optimistic concurrency). Returns once durable (see [`Durability`]).
     pub fn write(&self, ops: Vec<Op>, expect_seq: Option<u64>) -> Result<Vec<Written>> {
-        if ops.len() > MAX_BATCH_ENTRIES {
-            return Err(Error::invalid(
-                "-",
-                format!(
-                    "batch of {} operations; the limit is {MAX_BATCH_ENTRIES}",
-                    ops.len()
-                ),
-            ));
-        }
+        check_batch(&ops)?;
         let mut writer = lock(&self.writer);
         if let Some(why) = &writer.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
+        let head = read(&self.state).head;
+        check_expected(head, expect_seq)?;
         let Prepared {
             entries,
             befores,
             written,
         } = {
             let state = read(&self.state);
-            if let Some(expected) = expect_seq {
-                if state.head.seq != expected {
-                    return Err(Error::SeqMismatch {
-                        expected,
-                        actual: state.head.seq,
-                    });
-                }
-            }
-            self.prepare(&state, ops)?
+            self.prepare(&self.log, head, ops, |id| {
+                Ok(state.index.lookup(&id).map(|(_, m)| Pending {
+                    created: m.seq,
+                    original: Where::Log(m.seq),
+                    current: m.retracted.is_none().then_some(Where::Log(m.current)),
+                }))
+            })?
         };
         if entries.is_empty() {
             return Ok(written);
         }
-        let head = read(&self.state).head;
-        let new_head = match self
-            .log
-            .append(head, &entries, self.durability == Durability::Durable)
-        {
-            Ok(h) => h,
-            Err(e) => {
-                // The batch may or may not be on disk; only a reopen, which
-                // rebuilds from what is there, can tell.
-                writer.poisoned = Some(e.to_string());
-                return Err(e);
-            }
-        };
+        let new_head = self.append_locked(&mut writer, &self.log, head, &entries)?;
         {
             let mut state = write(&self.state);
             for (entry, before) in entries.iter().zip(&befores) {
@@ -436,16 +447,86 @@ impl Annals {
             state.head = new_head;
         }
         self.feed(&entries, &befores);
+        lock(&self.subscribers).retain(|tx| entries.iter().all(|e| tx.send(e.clone()).is_ok()));
+        if new_head.seq / self.snapshot_every_entries > head.seq / self.snapshot_every_entries {
+            self.snapshot_locked(&writer)?;
+        }
         if new_head.seq - writer.checkpointed >= self.checkpoint_every_entries {
             self.checkpoint_locked(&mut writer)?;
         }
         Ok(written)
     }
 
-    /// Checks a batch against the state and turns it into entries, with
-    /// each entry's `before` version. Writes nothing.
-    fn prepare(&self, state: &State, ops: Vec<Op>) -> Result<Prepared> {
-        let recorded_at = now_micros().max(state.head.recorded_at);
+    /// Appends prepared entries to a log, poisoning the writer on failure:
+    /// the batch may or may not be on disk, and only a reopen, which
+    /// rebuilds from what is there, can tell.
+    fn append_locked(
+        &self,
+        writer: &mut Writer,
+        log: &Log,
+        head: Head,
+        entries: &[Entry],
+    ) -> Result<Head> {
+        log.append(head, entries, self.durability == Durability::Durable)
+            .inspect_err(|e| writer.poisoned = Some(e.to_string()))
+    }
+
+    /// Writes a batch to branch `name`; see [`Annals::write`]. Main never
+    /// sees it.
+    pub fn write_branch(
+        &self,
+        name: &str,
+        ops: Vec<Op>,
+        expect_seq: Option<u64>,
+    ) -> Result<Vec<Written>> {
+        check_batch(&ops)?;
+        let branch = self.branch(name)?;
+        let mut writer = lock(&self.writer);
+        if let Some(why) = &writer.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let head = branch.head();
+        check_expected(head, expect_seq)?;
+        let own = read(&branch.entries).len();
+        if own + ops.len() > MAX_BRANCH_ENTRIES {
+            return Err(Error::invalid(
+                "branch",
+                format!("branch `{name}` would exceed {MAX_BRANCH_ENTRIES} entries of its own"),
+            ));
+        }
+        let reader = Reader::new(self, &At::head().branch(name))?;
+        let Prepared {
+            entries, written, ..
+        } = self.prepare(&branch.log, head, ops, |id| {
+            Ok(reader.get(id)?.map(|r| Pending {
+                created: r.position.seq,
+                original: Where::Log(r.position.seq),
+                current: r.retracted_seq.is_none().then_some(Where::Log(
+                    r.position.corrected_seq.unwrap_or(r.position.seq),
+                )),
+            }))
+        })?;
+        if entries.is_empty() {
+            return Ok(written);
+        }
+        let new_head = self.append_locked(&mut writer, &branch.log, head, &entries)?;
+        write(&branch.entries).extend(entries);
+        *write(&branch.head) = new_head;
+        *lock(&branch.views) = None;
+        Ok(written)
+    }
+
+    /// Checks a batch against a log's state (`known` says what is known of
+    /// an id before the batch) and turns it into entries, with each entry's
+    /// `before` version. Writes nothing.
+    fn prepare(
+        &self,
+        log: &Log,
+        head: Head,
+        ops: Vec<Op>,
+        known_before: impl Fn(Uuid) -> Result<Option<Pending>>,
+    ) -> Result<Prepared> {
+        let recorded_at = now_micros().max(head.recorded_at);
         let mut pending: HashMap<Uuid, Pending> = HashMap::new();
         let mut entries: Vec<Entry> = Vec::with_capacity(ops.len());
         let mut befores = Vec::with_capacity(ops.len());
@@ -453,20 +534,17 @@ impl Annals {
         for op in ops {
             let id = op.id();
             let at = || format!("event {id}");
-            let next = state.head.seq + 1 + entries.len() as u64;
+            let next = head.seq + 1 + entries.len() as u64;
             let here = Where::Batch(entries.len());
-            let known = pending.get(&id).copied().or_else(|| {
-                state.index.lookup(&id).map(|(_, m)| Pending {
-                    created: m.seq,
-                    original: Where::Log(m.seq),
-                    current: m.retracted.is_none().then_some(Where::Log(m.current)),
-                })
-            });
+            let known = match pending.get(&id) {
+                Some(p) => Some(*p),
+                None => known_before(id)?,
+            };
             let body = match op {
                 Op::Append(e) => {
                     let e = e.validate().map_err(|err| err.at(at()))?;
                     if let Some(p) = known {
-                        if self.version(&entries, p.original)? != e {
+                        if self.version(log, &entries, p.original)? != e {
                             return Err(Error::Conflict {
                                 at: at(),
                                 reason: format!(
@@ -497,7 +575,7 @@ impl Annals {
                 Op::Correct(e) => {
                     let e = e.validate().map_err(|err| err.at(at()))?;
                     let (p, current) = changeable(known, &at)?;
-                    befores.push(Some(self.version(&entries, current)?));
+                    befores.push(Some(self.version(log, &entries, current)?));
                     pending.insert(
                         id,
                         Pending {
@@ -516,7 +594,7 @@ impl Annals {
                         .at(at()));
                     }
                     let (p, current) = changeable(known, &at)?;
-                    befores.push(Some(self.version(&entries, current)?));
+                    befores.push(Some(self.version(log, &entries, current)?));
                     pending.insert(id, Pending { current: None, ..p });
                     Body::Retraction { id, reason }
                 }
@@ -540,9 +618,9 @@ impl Annals {
     }
 
     /// An event version, from the batch being prepared or from the log.
-    fn version(&self, entries: &[Entry], at: Where) -> Result<Event> {
+    fn version(&self, log: &Log, entries: &[Entry], at: Where) -> Result<Event> {
         match at {
-            Where::Log(seq) => self.log.read_event(seq),
+            Where::Log(seq) => log.read_event(seq),
             Where::Batch(i) => entries
                 .get(i)
                 .and_then(|e| e.body.event())
@@ -829,6 +907,208 @@ impl Annals {
         Ok(())
     }
 
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        read(&self.state)
+    }
+
+    pub(crate) fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// An open branch by name.
+    pub(crate) fn branch(&self, name: &str) -> Result<Arc<Branch>> {
+        read(&self.branches)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                at: String::new(),
+                what: format!("no branch named `{name}`"),
+            })
+    }
+
+    /// A reader of main or a branch, at its head or as of a seq or time.
+    /// An `as_of` before the first entry reads an empty log; one past the
+    /// head reads the head.
+    pub fn reader(&self, at: &At) -> Result<Reader<'_>> {
+        Reader::new(self, at)
+    }
+
+    /// Creates branch `name` from main (or from branch `from`) as of `at`
+    /// (default: the head). Costs one metadata write, whatever the log's
+    /// length.
+    pub fn create_branch(
+        &self,
+        name: &str,
+        from: Option<&str>,
+        at: Option<AsOf>,
+    ) -> Result<BranchInfo> {
+        check_branch_name(name)?;
+        let _writer = lock(&self.writer);
+        if read(&self.branches).contains_key(name) {
+            return Err(Error::Conflict {
+                at: String::new(),
+                reason: format!("a branch named `{name}` exists"),
+            });
+        }
+        let parent_log = match from {
+            None | Some("main") => Arc::clone(&self.log),
+            Some(p) => Arc::clone(&self.branch(p)?.log),
+        };
+        let parent_at = At {
+            branch: from.filter(|p| *p != "main").map(str::to_string),
+            as_of: at,
+        };
+        let base_seq = Reader::new(self, &parent_at)?.seq();
+        let base = parent_log.head_at(base_seq)?;
+        let meta = BranchMeta {
+            name: name.to_string(),
+            parent: parent_at.branch,
+            base,
+            created_at: now_micros(),
+        };
+        let bytes = bincode::serde::encode_to_vec(&meta, bincode::config::standard())
+            .map_err(|e| Error::Storage(format!("encoding branch metadata: {e}")))?;
+        self.log
+            .store()
+            .put_meta(&format!("{BRANCH_KEY}{name}"), &bytes)?;
+        self.log.store().sync()?;
+        let log = Arc::new(Log::branch(parent_log, base, name));
+        let branch = Arc::new(open_branch(meta, log, Vec::new(), base));
+        let info = branch_info(&branch);
+        write(&self.branches).insert(name.to_string(), branch);
+        Ok(info)
+    }
+
+    /// Every branch, by name.
+    pub fn branches(&self) -> Vec<BranchInfo> {
+        read(&self.branches)
+            .values()
+            .map(|b| branch_info(b))
+            .collect()
+    }
+
+    /// Drops a branch and frees its space. Refused while another branch
+    /// starts from it.
+    pub fn drop_branch(&self, name: &str) -> Result<()> {
+        let _writer = lock(&self.writer);
+        self.branch(name)?;
+        let children: Vec<String> = read(&self.branches)
+            .values()
+            .filter(|b| b.meta.parent.as_deref() == Some(name))
+            .map(|b| b.meta.name.clone())
+            .collect();
+        if !children.is_empty() {
+            return Err(Error::Conflict {
+                at: String::new(),
+                reason: format!(
+                    "branch `{name}` has branches of its own ({}); drop them first",
+                    children.join(", ")
+                ),
+            });
+        }
+        self.log
+            .store()
+            .remove_meta(&format!("{BRANCH_KEY}{name}"))?;
+        self.log.store().drop_log(name)?;
+        self.log.store().sync()?;
+        write(&self.branches).remove(name);
+        Ok(())
+    }
+
+    /// The rows of a view that differ between branch `name` (at its head)
+    /// and its parent, as of the branch's base or at the parent's head. An
+    /// empty diff means the views are equal.
+    pub fn diff(&self, name: &str, view: ViewKind, against: Against) -> Result<Vec<DiffRow>> {
+        let branch = self.branch(name)?;
+        let parent = At {
+            branch: branch.meta.parent.clone(),
+            as_of: match against {
+                Against::Base => Some(AsOf::Seq(branch.meta.base.seq)),
+                Against::Head => None,
+            },
+        };
+        let main = keyed_rows(&Reader::new(self, &parent)?, view)?;
+        let mine = keyed_rows(&Reader::new(self, &At::head().branch(name))?, view)?;
+        Ok(diff_rows(main, mine))
+    }
+
+    /// Folds a log (main or a branch, up to an as-of point) from scratch
+    /// through a projection, without registering it.
+    pub fn replay_at<P: Projection>(&self, projection: &P, at: &At) -> Result<P::State> {
+        let reader = Reader::new(self, at)?;
+        let log = match &at.branch {
+            None => Arc::clone(&self.log),
+            Some(b) => Arc::clone(&self.branch(b)?.log),
+        };
+        let mut acc = projection.init();
+        let mut scratch = State::default();
+        scratch.catch_up(&log, Some(reader.seq()), |entry, before| {
+            projection.apply(
+                &mut acc,
+                &Change {
+                    seq: entry.seq,
+                    recorded_at: entry.recorded_at,
+                    id: entry.body.id(),
+                    before,
+                    after: entry.body.event(),
+                    entry,
+                },
+            );
+        })?;
+        Ok(acc)
+    }
+
+    /// Every entry of main after seq `after`, then every entry committed
+    /// from now on, each exactly once and in order (no polling: the live
+    /// part waits on a channel).
+    pub fn subscribe(&self, after: u64) -> Result<Subscription<'_>> {
+        // Under the writer lock no batch commits between reading the head
+        // and registering, so the backlog ends where the live feed starts.
+        let _writer = lock(&self.writer);
+        let head = read(&self.state).head;
+        let (tx, rx) = std::sync::mpsc::channel();
+        lock(&self.subscribers).push(tx);
+        let backlog = self
+            .log
+            .entries_after(self.log.head_at(after.min(head.seq))?);
+        Ok(Subscription {
+            backlog: Some(backlog),
+            upto: head.seq,
+            rx,
+        })
+    }
+
+    /// The view snapshot at the greatest seq at or before `seq` that
+    /// matches the log, or empty views at seq 0.
+    pub(crate) fn snapshot_at_or_before(&self, seq: u64) -> Result<(Head, Views)> {
+        let candidates: Vec<(u64, PathBuf)> = lock(&self.snapshots)
+            .range(..=seq)
+            .rev()
+            .map(|(s, p)| (*s, p.clone()))
+            .collect();
+        for (s, path) in candidates {
+            if let Some((head, views)) = crate::state::load_checkpoint::<(Head, Views)>(&path) {
+                if head.seq == s && self.log.head_at(s).is_ok_and(|h| h == head) {
+                    return Ok((head, views));
+                }
+            }
+        }
+        Ok((Head::default(), Views::default()))
+    }
+
+    fn snapshot_locked(&self, _writer: &Writer) -> Result<()> {
+        let dir = self.dir.join(SNAPSHOT_DIR);
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let (head, path) = {
+            let state = read(&self.state);
+            let path = dir.join(format!("{:020}.views", state.head.seq));
+            save_checkpoint(&path, &(state.head, &state.views))?;
+            (state.head, path)
+        };
+        lock(&self.snapshots).insert(head.seq, path);
+        Ok(())
+    }
+
     /// Checkpoints, syncs and closes the database, reporting any error
     /// (dropping it does the same but can only ignore errors).
     pub fn close(self) -> Result<()> {
@@ -886,6 +1166,178 @@ fn changeable(known: Option<Pending>, at: &dyn Fn() -> String) -> Result<(Pendin
                 current: Some(v), ..
             },
         ) => Ok((p, v)),
+    }
+}
+
+/// Fails on an oversized batch.
+fn check_batch(ops: &[Op]) -> Result<()> {
+    if ops.len() > MAX_BATCH_ENTRIES {
+        return Err(Error::invalid(
+            "-",
+            format!(
+                "batch of {} operations; the limit is {MAX_BATCH_ENTRIES}",
+                ops.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails unless the head is at the expected seq.
+fn check_expected(head: Head, expect_seq: Option<u64>) -> Result<()> {
+    match expect_seq {
+        Some(expected) if expected != head.seq => Err(Error::SeqMismatch {
+            expected,
+            actual: head.seq,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn open_branch(meta: BranchMeta, log: Arc<Log>, entries: Vec<Entry>, head: Head) -> Branch {
+    Branch {
+        meta,
+        log,
+        entries: RwLock::new(entries),
+        head: RwLock::new(head),
+        views: Mutex::new(None),
+    }
+}
+
+fn branch_info(b: &Branch) -> BranchInfo {
+    BranchInfo {
+        name: b.meta.name.clone(),
+        parent: b.meta.parent.clone().unwrap_or_else(|| "main".into()),
+        base_seq: b.meta.base.seq,
+        head_seq: b.head().seq,
+        entries: read(&b.entries).len() as u64,
+        created_at: format_micros(b.meta.created_at),
+    }
+}
+
+/// Opens every branch recorded in the metadata, parents first, checking
+/// that each base is part of its parent's chain and reading each branch's
+/// own entries (checked) into memory.
+fn load_branches(main: &Arc<Log>) -> Result<BTreeMap<String, Arc<Branch>>> {
+    let mut metas: Vec<BranchMeta> = Vec::new();
+    for (key, bytes) in main.store().scan_meta(BRANCH_KEY)? {
+        let (meta, _): (BranchMeta, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                .map_err(|e| Error::corruption(0, format!("branch metadata `{key}`: {e}")))?;
+        metas.push(meta);
+    }
+    let mut open: BTreeMap<String, Arc<Branch>> = BTreeMap::new();
+    while !metas.is_empty() {
+        let before = metas.len();
+        let mut rest = Vec::new();
+        for meta in metas {
+            let parent_log = match &meta.parent {
+                None => Arc::clone(main),
+                Some(p) => match open.get(p) {
+                    Some(b) => Arc::clone(&b.log),
+                    None => {
+                        rest.push(meta);
+                        continue;
+                    }
+                },
+            };
+            let base = parent_log.head_at(meta.base.seq)?;
+            if base != meta.base {
+                return Err(Error::corruption(
+                    meta.base.seq,
+                    format!(
+                        "branch `{}` starts from an entry its parent does not have",
+                        meta.name
+                    ),
+                ));
+            }
+            let log = Arc::new(Log::branch(parent_log, meta.base, &meta.name));
+            let mut entries = Vec::new();
+            let mut head = meta.base;
+            for item in log.entries_after(meta.base) {
+                let (entry, hash) = item?;
+                head = Head {
+                    seq: entry.seq,
+                    hash,
+                    recorded_at: entry.recorded_at,
+                };
+                entries.push(entry);
+            }
+            let name = meta.name.clone();
+            open.insert(name, Arc::new(open_branch(meta, log, entries, head)));
+        }
+        if rest.len() == before {
+            let names: Vec<String> = rest.iter().map(|m| m.name.clone()).collect();
+            return Err(Error::corruption(
+                0,
+                format!("branches whose parent is missing: {}", names.join(", ")),
+            ));
+        }
+        metas = rest;
+    }
+    Ok(open)
+}
+
+/// The view snapshot files in `dir`, by seq.
+fn list_snapshots(dir: &Path) -> BTreeMap<u64, PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let seq = name.strip_suffix(".views")?.parse().ok()?;
+            Some((seq, e.path()))
+        })
+        .collect()
+}
+
+/// Main's entries after a seq, then each one committed from then on; see
+/// [`Annals::subscribe`].
+pub struct Subscription<'a> {
+    backlog: Option<EntryIter<'a>>,
+    /// The head when the subscription started: the backlog ends there and
+    /// the live feed starts after it.
+    upto: u64,
+    rx: Receiver<Entry>,
+}
+
+impl Subscription<'_> {
+    /// The next entry, waiting at most `timeout` for a live one; `None` on
+    /// time-out or once the database is closed.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Entry>> {
+        if let Some(item) = self.from_backlog() {
+            return Some(item);
+        }
+        self.rx.recv_timeout(timeout).ok().map(Ok)
+    }
+
+    fn from_backlog(&mut self) -> Option<Result<Entry>> {
+        let backlog = self.backlog.as_mut()?;
+        match backlog.next() {
+            Some(Ok((e, _))) if e.seq <= self.upto => Some(Ok(e)),
+            Some(Err(e)) => {
+                self.backlog = None;
+                Some(Err(e))
+            }
+            _ => {
+                self.backlog = None;
+                None
+            }
+        }
+    }
+}
+
+impl Iterator for Subscription<'_> {
+    type Item = Result<Entry>;
+
+    /// The next entry, waiting for one to be committed if need be.
+    fn next(&mut self) -> Option<Result<Entry>> {
+        if let Some(item) = self.from_backlog() {
+            return Some(item);
+        }
+        self.rx.recv().ok().map(Ok)
     }
 }
 

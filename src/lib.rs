@@ -43,6 +43,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod branch;
 mod codec;
 mod country;
 mod db;
@@ -54,6 +55,7 @@ mod log;
 mod model;
 pub mod projection;
 mod query;
+mod read;
 mod state;
 mod store;
 mod time;

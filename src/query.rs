@@ -98,7 +98,9 @@ impl Query {
             && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && (self.actors.is_empty()
                 || e.actors.iter().any(|a| {
-                    self.actors.iter().any(|name| actor_key(name) == actor_key(&a.name))
+                    self.actors
+                        .iter()
+                        .any(|name| actor_key(name) == actor_key(&a.name))
                 }))
     }
 

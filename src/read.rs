@@ -1,0 +1,558 @@
+//! Reading history: main or a branch, at its head or as of a seq or time.
+//!
+//! On main, as-of reads use the index: an event's state as of seq S is its
+//! current state unless it changed after S, and the events that did are
+//! few (the corrected and retracted ones), so they are read from the log.
+//! Views as of S start from the nearest view snapshot at or before S and
+//! replay the entries after it. A branch reads its parent as of its base,
+//! overlaid with its own entries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::branch::Branch;
+use crate::db::{Annals, Record, Version};
+use crate::error::{Error, Result};
+use crate::intern::{Keys, Names};
+use crate::json::Position;
+use crate::log::{Body, Entry, Head, Log};
+use crate::model::Event;
+use crate::projection::{ActorRow, CountryRow, DateRow, Views};
+use crate::query::Query;
+use crate::time::{parse_rfc3339, Granularity, Micros};
+
+/// A point in transaction time: a seq, or the last entry recorded at or
+/// before an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Entries `1..=seq` (a seq past the head means the head).
+    Seq(u64),
+    /// Entries recorded at or before this time (UTC microseconds).
+    Time(Micros),
+}
+
+impl std::str::FromStr for AsOf {
+    type Err = Error;
+    /// A seq (digits) or an RFC 3339 time.
+    fn from_str(s: &str) -> Result<AsOf> {
+        let t = s.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t
+                .parse()
+                .map(AsOf::Seq)
+                .map_err(|e| Error::invalid("as_of", format!("`{t}`: {e}")));
+        }
+        parse_rfc3339(t)
+            .map(AsOf::Time)
+            .map_err(|e| e.for_field("as_of"))
+    }
+}
+
+/// Where to read: main or a branch, at its head or as of a point in
+/// transaction time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct At {
+    /// A branch name; `None` for main.
+    pub branch: Option<String>,
+    /// A point in transaction time; `None` for the head.
+    pub as_of: Option<AsOf>,
+}
+
+impl At {
+    /// Main at its head.
+    pub fn head() -> At {
+        At::default()
+    }
+
+    /// Reads a branch instead of main.
+    pub fn branch(mut self, name: &str) -> At {
+        self.branch = Some(name.to_string());
+        self
+    }
+
+    /// Reads as of a point in transaction time.
+    pub fn as_of(mut self, as_of: AsOf) -> At {
+        self.as_of = Some(as_of);
+        self
+    }
+}
+
+/// Which log a reader reads.
+#[derive(Clone)]
+pub(crate) enum Line {
+    Main,
+    Branch(Arc<Branch>),
+}
+
+/// Reads one log (main or a branch) as of one seq. Obtained from
+/// [`Annals::reader`]; every answer equals a replay of the log's entries
+/// `1..=seq`.
+pub struct Reader<'a> {
+    db: &'a Annals,
+    line: Line,
+    seq: u64,
+}
+
+/// A view's rows with the state they come from.
+type NamedViews = Arc<(Names, Views)>;
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(db: &'a Annals, at: &At) -> Result<Reader<'a>> {
+        let line = match &at.branch {
+            None => Line::Main,
+            Some(name) => Line::Branch(db.branch(name)?),
+        };
+        let head = match &line {
+            Line::Main => db.head(),
+            Line::Branch(b) => b.head(),
+        };
+        let seq = match at.as_of {
+            None => head.seq,
+            Some(AsOf::Seq(s)) => s.min(head.seq),
+            Some(AsOf::Time(t)) => seq_at_time(&line_log(db, &line), head, t)?,
+        };
+        Ok(Reader { db, line, seq })
+    }
+
+    fn at(db: &'a Annals, line: Line, seq: u64) -> Reader<'a> {
+        Reader { db, line, seq }
+    }
+
+    /// The seq this reader reads as of.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The entry at this reader's seq: its seq and chain hash.
+    pub fn head(&self) -> Result<Head> {
+        line_log(self.db, &self.line).head_at(self.seq)
+    }
+
+    fn at_main_head(&self) -> bool {
+        matches!(self.line, Line::Main) && self.seq == self.db.head().seq
+    }
+
+    /// The reader of a branch's parent, as of the branch's base.
+    fn parent(&self, b: &Branch) -> Result<Reader<'a>> {
+        let line = match &b.meta.parent {
+            None => Line::Main,
+            Some(p) => Line::Branch(self.db.branch(p)?),
+        };
+        Ok(Reader::at(self.db, line, b.meta.base.seq.min(self.seq)))
+    }
+
+    /// The event as of this reader's seq (retracted ones included, with
+    /// their last version); `None` if it did not exist yet.
+    pub fn get(&self, id: Uuid) -> Result<Option<Record>> {
+        match &self.line {
+            Line::Main => self.main_get(id),
+            Line::Branch(b) => {
+                let own = b.own_versions(id, self.seq);
+                let inherited = self.parent(b)?.get(id)?;
+                if own.is_empty() {
+                    return Ok(inherited);
+                }
+                Ok(overlay(inherited, &own))
+            }
+        }
+    }
+
+    fn main_get(&self, id: Uuid) -> Result<Option<Record>> {
+        let (meta, versions) = {
+            let state = self.db.read_state();
+            let Some((n, m)) = state.index.lookup(&id) else {
+                return Ok(None);
+            };
+            (m, state.index.versions(n))
+        };
+        if meta.seq > self.seq {
+            return Ok(None);
+        }
+        let retracted = meta.retracted.filter(|r| *r <= self.seq);
+        let last = versions
+            .into_iter()
+            .filter(|v| *v <= self.seq && Some(*v) != retracted)
+            .next_back()
+            .unwrap_or(meta.seq);
+        Ok(Some(Record {
+            event: self.db.log().read_event(last)?,
+            position: Position {
+                seq: meta.seq,
+                recorded_at: meta.recorded_at,
+                corrected_seq: (last != meta.seq).then_some(last),
+            },
+            retracted_seq: retracted,
+        }))
+    }
+
+    /// Every version of the event up to this reader's seq, oldest first.
+    pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
+        match &self.line {
+            Line::Main => {
+                let seqs: Vec<u64> = {
+                    let state = self.db.read_state();
+                    match state.index.lookup(&id) {
+                        Some((n, _)) => state.index.versions(n),
+                        None => return Ok(Vec::new()),
+                    }
+                };
+                seqs.into_iter()
+                    .take_while(|s| *s <= self.seq)
+                    .map(|s| self.db.log().read(s).map(version))
+                    .collect()
+            }
+            Line::Branch(b) => {
+                let mut v = self.parent(b)?.history(id)?;
+                v.extend(b.own_versions(id, self.seq).into_iter().map(version));
+                Ok(v)
+            }
+        }
+    }
+
+    /// Current events (as of this reader's seq) matching the query, ordered
+    /// by occurrence start then seq.
+    pub fn query(&self, q: &Query) -> Result<Vec<Record>> {
+        q.validate()?;
+        if self.at_main_head() {
+            return self.db.query(q);
+        }
+        let mut hits = self.query_unsorted(q)?;
+        hits.sort_by_key(|r| (r.event.occurred.start(), r.position.seq));
+        if let Some(limit) = q.limit {
+            hits.truncate(limit);
+        }
+        Ok(hits)
+    }
+
+    fn query_unsorted(&self, q: &Query) -> Result<Vec<Record>> {
+        match &self.line {
+            Line::Main => self.main_query_as_of(q),
+            Line::Branch(b) => {
+                let touched: HashSet<Uuid> = b.touched(self.seq).into_iter().collect();
+                let mut hits: Vec<Record> = self
+                    .parent(b)?
+                    .query_unsorted(q)?
+                    .into_iter()
+                    .filter(|r| !touched.contains(&r.event.id))
+                    .collect();
+                for id in touched {
+                    if let Some(r) = self.get(id)? {
+                        if r.retracted_seq.is_none() && q.matches(&r.event) {
+                            hits.push(r);
+                        }
+                    }
+                }
+                Ok(hits)
+            }
+        }
+    }
+
+    fn main_query_as_of(&self, q: &Query) -> Result<Vec<Record>> {
+        let (unchanged, changed) = {
+            let state = self.db.read_state();
+            let prefix = state.index.created_upto(self.seq);
+            let changed = state.index.changed_after(self.seq, prefix);
+            let unchanged = state.index.select_where(&state.names, q, |n| {
+                (n as usize) < prefix && !changed.contains(&n)
+            });
+            let changed: Vec<(crate::index::Meta, u64)> = changed
+                .into_iter()
+                .filter_map(|n| {
+                    let m = state.index.meta(n)?;
+                    Some((m, state.index.version_at(n, self.seq)?))
+                })
+                .collect();
+            (unchanged, changed)
+        };
+        let mut hits = Vec::with_capacity(unchanged.len() + changed.len());
+        for m in unchanged {
+            hits.push(Record {
+                event: self.db.log().read_event(m.current)?,
+                position: Position {
+                    seq: m.seq,
+                    recorded_at: m.recorded_at,
+                    corrected_seq: m.corrected_seq(),
+                },
+                retracted_seq: None,
+            });
+        }
+        for (m, v) in changed {
+            let event = self.db.log().read_event(v)?;
+            if q.matches(&event) {
+                hits.push(Record {
+                    event,
+                    position: Position {
+                        seq: m.seq,
+                        recorded_at: m.recorded_at,
+                        corrected_seq: (v != m.seq).then_some(v),
+                    },
+                    retracted_seq: None,
+                });
+            }
+        }
+        Ok(hits)
+    }
+
+    /// The by-country view.
+    pub fn by_country(&self) -> Result<Vec<CountryRow>> {
+        if self.at_main_head() {
+            return Ok(self.db.by_country());
+        }
+        let v = self.views()?;
+        Ok(v.1.country_rows(&v.0))
+    }
+
+    /// The by-actor view.
+    pub fn by_actor(&self) -> Result<Vec<ActorRow>> {
+        if self.at_main_head() {
+            return Ok(self.db.by_actor());
+        }
+        let v = self.views()?;
+        Ok(v.1.actor_rows(&v.0))
+    }
+
+    /// The by-date view at a granularity.
+    pub fn by_date(&self, g: Granularity) -> Result<Vec<DateRow>> {
+        if self.at_main_head() {
+            return Ok(self.db.by_date(g));
+        }
+        let v = self.views()?;
+        Ok(v.1.date_rows(&v.0, g))
+    }
+
+    /// The built-in views' state as of this reader's seq.
+    pub(crate) fn views(&self) -> Result<NamedViews> {
+        match &self.line {
+            Line::Main => self.main_views(),
+            Line::Branch(b) => {
+                let at_head = self.seq == b.head().seq;
+                if at_head {
+                    if let Some(v) = b.views.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                        return Ok(Arc::clone(v));
+                    }
+                }
+                let v = Arc::new(self.branch_views(b)?);
+                if at_head {
+                    *b.views.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&v));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    fn main_views(&self) -> Result<NamedViews> {
+        if self.at_main_head() {
+            let state = self.db.read_state();
+            return Ok(Arc::new((state.names.clone(), state.views.clone())));
+        }
+        // Names are only ever added, so the head's table names everything
+        // any earlier entry mentions.
+        let mut names = self.db.read_state().names.clone();
+        let (start, mut views) = self.db.snapshot_at_or_before(self.seq)?;
+        for item in self.db.log().entries_after(start) {
+            let (entry, _) = item?;
+            if entry.seq > self.seq {
+                break;
+            }
+            let before = self.main_before(&entry)?;
+            let before = before.as_ref().map(|e| Keys::of(&mut names, e));
+            let after = entry.body.event().map(|e| Keys::of(&mut names, e));
+            views.apply(before.as_ref(), after.as_ref());
+        }
+        Ok(Arc::new((names, views)))
+    }
+
+    /// The current version (on main) of the event an entry changes, just
+    /// before the entry.
+    fn main_before(&self, entry: &Entry) -> Result<Option<Event>> {
+        if let Body::Event(_) = entry.body {
+            return Ok(None);
+        }
+        let v = {
+            let state = self.db.read_state();
+            state
+                .index
+                .lookup(&entry.body.id())
+                .and_then(|(n, _)| state.index.version_at(n, entry.seq - 1))
+        };
+        v.map(|s| self.db.log().read_event(s)).transpose()
+    }
+
+    fn branch_views(&self, b: &Branch) -> Result<(Names, Views)> {
+        let parent = self.parent(b)?;
+        let base = parent.views()?;
+        let (mut names, mut views) = (base.0.clone(), base.1.clone());
+        let mut current: HashMap<Uuid, Option<Event>> = HashMap::new();
+        for entry in b.entries_upto(self.seq) {
+            let id = entry.body.id();
+            let before = match current.get(&id) {
+                Some(v) => v.clone(),
+                None => match entry.body {
+                    Body::Event(_) => None,
+                    _ => parent
+                        .get(id)?
+                        .filter(|r| r.retracted_seq.is_none())
+                        .map(|r| r.event),
+                },
+            };
+            let after = entry.body.event().cloned();
+            let bk = before.as_ref().map(|e| Keys::of(&mut names, e));
+            let ak = after.as_ref().map(|e| Keys::of(&mut names, e));
+            views.apply(bk.as_ref(), ak.as_ref());
+            current.insert(id, after);
+        }
+        Ok((names, views))
+    }
+}
+
+/// The log a line reads.
+fn line_log(db: &Annals, line: &Line) -> Arc<Log> {
+    match line {
+        Line::Main => Arc::clone(db.log()),
+        Line::Branch(b) => Arc::clone(&b.log),
+    }
+}
+
+/// The last seq recorded at or before `t` (0 if none): a binary search,
+/// since `recorded_at` never decreases along seq.
+fn seq_at_time(log: &Log, head: Head, t: Micros) -> Result<u64> {
+    if head.seq == 0 || head.recorded_at <= t {
+        return Ok(head.seq);
+    }
+    let (mut lo, mut hi) = (0u64, head.seq);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if log.read(mid)?.recorded_at <= t {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(lo)
+}
+
+fn version(entry: Entry) -> Version {
+    let action = entry.body.action();
+    let (event, reason) = match entry.body {
+        Body::Event(e) | Body::Correction(e) => (Some(e), None),
+        Body::Retraction { reason, .. } => (None, Some(reason)),
+    };
+    Version {
+        seq: entry.seq,
+        recorded_at: entry.recorded_at,
+        action,
+        event,
+        reason,
+    }
+}
+
+/// An event's record from its parent's state and a branch's own entries.
+fn overlay(inherited: Option<Record>, own: &[Entry]) -> Option<Record> {
+    let mut rec = inherited;
+    for entry in own {
+        match &entry.body {
+            Body::Event(e) => {
+                rec = Some(Record {
+                    event: e.clone(),
+                    position: Position {
+                        seq: entry.seq,
+                        recorded_at: entry.recorded_at,
+                        corrected_seq: None,
+                    },
+                    retracted_seq: None,
+                });
+            }
+            Body::Correction(e) => {
+                if let Some(r) = &mut rec {
+                    r.event = e.clone();
+                    r.position.corrected_seq = Some(entry.seq);
+                }
+            }
+            Body::Retraction { .. } => {
+                if let Some(r) = &mut rec {
+                    r.retracted_seq = Some(entry.seq);
+                }
+            }
+        }
+    }
+    rec
+}
+
+/// Which built-in view to compare in [`Annals::diff`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// By country.
+    ByCountry,
+    /// By actor.
+    ByActor,
+    /// By date, at a granularity.
+    ByDate(Granularity),
+}
+
+/// What a branch is compared with in [`Annals::diff`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Against {
+    /// Main (or the parent branch) as of the branch's base.
+    #[default]
+    Base,
+    /// Main (or the parent branch) at its head.
+    Head,
+}
+
+/// One row that differs between a branch's view and its parent's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffRow {
+    /// The row's key: a country code, an actor, a bucket.
+    pub key: String,
+    /// The parent's row (`None` if the branch added it).
+    pub main: Option<Value>,
+    /// The branch's row (`None` if the branch removed it).
+    pub branch: Option<Value>,
+}
+
+/// Rows of a view as (key, JSON), for comparison.
+pub(crate) fn keyed_rows(r: &Reader<'_>, view: ViewKind) -> Result<Vec<(String, Value)>> {
+    fn keyed<T: Serialize>(rows: Vec<T>, key: &str) -> Vec<(String, Value)> {
+        rows.into_iter()
+            .filter_map(|row| serde_json::to_value(row).ok())
+            .map(|v| {
+                let k = v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+                (k, v)
+            })
+            .collect()
+    }
+    Ok(match view {
+        ViewKind::ByCountry => keyed(r.by_country()?, "country"),
+        ViewKind::ByActor => keyed(r.by_actor()?, "actor"),
+        ViewKind::ByDate(g) => r
+            .by_date(g)?
+            .into_iter()
+            .filter_map(|row| serde_json::to_value(row).ok())
+            .map(|v| {
+                let bucket = v.get("bucket").and_then(Value::as_str).unwrap_or("");
+                let p = v.get("precision").and_then(Value::as_str).unwrap_or("");
+                (format!("{bucket} ({p})"), v)
+            })
+            .collect(),
+    })
+}
+
+/// The rows that differ between two keyed views, in key order.
+pub(crate) fn diff_rows(main: Vec<(String, Value)>, branch: Vec<(String, Value)>) -> Vec<DiffRow> {
+    let mut m: std::collections::BTreeMap<String, (Option<Value>, Option<Value>)> =
+        std::collections::BTreeMap::new();
+    for (k, v) in main {
+        m.entry(k).or_default().0 = Some(v);
+    }
+    for (k, v) in branch {
+        m.entry(k).or_default().1 = Some(v);
+    }
+    m.into_iter()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(key, (main, branch))| DiffRow { key, main, branch })
+        .collect()
+}
