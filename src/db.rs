@@ -790,12 +790,52 @@ impl Annals {
         Ok(fresh.head)
     }
 
-    /// Every entry after seq `after`, in order, checked (checksum, chain,
-    /// gapless seq). Entries appended while iterating may or may not be
-    /// included.
+    /// Every entry of main after seq `after`, in order, checked (checksum,
+    /// chain, gapless seq). Entries appended while iterating may or may not
+    /// be included; [`Annals::subscribe`] guarantees them.
     pub fn entries(&self, after: u64) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
-        let head = self.log.head_at(after)?;
-        Ok(self.log.entries_after(head).map(|r| r.map(|(e, _)| e)))
+        self.entries_on(None, after)
+    }
+
+    /// Like [`Annals::entries`], on main (`None`) or a branch, whose
+    /// entries up to its base are its parent's. Main's part is streamed
+    /// from the log; a branch's own entries come from memory.
+    pub fn entries_on(
+        &self,
+        branch: Option<&str>,
+        after: u64,
+    ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + '_>> {
+        let mut own: Vec<Entry> = Vec::new();
+        let mut main_upto = u64::MAX;
+        let mut next = branch.map(|b| self.branch(b)).transpose()?;
+        while let Some(b) = next {
+            let mut segment: Vec<Entry> = b
+                .entries_upto(main_upto)
+                .into_iter()
+                .filter(|e| e.seq > after)
+                .collect();
+            segment.append(&mut own);
+            own = segment;
+            main_upto = b.meta.base.seq;
+            next = b
+                .meta
+                .parent
+                .as_deref()
+                .map(|p| self.branch(p))
+                .transpose()?;
+        }
+        let main_part: Box<dyn Iterator<Item = Result<Entry>> + '_> = if after < main_upto {
+            let head = self.log.head_at(after.min(self.head().seq))?;
+            Box::new(
+                self.log
+                    .entries_after(head)
+                    .map(|r| r.map(|(e, _)| e))
+                    .take_while(move |r| r.as_ref().map_or(true, |e| e.seq <= main_upto)),
+            )
+        } else {
+            Box::new(std::iter::empty())
+        };
+        Ok(Box::new(main_part.chain(own.into_iter().map(Ok))))
     }
 
     /// Calls `f` with the change made by every entry after seq `after`, up
@@ -1307,13 +1347,13 @@ impl Subscription<'_> {
     /// The next entry, waiting at most `timeout` for a live one; `None` on
     /// time-out or once the database is closed.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<Entry>> {
-        if let Some(item) = self.from_backlog() {
+        if let Some(item) = self.next_in_backlog() {
             return Some(item);
         }
         self.rx.recv_timeout(timeout).ok().map(Ok)
     }
 
-    fn from_backlog(&mut self) -> Option<Result<Entry>> {
+    fn next_in_backlog(&mut self) -> Option<Result<Entry>> {
         let backlog = self.backlog.as_mut()?;
         match backlog.next() {
             Some(Ok((e, _))) if e.seq <= self.upto => Some(Ok(e)),
@@ -1334,7 +1374,7 @@ impl Iterator for Subscription<'_> {
 
     /// The next entry, waiting for one to be committed if need be.
     fn next(&mut self) -> Option<Result<Entry>> {
-        if let Some(item) = self.from_backlog() {
+        if let Some(item) = self.next_in_backlog() {
             return Some(item);
         }
         self.rx.recv().ok().map(Ok)

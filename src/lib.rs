@@ -60,10 +60,12 @@ mod state;
 mod store;
 mod time;
 
+pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_NAME_BYTES};
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{
-    Annals, Builder, Durability, Op, Record, Registered, Stats, Version, Written, MAX_BATCH_ENTRIES,
+    Annals, Builder, Durability, Op, Record, Registered, Stats, Subscription, Version, Written,
+    MAX_BATCH_ENTRIES,
 };
 pub use error::{Error, Result};
 pub use json::{
@@ -76,5 +78,6 @@ pub use model::{
 };
 pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection};
 pub use query::Query;
+pub use read::{Against, AsOf, At, DiffRow, Reader, ViewKind};
 pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
 pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};

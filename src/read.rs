@@ -175,8 +175,7 @@ impl<'a> Reader<'a> {
         let retracted = meta.retracted.filter(|r| *r <= self.seq);
         let last = versions
             .into_iter()
-            .filter(|v| *v <= self.seq && Some(*v) != retracted)
-            .next_back()
+            .rfind(|v| *v <= self.seq && Some(*v) != retracted)
             .unwrap_or(meta.seq);
         Ok(Some(Record {
             event: self.db.log().read_event(last)?,

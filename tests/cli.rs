@@ -254,32 +254,51 @@ fn db_from_the_environment() {
 fn a_second_process_gets_in_use_at_once() {
     use std::io::Write;
     let (_d, db) = loaded();
-    let mut writer = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("--db")
-        .arg(&db)
-        .args(["append", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = writer.stdin.take().unwrap();
-    stdin
-        .write_all(b"{\"kind\":\"meeting\",\"occurred\":\"2025\"}\n")
-        .unwrap();
-    // Wait until the writer holds the database.
+    let spawn = || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+            .arg("--db")
+            .arg(&db)
+            .args(["append", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"{\"kind\":\"meeting\",\"occurred\":\"2025\"}\n")
+            .unwrap();
+        (child, stdin)
+    };
+    let (mut writer, mut stdin) = spawn();
+    // Wait until the writer holds the lock (it is still reading its input).
+    let lock = db.join("LOCK");
     let start = std::time::Instant::now();
     loop {
-        let out = annals(&db, &["head"], None);
-        if out.status.code() == Some(1) && stderr(&out).contains("in use") {
-            break;
-        }
         assert!(
-            start.elapsed().as_secs() < 20,
+            start.elapsed().as_secs() < 30,
             "the writer never took the lock"
         );
+        if writer.try_wait().unwrap().is_some() {
+            // Our probe raced the writer's open; it got "in use". Again.
+            (writer, stdin) = spawn();
+            continue;
+        }
+        let probe = std::fs::File::open(&lock).unwrap();
+        if matches!(probe.try_lock(), Err(std::fs::TryLockError::WouldBlock)) {
+            break;
+        }
+        drop(probe);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let t = std::time::Instant::now();
+    let out = annals(&db, &["head"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
+    assert!(
+        t.elapsed().as_secs() < 5,
+        "in use must be reported at once, not after a wait"
+    );
     drop(stdin);
     let out = writer.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

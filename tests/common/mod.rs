@@ -60,3 +60,73 @@ pub fn stderr(o: &Output) -> String {
 pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("db")
 }
+
+/// Random batches of operations over a small pool of ids, for properties.
+pub mod gen {
+    use annals::{Actor, Event, Occurred, Op, TimePoint};
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    const KINDS: &[&str] = &["airspace_violation", "sabotage", "meeting"];
+    const COUNTRIES: &[&str] = &["PL", "RO", "LT", "UA"];
+    const NAMES: &[&str] = &["Russia", "NATO", "Mark Rutte"];
+    const TIMES: &[&str] = &["2025", "2025-09", "2025-11", "2025-09-10", "2025-12-03"];
+
+    /// An event with id number `id` built from small choices.
+    pub fn event(
+        id: u8,
+        kind: usize,
+        countries: &[usize],
+        actor: Option<usize>,
+        time: usize,
+    ) -> Event {
+        let mut e = Event::new(
+            KINDS[kind % KINDS.len()],
+            Occurred::point(TimePoint::parse(TIMES[time % TIMES.len()]).unwrap()),
+        );
+        e.id = Uuid::from_u128(u128::from(id) + 1);
+        e.countries = countries
+            .iter()
+            .map(|&c| COUNTRIES[c % COUNTRIES.len()].to_string())
+            .collect();
+        e.actors = actor
+            .map(|a| Actor::new(NAMES[a % NAMES.len()], "alleged_perpetrator"))
+            .into_iter()
+            .collect();
+        e.validate().unwrap()
+    }
+
+    /// One operation.
+    pub fn op() -> impl Strategy<Value = Op> {
+        let ev = (
+            0u8..8,
+            0usize..3,
+            prop::collection::vec(0usize..4, 0..3),
+            prop::option::of(0usize..3),
+            0usize..5,
+        )
+            .prop_map(|(id, k, c, a, t)| event(id, k, &c, a, t));
+        prop_oneof![
+            4 => ev.clone().prop_map(Op::Append),
+            2 => ev.prop_map(Op::Correct),
+            1 => (0u128..8).prop_map(|i| Op::Retract { id: Uuid::from_u128(i + 1), reason: "test".into() }),
+        ]
+    }
+
+    /// Batches of operations.
+    pub fn batches(max: usize) -> impl Strategy<Value = Vec<Vec<Op>>> {
+        prop::collection::vec(prop::collection::vec(op(), 1..4), 1..max)
+    }
+
+    /// The operation that an entry records.
+    pub fn op_of(entry: &annals::Entry) -> Op {
+        match &entry.body {
+            annals::Body::Event(e) => Op::Append(e.clone()),
+            annals::Body::Correction(e) => Op::Correct(e.clone()),
+            annals::Body::Retraction { id, reason } => Op::Retract {
+                id: *id,
+                reason: reason.clone(),
+            },
+        }
+    }
+}
