@@ -7,7 +7,7 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use annals::{Annals, Error, Event, Granularity, Op, Query};
+use annals::{Against, Annals, AsOf, At, Error, Event, Granularity, Op, Query, ViewKind};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use uuid::Uuid;
@@ -43,16 +43,23 @@ enum Command {
         /// Fail unless the log's head is at this seq.
         #[arg(long)]
         expect_seq: Option<u64>,
+        /// Append to this branch instead of main.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Print an event's current state.
     Get {
         /// The event's id.
         id: String,
+        #[command(flatten)]
+        at: AtArgs,
     },
     /// Print every version of an event.
     History {
         /// The event's id.
         id: String,
+        #[command(flatten)]
+        at: AtArgs,
     },
     /// Append a complete new version of an event.
     Correct {
@@ -61,6 +68,9 @@ enum Command {
         /// File holding the new version as one JSON object, or `-`.
         #[arg(default_value = "-")]
         file: String,
+        /// Correct on this branch instead of main.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// Retract an event.
     Retract {
@@ -69,9 +79,17 @@ enum Command {
         /// Why the event is retracted.
         #[arg(long)]
         reason: String,
+        /// Retract on this branch instead of main.
+        #[arg(long)]
+        branch: Option<String>,
     },
     /// List current events, ordered by occurrence start then seq.
-    Query(QueryArgs),
+    Query {
+        #[command(flatten)]
+        filters: QueryArgs,
+        #[command(flatten)]
+        at: AtArgs,
+    },
     /// Print a view.
     View {
         /// Which view.
@@ -80,6 +98,25 @@ enum Command {
         /// Bucket size of the by-date view.
         #[arg(long, default_value = "month")]
         granularity: String,
+        #[command(flatten)]
+        at: AtArgs,
+    },
+    /// Create, list or drop what-if branches.
+    #[command(subcommand)]
+    Branch(BranchCommand),
+    /// Print the rows of a view that differ between a branch and main.
+    Diff {
+        /// The branch.
+        branch: String,
+        /// Which view to compare.
+        #[arg(long, value_enum, default_value = "by-country")]
+        view: ViewName,
+        /// Bucket size when comparing the by-date view.
+        #[arg(long, default_value = "month")]
+        granularity: String,
+        /// Compare with main as of the branch's base, or at main's head.
+        #[arg(long, value_enum, default_value = "base")]
+        against: AgainstArg,
     },
     /// Rebuild the index and views from the log.
     Rebuild,
@@ -89,6 +126,54 @@ enum Command {
     Stats,
     /// Check the log and compare every view with a replay; exit 3 on damage.
     Verify,
+}
+
+#[derive(Subcommand)]
+enum BranchCommand {
+    /// Create a branch; it costs nothing proportional to the log.
+    Create {
+        /// The branch's name (a-z, 0-9, `-`, `_`, `.`).
+        name: String,
+        /// Branch as of this seq or RFC 3339 time (default: the head).
+        #[arg(long)]
+        at: Option<String>,
+        /// Branch from this branch instead of main.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// List branches.
+    List,
+    /// Drop a branch and free its space.
+    Drop {
+        /// The branch's name.
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AgainstArg {
+    Base,
+    Head,
+}
+
+/// Where to read: a branch, and a point in transaction time.
+#[derive(clap::Args)]
+struct AtArgs {
+    /// Read this branch instead of main.
+    #[arg(long)]
+    branch: Option<String>,
+    /// Read as of this seq or RFC 3339 time (what was known then).
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+impl AtArgs {
+    fn at(&self) -> Result<At, Error> {
+        Ok(At {
+            branch: self.branch.clone(),
+            as_of: self.as_of.as_deref().map(str::parse::<AsOf>).transpose()?,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -169,10 +254,14 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             Annals::open(&cli.db)?.close()?;
             writeln!(out, "created {}", cli.db.display())?;
         }
-        Command::Append { file, expect_seq } => {
+        Command::Append {
+            file,
+            expect_seq,
+            branch,
+        } => {
             let db = open(&cli.db)?;
             let ops = read_events(&file)?.into_iter().map(Op::Append).collect();
-            let written = db.write(ops, expect_seq)?;
+            let written = write_to(&db, branch.as_deref(), ops, expect_seq)?;
             let rows: Vec<_> = written
                 .iter()
                 .map(|w| json!({"seq": w.seq, "id": w.id.to_string()}))
@@ -185,53 +274,98 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             output::print_json(out, fmt, &rows)?;
             db.close()?;
         }
-        Command::Get { id } => {
+        Command::Get { id, at } => {
             let db = open(&cli.db)?;
             let id = parse_id(&id)?;
-            match db.get(id)? {
+            match db.reader(&at.at()?)?.get(id)? {
                 Some(r) => output::records(out, format, &[r])?,
                 None => return Err(not_found(id).into()),
             }
         }
-        Command::History { id } => {
+        Command::History { id, at } => {
             let db = open(&cli.db)?;
             let id = parse_id(&id)?;
-            let versions = db.history(id)?;
+            let versions = db.reader(&at.at()?)?.history(id)?;
             if versions.is_empty() {
                 return Err(not_found(id).into());
             }
             output::history(out, format, &versions)?;
         }
-        Command::Correct { id, file } => {
+        Command::Correct { id, file, branch } => {
             let db = open(&cli.db)?;
             let id = parse_id(&id)?;
             let event = read_one_event(&file, id)?;
-            let seq = db.correct(event)?;
+            let seq = first_seq(write_to(
+                &db,
+                branch.as_deref(),
+                vec![Op::Correct(event)],
+                None,
+            )?);
             output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
             db.close()?;
         }
-        Command::Retract { id, reason } => {
+        Command::Retract { id, reason, branch } => {
             let db = open(&cli.db)?;
             let id = parse_id(&id)?;
-            let seq = db.retract(id, &reason)?;
+            let op = Op::Retract { id, reason };
+            let seq = first_seq(write_to(&db, branch.as_deref(), vec![op], None)?);
             output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
             db.close()?;
         }
-        Command::Query(q) => {
+        Command::Query { filters, at } => {
             let db = open(&cli.db)?;
-            let records = db.query(&build_query(q)?)?;
+            let records = db.reader(&at.at()?)?.query(&build_query(filters)?)?;
             output::records(out, format, &records)?;
         }
-        Command::View { view, granularity } => {
+        Command::View {
+            view,
+            granularity,
+            at,
+        } => {
             let db = open(&cli.db)?;
+            let reader = db.reader(&at.at()?)?;
             match view {
-                ViewName::ByCountry => output::by_country(out, format, &db.by_country())?,
-                ViewName::ByActor => output::by_actor(out, format, &db.by_actor())?,
+                ViewName::ByCountry => output::by_country(out, format, &reader.by_country()?)?,
+                ViewName::ByActor => output::by_actor(out, format, &reader.by_actor()?)?,
                 ViewName::ByDate => {
                     let g: Granularity = granularity.parse()?;
-                    output::by_date(out, format, &db.by_date(g))?
+                    output::by_date(out, format, &reader.by_date(g)?)?
                 }
             }
+        }
+        Command::Branch(cmd) => {
+            let db = open(&cli.db)?;
+            match cmd {
+                BranchCommand::Create { name, at, from } => {
+                    let at = at.as_deref().map(str::parse::<AsOf>).transpose()?;
+                    let info = db.create_branch(&name, from.as_deref(), at)?;
+                    output::branches(out, format, &[info])?;
+                }
+                BranchCommand::List => output::branches(out, format, &db.branches())?,
+                BranchCommand::Drop { name } => {
+                    db.drop_branch(&name)?;
+                    output::print_object(out, format, &json!({"dropped": name}))?;
+                }
+            }
+            db.close()?;
+        }
+        Command::Diff {
+            branch,
+            view,
+            granularity,
+            against,
+        } => {
+            let db = open(&cli.db)?;
+            let kind = match view {
+                ViewName::ByCountry => ViewKind::ByCountry,
+                ViewName::ByActor => ViewKind::ByActor,
+                ViewName::ByDate => ViewKind::ByDate(granularity.parse()?),
+            };
+            let against = match against {
+                AgainstArg::Base => Against::Base,
+                AgainstArg::Head => Against::Head,
+            };
+            output::diff(out, format, &db.diff(&branch, kind, against)?)?;
         }
         Command::Rebuild => {
             let db = open(&cli.db)?;
@@ -278,6 +412,23 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+/// Writes a batch to main or to a branch.
+fn write_to(
+    db: &Annals,
+    branch: Option<&str>,
+    ops: Vec<Op>,
+    expect_seq: Option<u64>,
+) -> Result<Vec<annals::Written>, Error> {
+    match branch {
+        None | Some("main") => db.write(ops, expect_seq),
+        Some(b) => db.write_branch(b, ops, expect_seq),
+    }
+}
+
+fn first_seq(written: Vec<annals::Written>) -> u64 {
+    written.first().map_or(0, |w| w.seq)
 }
 
 fn not_found(id: Uuid) -> Error {

@@ -323,3 +323,112 @@ fn demo_runs() {
         assert!(text.contains(step), "missing {step}");
     }
 }
+
+#[test]
+fn as_of_and_branches_from_the_command_line() {
+    let (_d, db) = loaded();
+    let id = "6a1f0c2e-0d5b-5c8e-9b1a-000000000002";
+    jsonl(&annals(
+        &db,
+        &["retract", id, "--reason", "test", "--format", "jsonl"],
+        None,
+    ));
+    // As of seq 11 the event is there; at the head it is retracted.
+    let then = jsonl(&annals(
+        &db,
+        &[
+            "query",
+            "--kind",
+            "airspace_violation",
+            "--as-of",
+            "11",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    ));
+    assert_eq!(then.len(), 2);
+    let now = jsonl(&annals(
+        &db,
+        &["query", "--kind", "airspace_violation", "--format", "jsonl"],
+        None,
+    ));
+    assert_eq!(now.len(), 1);
+    let past = jsonl(&annals(
+        &db,
+        &[
+            "view",
+            "by-country",
+            "--as-of",
+            "2000-01-01T00:00:00Z",
+            "--format",
+            "jsonl",
+        ],
+        None,
+    ));
+    assert!(past.is_empty());
+    let hist = jsonl(&annals(
+        &db,
+        &["history", id, "--as-of", "11", "--format", "jsonl"],
+        None,
+    ));
+    assert_eq!(hist.len(), 1);
+    let bad = annals(&db, &["query", "--as-of", "last week"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("as_of"), "{}", stderr(&bad));
+
+    // A branch at seq 11 sees the event; main's retraction is not on it.
+    let created = jsonl(&annals(
+        &db,
+        &["branch", "create", "w", "--at", "11", "--format", "jsonl"],
+        None,
+    ));
+    assert_eq!(created[0]["base_seq"], 11);
+    let on_branch = jsonl(&annals(
+        &db,
+        &["get", id, "--branch", "w", "--format", "jsonl"],
+        None,
+    ));
+    assert!(on_branch[0].get("retracted_seq").is_none());
+    let input =
+        b"{\"kind\":\"airspace_violation\",\"occurred\":\"2025-12-10\",\"countries\":[\"LT\"]}\n";
+    let w = jsonl(&annals(
+        &db,
+        &["append", "-", "--branch", "w", "--format", "jsonl"],
+        Some(input),
+    ));
+    assert_eq!(w[0]["seq"], 12, "a branch continues its base's numbering");
+    let main_lt = jsonl(&annals(
+        &db,
+        &["query", "--country", "LT", "--format", "jsonl"],
+        None,
+    ));
+    assert!(main_lt.is_empty(), "main never sees a branch's writes");
+    let diff = jsonl(&annals(&db, &["diff", "w", "--format", "jsonl"], None));
+    let keys: Vec<&str> = diff.iter().map(|d| d["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["LT"]);
+    assert!(diff[0]["main"].is_null());
+    let vs_head = jsonl(&annals(
+        &db,
+        &["diff", "w", "--against", "head", "--format", "jsonl"],
+        None,
+    ));
+    assert!(
+        vs_head.len() > 1,
+        "against main's head the retraction shows too"
+    );
+    let list = jsonl(&annals(&db, &["branch", "list", "--format", "jsonl"], None));
+    assert_eq!(list[0]["head_seq"], 12);
+    let dup = annals(&db, &["branch", "create", "w"], None);
+    assert_eq!(dup.status.code(), Some(1));
+    let bad = annals(&db, &["branch", "create", "Bad Name"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    jsonl(&annals(
+        &db,
+        &["branch", "drop", "w", "--format", "jsonl"],
+        None,
+    ));
+    let missing = annals(&db, &["query", "--branch", "w"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no branch"));
+}

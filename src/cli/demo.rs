@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use annals::{Annals, Error, Granularity, Query};
+use annals::{Against, Annals, AsOf, At, Error, Granularity, Op, Query, ViewKind};
 use uuid::Uuid;
 
 use super::output::{self, Format};
@@ -13,6 +13,14 @@ use super::output::{self, Format};
 pub const SCENARIO: &str = include_str!("scenario.jsonl");
 
 const SABOTAGE: &str = "6a1f0c2e-0d5b-5c8e-9b1a-000000000006";
+
+/// The first lines of the scenario were reported by 1 October 2025.
+const KNOWN_BY_OCTOBER: usize = 3;
+
+const BRANCH: &str = "no-attribution";
+
+/// A hypothetical event for the what-if branch.
+const HYPOTHETICAL: &str = r#"{"kind":"airspace_violation","occurred":"2025-12-10","countries":["LT"],"actors":[{"name":"Russia","role":"alleged_perpetrator"}],"summary":"Hypothetical: a drone incursion into Lithuania next week.","confidence":0.3,"tags":["hypothetical"]}"#;
 
 /// An unverified report, appended and then retracted to show retractions.
 const UNVERIFIED: &str = r#"{"id":"6a1f0c2e-0d5b-5c8e-9b1a-000000000099","kind":"airspace_violation","occurred":"2025-12-02","countries":["LT"],"actors":[{"name":"Russia","role":"alleged_perpetrator"}],"summary":"Illustrative unverified report: a drone over Lithuania, seen on social media.","confidence":0.2}"#;
@@ -93,7 +101,22 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
     )?;
     output::records(out, format, &db.query(&sept.within())?)?;
 
-    step(out, "7. A correction: the rail line concerns Ukraine too")?;
+    step(out, "7. Time travel: what did we know on 1 October 2025?")?;
+    writeln!(
+        out,
+        "(entries are recorded now, so the seq of the last report known then stands in for the date;\n \
+         on a live database `--as-of 2025-10-01T00:00:00Z` asks the same by time)"
+    )?;
+    writeln!(out, "$ annals view by-country --as-of {KNOWN_BY_OCTOBER}")?;
+    let then = db.reader(&At::head().as_of(AsOf::Seq(KNOWN_BY_OCTOBER as u64)))?;
+    output::by_country(out, format, &then.by_country()?)?;
+    writeln!(
+        out,
+        "$ annals query --country PL --as-of {KNOWN_BY_OCTOBER}"
+    )?;
+    output::records(out, format, &then.query(&Query::new().country("PL"))?)?;
+
+    step(out, "8. A correction: the rail line concerns Ukraine too")?;
     let sabotage = id(SABOTAGE)?;
     if let Some(rec) = db.get(sabotage)? {
         let mut corrected = rec.event;
@@ -104,7 +127,7 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
 
     step(
         out,
-        "8. A retraction: an unverified report comes in, then is withdrawn",
+        "9. A retraction: an unverified report comes in, then is withdrawn",
     )?;
     let report = annals::parse_event(UNVERIFIED)?;
     let report_id = report.id;
@@ -119,20 +142,55 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
 
     step(
         out,
-        "9. History of the sabotage event and of the retracted report",
+        "10. History of the sabotage event and of the retracted report",
     )?;
     output::history(out, format, &db.history(sabotage)?)?;
     output::history(out, format, &db.history(report_id)?)?;
 
     step(
         out,
-        "10. By country now: UA gained the sabotage, LT never counted",
+        "11. By country now: UA gained the sabotage, LT never counted",
     )?;
     output::by_country(out, format, &db.by_country())?;
 
     step(
         out,
-        "11. Verify: the log's chain and every view against a replay",
+        "12. What if: the sabotage was not attributed, and drones crossed into Lithuania?",
+    )?;
+    writeln!(out, "$ annals branch create {BRANCH}")?;
+    db.create_branch(BRANCH, None, None)?;
+    if let Some(rec) = db.get(sabotage)? {
+        let mut unattributed = rec.event;
+        unattributed
+            .actors
+            .retain(|a| a.role != "alleged_perpetrator");
+        let hypothetical = annals::parse_event(HYPOTHETICAL)?;
+        let ops = vec![Op::Correct(unattributed), Op::Append(hypothetical)];
+        let w = db.write_branch(BRANCH, ops, None)?;
+        let seqs: Vec<String> = w.iter().map(|w| w.seq.to_string()).collect();
+        writeln!(
+            out,
+            "on the branch: attribution withdrawn, hypothetical incursion added (seq {})",
+            seqs.join(", ")
+        )?;
+    }
+    writeln!(out, "main is unchanged: head seq {}", db.head().seq)?;
+    writeln!(out, "$ annals diff {BRANCH} --view by-actor")?;
+    output::diff(
+        out,
+        format,
+        &db.diff(BRANCH, ViewKind::ByActor, Against::Base)?,
+    )?;
+    writeln!(out, "$ annals diff {BRANCH} --view by-country")?;
+    output::diff(
+        out,
+        format,
+        &db.diff(BRANCH, ViewKind::ByCountry, Against::Base)?,
+    )?;
+
+    step(
+        out,
+        "13. Verify: the log's chain and every view against a replay",
     )?;
     let head = db.verify()?;
     writeln!(

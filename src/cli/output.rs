@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use annals::{ActorRow, CountryRow, DateRow, Record, Version};
+use annals::{ActorRow, BranchInfo, CountryRow, DateRow, DiffRow, Record, Version};
 use serde_json::{json, Value};
 
 /// Output format of every command that prints data.
@@ -282,4 +282,70 @@ pub fn by_date(out: &mut dyn Write, format: Format, rows: &[DateRow]) -> std::io
         })
         .collect();
     print_table(out, &["BUCKET", "PRECISION", "COUNT", "BY KIND"], &t)
+}
+
+/// Prints branches.
+pub fn branches(out: &mut dyn Write, format: Format, rows: &[BranchInfo]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        return print_json(out, format, &v);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                b.parent.clone(),
+                b.base_seq.to_string(),
+                b.head_seq.to_string(),
+                b.entries.to_string(),
+                b.created_at.chars().take(19).collect(),
+            ]
+        })
+        .collect();
+    print_table(
+        out,
+        &["BRANCH", "FROM", "BASE", "HEAD", "OWN", "CREATED"],
+        &t,
+    )
+}
+
+/// Prints the rows of a diff: each side's row (JSON), or in a table each
+/// side's count and what else changed.
+pub fn diff(out: &mut dyn Write, format: Format, rows: &[DiffRow]) -> std::io::Result<()> {
+    if format != Format::Table {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
+        return print_json(out, format, &v);
+    }
+    let count = |v: &Option<Value>| match v {
+        Some(v) => v.get("count").map(|c| c.to_string()).unwrap_or_default(),
+        None => "-".to_string(),
+    };
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let changed: Vec<String> = match (&r.main, &r.branch) {
+                (Some(Value::Object(a)), Some(Value::Object(b))) => a
+                    .iter()
+                    .filter(|(k, v)| b.get(*k) != Some(*v))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                (None, _) => vec!["added".into()],
+                _ => vec!["removed".into()],
+            };
+            vec![
+                r.key.clone(),
+                count(&r.main),
+                count(&r.branch),
+                changed.join(", "),
+            ]
+        })
+        .collect();
+    print_table(out, &["ROW", "MAIN", "BRANCH", "DIFFERS IN"], &t)
 }
