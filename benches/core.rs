@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use annals::{Annals, Event, Granularity, Occurred, Query, TimePoint};
+use annals::{Annals, AsOf, At, Event, Granularity, Occurred, Query, TimePoint};
 use criterion::Criterion;
 
 const BATCH: usize = 1_000;
@@ -364,6 +364,51 @@ fn main() {
         ev_per_s(n, rebuild_t),
         ev_per_s(scanned, raw_replay_t),
         raw_replay_t.as_secs_f64() / rebuild_t.as_secs_f64()
+    );
+
+    // Time travel: a view as of a random seq, against the full rebuild.
+    let head = db.head().seq;
+    let mut rng = Rng(4242);
+    let picks = if quick { 5 } else { 21 };
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let as_of: Vec<Duration> = (0..picks)
+        .map(|_| {
+            let s = 1 + rng.next() % head;
+            let t = Instant::now();
+            let r = db.reader(&At::head().as_of(AsOf::Seq(s))).unwrap();
+            black_box(r.by_country().unwrap().len());
+            t.elapsed()
+        })
+        .collect();
+    let as_of = median(as_of);
+    println!(
+        "as-of    by-country view as of a random seq: median {:.1} ms ({:.1}% of a full rebuild)",
+        as_of.as_secs_f64() * 1e3,
+        100.0 * as_of.as_secs_f64() / rebuild_t.as_secs_f64()
+    );
+    let branch_times: Vec<Duration> = (0..picks)
+        .map(|i| {
+            let s = 1 + rng.next() % head;
+            let t = Instant::now();
+            db.create_branch(&format!("b{i}"), None, Some(AsOf::Seq(s)))
+                .unwrap();
+            t.elapsed()
+        })
+        .collect();
+    for i in 0..picks {
+        db.drop_branch(&format!("b{i}")).unwrap();
+    }
+    println!(
+        "branch   creation at a random seq: median {:.2} ms",
+        median(branch_times).as_secs_f64() * 1e3
+    );
+    let snap_bytes = dir_bytes(&path.join("snapshots"));
+    println!(
+        "snapshot view snapshots on disk: {:.0} B/event",
+        snap_bytes as f64 / n as f64
     );
 
     let annals_peak = child_peak(n, dir.path(), "annals");
