@@ -40,15 +40,32 @@ pub enum Durability {
     Buffered,
 }
 
+/// A function that wraps the storage engine (see [`Builder::wrap_storage`]).
+type StorageWrapper = Box<dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>>;
+
 /// Options for opening a database; see [`Annals::builder`].
-#[derive(Debug, Clone)]
 pub struct Builder {
+    wrap: Option<StorageWrapper>,
     path: PathBuf,
     durability: Durability,
     cache_capacity_bytes: u64,
     checkpoint_every_entries: u64,
     snapshot_every_entries: u64,
     create: bool,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("path", &self.path)
+            .field("durability", &self.durability)
+            .field("cache_capacity_bytes", &self.cache_capacity_bytes)
+            .field("checkpoint_every_entries", &self.checkpoint_every_entries)
+            .field("snapshot_every_entries", &self.snapshot_every_entries)
+            .field("create", &self.create)
+            .field("wrapped_storage", &self.wrap.is_some())
+            .finish()
+    }
 }
 
 impl Builder {
@@ -77,6 +94,16 @@ impl Builder {
     /// entries (default 50,000).
     pub fn snapshot_every_entries(mut self, n: u64) -> Builder {
         self.snapshot_every_entries = n.max(1);
+        self
+    }
+
+    /// Wraps the storage engine in a layer of the caller's: the seam that
+    /// fault-injection tests (and metrics, or a replicating store) use.
+    pub fn wrap_storage(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + 'static,
+    ) -> Builder {
+        self.wrap = Some(Box::new(wrap));
         self
     }
 
@@ -296,6 +323,7 @@ impl Annals {
     /// Options for opening the database in folder `path`.
     pub fn builder(path: impl AsRef<Path>) -> Builder {
         Builder {
+            wrap: None,
             path: path.as_ref().to_path_buf(),
             durability: Durability::Durable,
             cache_capacity_bytes: 64 * 1024 * 1024,
@@ -339,11 +367,28 @@ impl Annals {
             Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
         let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;
-        let log = Arc::new(Log::main(Arc::new(store)));
+        let mut store: Arc<dyn Storage> = Arc::new(store);
+        if let Some(wrap) = b.wrap {
+            store = wrap(store);
+        }
+        let log = Arc::new(Log::main(store));
         let head = log.head()?;
         let mut state = match load_state(&dir.join(CHECKPOINT_FILE)) {
             Some(s) if s.head.seq <= head.seq && log.head_at(s.head.seq).ok() == Some(s.head) => s,
-            _ => State::default(),
+            // An intact checkpoint is only written once the log up to its
+            // head is durable: a log that is shorter, or differs at that
+            // seq, lost or changed acknowledged entries.
+            Some(s) => {
+                return Err(Error::corruption(
+                    (head.seq + 1).min(s.head.seq),
+                    format!(
+                        "the log ends at seq {} but entries up to seq {} were durable \
+                         (per the checkpoint); entries were lost or changed",
+                        head.seq, s.head.seq
+                    ),
+                ))
+            }
+            None => State::default(),
         };
         let branches = load_branches(&log)?;
         let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
@@ -932,6 +977,9 @@ impl Annals {
         if writer.poisoned.is_some() {
             return Ok(());
         }
+        // The log first: a checkpoint must never be ahead of the durable
+        // log, so that a log shorter than its checkpoint proves damage.
+        self.log.store().sync()?;
         let head = {
             let state = read(&self.state);
             save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &*state)?;
@@ -939,9 +987,6 @@ impl Annals {
         };
         for f in lock(&self.feeds).iter() {
             f.checkpoint(head, self.log.store())?;
-        }
-        if self.durability == Durability::Buffered {
-            self.log.store().sync()?;
         }
         writer.checkpointed = head.seq;
         Ok(())
@@ -1134,6 +1179,37 @@ impl Annals {
             }
         }
         Ok((Head::default(), Views::default()))
+    }
+
+    /// The seqs of the nearest folds around `seq`: the greatest snapshot at
+    /// or before it (0 if none) and the least snapshot after it (or the
+    /// head).
+    pub(crate) fn snapshot_seqs_around(&self, seq: u64) -> (u64, u64) {
+        let snaps = lock(&self.snapshots);
+        let earlier = snaps.range(..=seq).next_back().map_or(0, |(s, _)| *s);
+        let head = self.head().seq;
+        let later = snaps
+            .range(seq + 1..)
+            .next()
+            .map_or(head, |(s, _)| (*s).min(head));
+        (earlier, later)
+    }
+
+    /// The views at the least valid snapshot after `seq`, or at the head.
+    pub(crate) fn views_at_or_after(&self, seq: u64) -> Result<(Head, Views)> {
+        let candidates: Vec<(u64, PathBuf)> = lock(&self.snapshots)
+            .range(seq + 1..)
+            .map(|(s, p)| (*s, p.clone()))
+            .collect();
+        for (s, path) in candidates {
+            if let Some((head, views)) = crate::state::load_checkpoint::<(Head, Views)>(&path) {
+                if head.seq == s && self.log.head_at(s).is_ok_and(|h| h == head) {
+                    return Ok((head, views));
+                }
+            }
+        }
+        let state = read(&self.state);
+        Ok((state.head, state.views.clone()))
     }
 
     fn snapshot_locked(&self, _writer: &Writer) -> Result<()> {

@@ -351,6 +351,28 @@ impl<'a> Reader<'a> {
         // Names are only ever added, so the head's table names everything
         // any earlier entry mentions.
         let mut names = self.db.read_state().names.clone();
+        // Start from whichever fold is nearer: a snapshot at or before the
+        // seq (then replay forward), or one after it or the head (then
+        // undo backward). Undoing applies each change in reverse, which
+        // the views support because every change is remove-then-add.
+        let (earlier, later) = self.db.snapshot_seqs_around(self.seq);
+        if later.saturating_sub(self.seq) < self.seq - earlier {
+            let (start, mut views) = self.db.views_at_or_after(self.seq)?;
+            let entries: Vec<Entry> = self
+                .db
+                .log()
+                .entries_after(self.db.log().head_at(self.seq)?)
+                .take_while(|r| r.as_ref().map_or(true, |(e, _)| e.seq <= start.seq))
+                .map(|r| r.map(|(e, _)| e))
+                .collect::<Result<_>>()?;
+            for entry in entries.iter().rev() {
+                let before = self.main_before(entry)?;
+                let before = before.as_ref().map(|e| Keys::of(&mut names, e));
+                let after = entry.body.event().map(|e| Keys::of(&mut names, e));
+                views.apply(after.as_ref(), before.as_ref());
+            }
+            return Ok(Arc::new((names, views)));
+        }
         let (start, mut views) = self.db.snapshot_at_or_before(self.seq)?;
         for item in self.db.log().entries_after(start) {
             let (entry, _) = item?;

@@ -64,7 +64,7 @@ fn a_stale_checkpoint_is_caught_up_from_the_log() {
 }
 
 #[test]
-fn a_damaged_or_foreign_checkpoint_is_ignored() {
+fn a_damaged_checkpoint_is_ignored_and_a_foreign_one_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let db = open(&path);
@@ -81,7 +81,8 @@ fn a_damaged_or_foreign_checkpoint_is_ignored() {
     assert_eq!(snapshot(&open(&path)), expected);
     std::fs::remove_file(&ckpt).unwrap();
     assert_eq!(snapshot(&open(&path)), expected);
-    // A checkpoint of another database (same seq, other hash) is refused.
+    // An intact checkpoint of another history (same seq, other hash) means
+    // the log is not the one it was written for: reported, not ignored.
     let other_dir = tempfile::tempdir().unwrap();
     let other = open(&other_dir.path().join("db"));
     let mut evs = scenario();
@@ -89,7 +90,38 @@ fn a_damaged_or_foreign_checkpoint_is_ignored() {
     other.append(evs).unwrap();
     other.close().unwrap();
     std::fs::copy(other_dir.path().join("db/state.ckpt"), &ckpt).unwrap();
+    let err = Annals::builder(&path).open().err().unwrap();
+    assert!(matches!(err, annals::Error::Corruption { .. }), "{err}");
+    std::fs::remove_file(&ckpt).unwrap();
     assert_eq!(snapshot(&open(&path)), expected);
+}
+
+#[test]
+fn a_log_shorter_than_its_checkpoint_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = open(&path);
+    db.append(scenario()[..4].to_vec()).unwrap();
+    db.close().unwrap();
+    let short = std::fs::read(path.join("state.ckpt")).unwrap();
+    let db = open(&path);
+    db.append(scenario()[4..].to_vec()).unwrap();
+    db.close().unwrap();
+    let long = std::fs::read(path.join("state.ckpt")).unwrap();
+    // Put the short database back under the long one's checkpoint: as if
+    // the storage lost the last batch.
+    std::fs::remove_dir_all(&path).unwrap();
+    let db = open(&path);
+    db.append(scenario()[..4].to_vec()).unwrap();
+    db.close().unwrap();
+    assert_ne!(short, long);
+    std::fs::write(path.join("state.ckpt"), long).unwrap();
+    let err = Annals::open(&path).err().unwrap();
+    assert!(
+        matches!(err, annals::Error::Corruption { seq: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("lost or changed"), "{err}");
 }
 
 #[test]
