@@ -276,6 +276,41 @@ impl Index {
         any.then_some(out)
     }
 
+    /// Checks event `n` against the keys of its current version (`None`
+    /// if retracted): it is in exactly the posting lists of those keys.
+    /// Returns what is wrong, if anything.
+    pub(crate) fn check_postings(&self, n: EventNo, keys: Option<&Keys>) -> Option<String> {
+        let k = keys?;
+        let has = |map: &HashMap<Name, Vec<EventNo>>, key: Name| {
+            map.get(&key).is_some_and(|l| l.binary_search(&n).is_ok())
+        };
+        if !has(&self.kinds, k.kind) {
+            return Some("missing from the kind index".into());
+        }
+        if let Some(c) = k.countries.iter().find(|c| !has(&self.countries, **c)) {
+            return Some(format!("missing from the country index (name {c})"));
+        }
+        if k.actor_keys.iter().any(|a| !has(&self.actors, *a)) {
+            return Some("missing from the actor index".into());
+        }
+        None
+    }
+
+    /// Total entries of all posting lists, to check that none is stale:
+    /// it must equal the sum of the keys of the live events.
+    pub(crate) fn posting_count(&self) -> usize {
+        [&self.countries, &self.actors, &self.kinds]
+            .iter()
+            .flat_map(|m| m.values())
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Each event's metadata, in creation order.
+    pub(crate) fn metas(&self) -> &[Meta] {
+        &self.events
+    }
+
     /// Number of current (not retracted) events.
     pub(crate) fn current_count(&self) -> usize {
         self.events.iter().filter(|m| m.retracted.is_none()).count()

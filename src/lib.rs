@@ -49,6 +49,7 @@ mod country;
 mod db;
 mod error;
 mod index;
+mod integrity;
 mod intern;
 mod json;
 mod log;
@@ -68,6 +69,7 @@ pub use db::{
     MAX_BATCH_ENTRIES,
 };
 pub use error::{Error, Result};
+pub use integrity::VerifyReport;
 pub use json::{
     event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES,
 };

@@ -118,7 +118,7 @@ impl<'a> Reader<'a> {
         Ok(Reader { db, line, seq })
     }
 
-    fn at(db: &'a Annals, line: Line, seq: u64) -> Reader<'a> {
+    pub(crate) fn at(db: &'a Annals, line: Line, seq: u64) -> Reader<'a> {
         Reader { db, line, seq }
     }
 
@@ -373,18 +373,30 @@ impl<'a> Reader<'a> {
             }
             return Ok(Arc::new((names, views)));
         }
-        let (start, mut views) = self.db.snapshot_at_or_before(self.seq)?;
+        let (start, views) = self.db.snapshot_at_or_before(self.seq)?;
+        let views = self.fold_forward(start, views, &mut names)?;
+        Ok(Arc::new((names, views)))
+    }
+
+    /// Folds main's entries after `start` up to this reader's seq into
+    /// `views` (which must be the views at `start`).
+    pub(crate) fn fold_forward(
+        &self,
+        start: Head,
+        mut views: Views,
+        names: &mut Names,
+    ) -> Result<Views> {
         for item in self.db.log().entries_after(start) {
             let (entry, _) = item?;
             if entry.seq > self.seq {
                 break;
             }
             let before = self.main_before(&entry)?;
-            let before = before.as_ref().map(|e| Keys::of(&mut names, e));
-            let after = entry.body.event().map(|e| Keys::of(&mut names, e));
+            let before = before.as_ref().map(|e| Keys::of(names, e));
+            let after = entry.body.event().map(|e| Keys::of(names, e));
             views.apply(before.as_ref(), after.as_ref());
         }
-        Ok(Arc::new((names, views)))
+        Ok(views)
     }
 
     /// The current version (on main) of the event an entry changes, just
