@@ -31,6 +31,9 @@ pub(crate) struct BranchMeta {
     pub base: Head,
     /// When the branch was created.
     pub created_at: Micros,
+    /// The branch's head as of its last acknowledged write: its own log
+    /// may be longer (a crash between the two writes), never shorter.
+    pub durable_head: Head,
 }
 
 /// A branch as listed by [`crate::Annals::branches`].

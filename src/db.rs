@@ -592,7 +592,25 @@ impl Annals {
         write(&branch.entries).extend(entries);
         *write(&branch.head) = new_head;
         *lock(&branch.views) = None;
+        // Record the head, so that a branch log found shorter on open is
+        // reported as damage rather than read as a shorter history.
+        let meta = BranchMeta {
+            durable_head: new_head,
+            ..branch.meta.clone()
+        };
+        if let Err(e) = self.put_branch_meta(&meta) {
+            writer.poisoned = Some(e.to_string());
+            return Err(e);
+        }
         Ok(written)
+    }
+
+    fn put_branch_meta(&self, meta: &BranchMeta) -> Result<()> {
+        let bytes = bincode::serde::encode_to_vec(meta, bincode::config::standard())
+            .map_err(|e| Error::Storage(format!("encoding branch metadata: {e}")))?;
+        let store = self.log.store();
+        store.put_meta(&format!("{BRANCH_KEY}{}", meta.name), &bytes)?;
+        store.sync()
     }
 
     /// Checks a batch against a log's state (`known` says what is known of
@@ -1168,13 +1186,9 @@ impl Annals {
             parent: parent_at.branch,
             base,
             created_at: now_micros(),
+            durable_head: base,
         };
-        let bytes = bincode::serde::encode_to_vec(&meta, bincode::config::standard())
-            .map_err(|e| Error::Storage(format!("encoding branch metadata: {e}")))?;
-        self.log
-            .store()
-            .put_meta(&format!("{BRANCH_KEY}{name}"), &bytes)?;
-        self.log.store().sync()?;
+        self.put_branch_meta(&meta)?;
         let log = Arc::new(Log::branch(parent_log, base, name));
         let branch = Arc::new(open_branch(meta, log, Vec::new(), base));
         let info = branch_info(&branch);
@@ -1496,6 +1510,17 @@ fn load_branches(main: &Arc<Log>) -> Result<BTreeMap<String, Arc<Branch>>> {
                     recorded_at: entry.recorded_at,
                 };
                 entries.push(entry);
+            }
+            if head.seq < meta.durable_head.seq
+                || (head.seq == meta.durable_head.seq && head != meta.durable_head)
+            {
+                return Err(Error::corruption(
+                    (head.seq + 1).min(meta.durable_head.seq),
+                    format!(
+                        "branch `{}` ends at seq {} but was written up to seq {}; entries were lost or changed",
+                        meta.name, head.seq, meta.durable_head.seq
+                    ),
+                ));
             }
             let name = meta.name.clone();
             open.insert(name, Arc::new(open_branch(meta, log, entries, head)));
