@@ -83,3 +83,40 @@ pub use query::Query;
 pub use read::{Against, AsOf, At, DiffRow, Reader, ViewKind};
 pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
 pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};
+
+/// Entry points for fuzzers and property tests that feed arbitrary bytes
+/// to the decoders. Not part of the stable API.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Decodes one stored entry; `true` if it is valid.
+    pub fn decode_entry(seq: u64, bytes: &[u8]) -> bool {
+        crate::codec::decode_entry(seq, bytes).is_ok()
+    }
+
+    /// Unpacks a stored chunk and decodes its entries; `true` if all valid.
+    pub fn decode_chunk(first: u64, bytes: &[u8]) -> bool {
+        crate::codec::unpack_chunk(first, bytes).is_ok_and(|entries| {
+            entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| crate::codec::decode_entry(first + i as u64, e).is_ok())
+        })
+    }
+
+    /// Encodes an event as the stored entry `seq` chained to zeros.
+    pub fn encode_event(seq: u64, event: &crate::Event) -> Option<Vec<u8>> {
+        let entry = crate::Entry {
+            seq,
+            recorded_at: 0,
+            body: crate::Body::Event(event.clone()),
+        };
+        crate::codec::encode_entry(&entry, &[0; 32])
+            .ok()
+            .map(|(b, _)| b)
+    }
+
+    /// Packs encoded entries into chunks.
+    pub fn pack(first: u64, entries: Vec<Vec<u8>>) -> Vec<(u64, Vec<u8>)> {
+        crate::codec::pack_chunks(first, entries)
+    }
+}
