@@ -366,6 +366,15 @@ fn main() {
         raw_replay_t.as_secs_f64() / rebuild_t.as_secs_f64()
     );
 
+    let t = Instant::now();
+    db.verify().unwrap();
+    let verify_t = t.elapsed();
+    println!(
+        "verify   full check: {:.0} ev/s ({:.2}x the rebuild's rate)",
+        ev_per_s(n, verify_t),
+        rebuild_t.as_secs_f64() / verify_t.as_secs_f64()
+    );
+
     // Time travel: a view as of a random seq, against the full rebuild.
     let head = db.head().seq;
     let mut rng = Rng(4242);
