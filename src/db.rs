@@ -1303,14 +1303,9 @@ impl Annals {
             .rev()
             .map(|(s, p)| (*s, p.clone()))
             .collect();
-        for (s, path) in candidates {
-            if let Some((head, views)) = crate::state::load_checkpoint::<(Head, Views)>(&path) {
-                if head.seq == s && self.log.head_at(s).is_ok_and(|h| h == head) {
-                    return Ok((head, views));
-                }
-            }
-        }
-        Ok((Head::default(), Views::default()))
+        Ok(self
+            .first_valid_snapshot(candidates)
+            .unwrap_or((Head::default(), Views::default())))
     }
 
     /// The seqs of the nearest folds around `seq`: the greatest snapshot at
@@ -1333,15 +1328,20 @@ impl Annals {
             .range(seq + 1..)
             .map(|(s, p)| (*s, p.clone()))
             .collect();
-        for (s, path) in candidates {
-            if let Some((head, views)) = crate::state::load_checkpoint::<(Head, Views)>(&path) {
-                if head.seq == s && self.log.head_at(s).is_ok_and(|h| h == head) {
-                    return Ok((head, views));
-                }
-            }
+        if let Some(found) = self.first_valid_snapshot(candidates) {
+            return Ok(found);
         }
         let state = read(&self.state);
         Ok((state.head, state.views.clone()))
+    }
+
+    /// The first of the candidate snapshot files that is intact and
+    /// matches the log (a damaged or foreign one is skipped).
+    fn first_valid_snapshot(&self, candidates: Vec<(u64, PathBuf)>) -> Option<(Head, Views)> {
+        candidates.into_iter().find_map(|(s, path)| {
+            let (head, views) = crate::state::load_checkpoint::<(Head, Views)>(&path)?;
+            (head.seq == s && self.log.head_at(s).is_ok_and(|h| h == head)).then_some((head, views))
+        })
     }
 
     fn snapshot_locked(&self, _writer: &Writer) -> Result<()> {

@@ -419,15 +419,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                     )?;
                     Ok(0)
                 }
-                Err(Error::Corruption { seq, reason }) => {
-                    output::print_object(
-                        out,
-                        format,
-                        &json!({"ok": false, "seq": seq, "error": reason}),
-                    )?;
-                    eprintln!("annals: proof failed at seq {seq}: {reason}");
-                    Ok(EXIT_DAMAGE)
-                }
+                Err(Error::Corruption { seq, reason }) => damage(out, format, seq, &reason),
                 Err(e) => Err(e.into()),
             };
         }
@@ -439,15 +431,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         Command::Verify { from } => {
             let db = match open(&cli.db) {
                 Ok(db) => db,
-                Err(Error::Corruption { seq, reason }) => {
-                    output::print_object(
-                        out,
-                        format,
-                        &json!({"ok": false, "seq": seq, "error": reason}),
-                    )?;
-                    eprintln!("annals: damage found at seq {seq}: {reason}");
-                    return Ok(EXIT_DAMAGE);
-                }
+                Err(Error::Corruption { seq, reason }) => return damage(out, format, seq, &reason),
                 Err(e) => return Err(e.into()),
             };
             return match db.verify_from(from) {
@@ -461,20 +445,24 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                     )?;
                     Ok(0)
                 }
-                Err(Error::Corruption { seq, reason }) => {
-                    output::print_object(
-                        out,
-                        format,
-                        &json!({"ok": false, "seq": seq, "error": reason}),
-                    )?;
-                    eprintln!("annals: damage found at seq {seq}: {reason}");
-                    Ok(EXIT_DAMAGE)
-                }
+                Err(Error::Corruption { seq, reason }) => damage(out, format, seq, &reason),
                 Err(e) => Err(e.into()),
             };
         }
     }
     Ok(0)
+}
+
+/// Reports damage found by `verify` or `prove`: the result object on
+/// stdout, the message on stderr, exit code 3.
+fn damage(out: &mut dyn Write, format: Format, seq: u64, reason: &str) -> Result<u8, CliError> {
+    output::print_object(
+        out,
+        format,
+        &json!({"ok": false, "seq": seq, "error": reason}),
+    )?;
+    eprintln!("annals: damage found at seq {seq}: {reason}");
+    Ok(EXIT_DAMAGE)
 }
 
 /// Writes a batch to main or to a branch.

@@ -53,7 +53,7 @@ fn child_writer() {
         n += BATCH as u64;
         writeln!(stdout.lock(), "acked {last}").unwrap();
         // Kills also land in view rebuilds and checkpoints.
-        if (n / BATCH as u64) % 4 == 0 {
+        if (n / BATCH as u64).is_multiple_of(4) {
             db.rebuild().unwrap();
         }
     }

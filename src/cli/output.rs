@@ -32,6 +32,35 @@ pub fn print_json(out: &mut dyn Write, format: Format, rows: &[Value]) -> std::i
     }
 }
 
+/// Writes serializable rows as JSON lines or a JSON array.
+pub fn print_rows<T: serde::Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[T],
+) -> std::io::Result<()> {
+    let v: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect();
+    print_json(out, format, &v)
+}
+
+/// Writes rows as JSON (any format but `table`) or as a table whose cells
+/// `cells` gives.
+fn rows_or_table<T: serde::Serialize>(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[T],
+    headers: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> std::io::Result<()> {
+    if format != Format::Table {
+        return print_rows(out, format, rows);
+    }
+    let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    print_table(out, headers, &table)
+}
+
 /// Writes one object (`head`, `stats`): on one line unless `json`.
 pub fn print_object(out: &mut dyn Write, format: Format, v: &Value) -> std::io::Result<()> {
     match format {
@@ -217,99 +246,75 @@ pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std
 
 /// Prints the by-country view.
 pub fn by_country(out: &mut dyn Write, format: Format, rows: &[CountryRow]) -> std::io::Result<()> {
-    if format != Format::Table {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
-        return print_json(out, format, &v);
-    }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
+    rows_or_table(
+        out,
+        format,
+        rows,
+        &["COUNTRY", "COUNT", "OCCURRED", "BY KIND"],
+        |r| {
             vec![
                 r.country.clone(),
                 r.count.to_string(),
                 span(&r.first, &r.last),
                 counts(&r.by_kind),
             ]
-        })
-        .collect();
-    print_table(out, &["COUNTRY", "COUNT", "OCCURRED", "BY KIND"], &t)
+        },
+    )
 }
 
 /// Prints the by-actor view.
 pub fn by_actor(out: &mut dyn Write, format: Format, rows: &[ActorRow]) -> std::io::Result<()> {
-    if format != Format::Table {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
-        return print_json(out, format, &v);
-    }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
+    rows_or_table(
+        out,
+        format,
+        rows,
+        &["ACTOR", "COUNT", "COUNTRIES", "BY ROLE"],
+        |r| {
             vec![
                 r.actor.clone(),
                 r.count.to_string(),
                 r.countries.join(","),
                 counts(&r.by_role),
             ]
-        })
-        .collect();
-    print_table(out, &["ACTOR", "COUNT", "COUNTRIES", "BY ROLE"], &t)
+        },
+    )
 }
 
 /// Prints the by-date view.
 pub fn by_date(out: &mut dyn Write, format: Format, rows: &[DateRow]) -> std::io::Result<()> {
-    if format != Format::Table {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
-        return print_json(out, format, &v);
-    }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
+    rows_or_table(
+        out,
+        format,
+        rows,
+        &["BUCKET", "PRECISION", "COUNT", "BY KIND"],
+        |r| {
             vec![
                 r.bucket.clone(),
                 r.precision.name().to_string(),
                 r.count.to_string(),
                 counts(&r.by_kind),
             ]
-        })
-        .collect();
-    print_table(out, &["BUCKET", "PRECISION", "COUNT", "BY KIND"], &t)
+        },
+    )
 }
 
 /// Prints branches.
 pub fn branches(out: &mut dyn Write, format: Format, rows: &[BranchInfo]) -> std::io::Result<()> {
-    if format != Format::Table {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
-        return print_json(out, format, &v);
-    }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|b| {
-            vec![
-                b.name.clone(),
-                b.parent.clone(),
-                b.base_seq.to_string(),
-                b.head_seq.to_string(),
-                b.entries.to_string(),
-                b.created_at.chars().take(19).collect(),
-            ]
-        })
-        .collect();
-    print_table(
+    rows_or_table(
         out,
+        format,
+        rows,
         &["BRANCH", "FROM", "BASE", "HEAD", "OWN", "CREATED"],
-        &t,
+        |r| {
+            vec![
+                r.name.clone(),
+                r.parent.clone(),
+                r.base_seq.to_string(),
+                r.head_seq.to_string(),
+                r.entries.to_string(),
+                r.created_at.chars().take(19).collect(),
+            ]
+        },
     )
 }
 
@@ -317,11 +322,7 @@ pub fn branches(out: &mut dyn Write, format: Format, rows: &[BranchInfo]) -> std
 /// side's count and what else changed.
 pub fn diff(out: &mut dyn Write, format: Format, rows: &[DiffRow]) -> std::io::Result<()> {
     if format != Format::Table {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
-            .collect();
-        return print_json(out, format, &v);
+        return print_rows(out, format, rows);
     }
     let count = |v: &Option<Value>| match v {
         Some(v) => v.get("count").map(|c| c.to_string()).unwrap_or_default(),
