@@ -3,16 +3,24 @@
 //! its own. Nothing is copied at creation: entries up to the base are read
 //! from the parent.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::db::{
+    check_batch, check_expected, lock, read, write, Annals, Op, Pending, Prepared, Where, Written,
+};
 use crate::error::{Error, Result};
 use crate::intern::Names;
 use crate::log::{Entry, Head, Log};
 use crate::projection::Views;
-use crate::time::Micros;
+use crate::read::{diff_rows, keyed_rows, Against, AsOf, At, DiffRow, Reader, ViewKind};
+use crate::time::{format_micros, now_micros, Micros};
+
+/// Metadata key prefix of branch records.
+const BRANCH_KEY: &str = "branch/";
 
 /// Most entries a branch may hold. Branch entries are kept in memory:
 /// branches are for hypothetical edits, not bulk data.
@@ -103,6 +111,295 @@ impl Branch {
     pub(crate) fn head(&self) -> Head {
         *self.head.read().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+impl Annals {
+    /// Creates branch `name` from main (or from branch `from`) as of `at`
+    /// (default: the head). Costs one metadata write, whatever the log's
+    /// length.
+    pub fn create_branch(
+        &self,
+        name: &str,
+        from: Option<&str>,
+        at: Option<AsOf>,
+    ) -> Result<BranchInfo> {
+        check_branch_name(name)?;
+        let _writer = lock(&self.writer);
+        if read(&self.branches).contains_key(name) {
+            return Err(Error::Conflict {
+                at: String::new(),
+                reason: format!("a branch named `{name}` exists"),
+            });
+        }
+        let parent_log = match from {
+            None | Some("main") => Arc::clone(&self.log),
+            Some(p) => Arc::clone(&self.branch(p)?.log),
+        };
+        let parent_at = At {
+            branch: from.filter(|p| *p != "main").map(str::to_string),
+            as_of: at,
+        };
+        let base_seq = Reader::new(self, &parent_at)?.seq();
+        let base = parent_log.head_at(base_seq)?;
+        let meta = BranchMeta {
+            name: name.to_string(),
+            parent: parent_at.branch,
+            base,
+            created_at: now_micros(),
+            durable_head: base,
+        };
+        self.put_branch_meta(&meta)?;
+        let log = Arc::new(Log::branch(parent_log, base, name));
+        let branch = Arc::new(open_branch(meta, log, Vec::new(), base));
+        let info = branch_info(&branch);
+        write(&self.branches).insert(name.to_string(), branch);
+        Ok(info)
+    }
+
+    /// Every branch, by name.
+    pub fn branches(&self) -> Vec<BranchInfo> {
+        read(&self.branches)
+            .values()
+            .map(|b| branch_info(b))
+            .collect()
+    }
+
+    /// Drops a branch and frees its space. Refused while another branch
+    /// starts from it.
+    pub fn drop_branch(&self, name: &str) -> Result<()> {
+        let _writer = lock(&self.writer);
+        self.branch(name)?;
+        let children: Vec<String> = read(&self.branches)
+            .values()
+            .filter(|b| b.meta.parent.as_deref() == Some(name))
+            .map(|b| b.meta.name.clone())
+            .collect();
+        if !children.is_empty() {
+            return Err(Error::Conflict {
+                at: String::new(),
+                reason: format!(
+                    "branch `{name}` has branches of its own ({}); drop them first",
+                    children.join(", ")
+                ),
+            });
+        }
+        self.log
+            .store()
+            .remove_meta(&format!("{BRANCH_KEY}{name}"))?;
+        self.log.store().drop_log(name)?;
+        self.log.store().sync()?;
+        write(&self.branches).remove(name);
+        Ok(())
+    }
+
+    /// The rows of a view that differ between branch `name` (at its head)
+    /// and its parent, as of the branch's base or at the parent's head. An
+    /// empty diff means the views are equal.
+    pub fn diff(&self, name: &str, view: ViewKind, against: Against) -> Result<Vec<DiffRow>> {
+        let branch = self.branch(name)?;
+        let parent = At {
+            branch: branch.meta.parent.clone(),
+            as_of: match against {
+                Against::Base => Some(AsOf::Seq(branch.meta.base.seq)),
+                Against::Head => None,
+            },
+        };
+        let main = keyed_rows(&Reader::new(self, &parent)?, view)?;
+        let mine = keyed_rows(&Reader::new(self, &At::head().branch(name))?, view)?;
+        Ok(diff_rows(main, mine))
+    }
+
+    /// Writes a batch to branch `name`; see [`Annals::write`]. Main never
+    /// sees it.
+    pub fn write_branch(
+        &self,
+        name: &str,
+        ops: Vec<Op>,
+        expect_seq: Option<u64>,
+    ) -> Result<Vec<Written>> {
+        check_batch(&ops)?;
+        let branch = self.branch(name)?;
+        let mut writer = lock(&self.writer);
+        if let Some(why) = &writer.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let head = branch.head();
+        check_expected(head, expect_seq)?;
+        let own = read(&branch.entries).len();
+        if own + ops.len() > MAX_BRANCH_ENTRIES {
+            return Err(Error::invalid(
+                "branch",
+                format!("branch `{name}` would exceed {MAX_BRANCH_ENTRIES} entries of its own"),
+            ));
+        }
+        let reader = Reader::new(self, &At::head().branch(name))?;
+        let Prepared {
+            entries, written, ..
+        } = self.prepare(&branch.log, head, ops, |id| {
+            Ok(reader.get(id)?.map(|r| Pending {
+                created: r.position.seq,
+                original: Where::Log(r.position.seq),
+                current: r.retracted_seq.is_none().then_some(Where::Log(
+                    r.position.corrected_seq.unwrap_or(r.position.seq),
+                )),
+            }))
+        })?;
+        if entries.is_empty() {
+            return Ok(written);
+        }
+        let new_head = self.append_locked(&mut writer, &branch.log, head, &entries)?;
+        write(&branch.entries).extend(entries);
+        *write(&branch.head) = new_head;
+        *lock(&branch.views) = None;
+        // Record the head, so that a branch log found shorter on open is
+        // reported as damage rather than read as a shorter history.
+        let meta = BranchMeta {
+            durable_head: new_head,
+            ..branch.meta.clone()
+        };
+        if let Err(e) = self.put_branch_meta(&meta) {
+            writer.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        Ok(written)
+    }
+
+    fn put_branch_meta(&self, meta: &BranchMeta) -> Result<()> {
+        let bytes = bincode::serde::encode_to_vec(meta, bincode::config::standard())
+            .map_err(|e| Error::Storage(format!("encoding branch metadata: {e}")))?;
+        let store = self.log.store();
+        store.put_meta(&format!("{BRANCH_KEY}{}", meta.name), &bytes)?;
+        store.sync()
+    }
+
+    /// Checks each branch: its base is in its parent's chain with the same
+    /// hash, and its own entries re-read from storage are intact and the
+    /// ones held in memory. Returns how many were checked.
+    pub(crate) fn verify_branches(&self) -> Result<u64> {
+        let branches: Vec<Arc<Branch>> = read(&self.branches).values().cloned().collect();
+        for b in &branches {
+            let base = b.log.base();
+            if b.log.head_at(base.seq)? != base {
+                return Err(Error::corruption(
+                    base.seq,
+                    format!(
+                        "branch `{}` starts from an entry its parent does not have",
+                        b.meta.name
+                    ),
+                ));
+            }
+            let stored: Vec<Entry> = b
+                .log
+                .entries_after(base)
+                .map(|r| r.map(|(e, _)| e))
+                .collect::<Result<_>>()?;
+            if stored != *read(&b.entries) {
+                return Err(Error::corruption(
+                    base.seq + 1,
+                    format!(
+                        "branch `{}`: stored entries differ from the open branch",
+                        b.meta.name
+                    ),
+                ));
+            }
+        }
+        Ok(branches.len() as u64)
+    }
+}
+
+fn open_branch(meta: BranchMeta, log: Arc<Log>, entries: Vec<Entry>, head: Head) -> Branch {
+    Branch {
+        meta,
+        log,
+        entries: RwLock::new(entries),
+        head: RwLock::new(head),
+        views: Mutex::new(None),
+    }
+}
+
+fn branch_info(b: &Branch) -> BranchInfo {
+    BranchInfo {
+        name: b.meta.name.clone(),
+        parent: b.meta.parent.clone().unwrap_or_else(|| "main".into()),
+        base_seq: b.meta.base.seq,
+        head_seq: b.head().seq,
+        entries: read(&b.entries).len() as u64,
+        created_at: format_micros(b.meta.created_at),
+    }
+}
+
+/// Opens every branch recorded in the metadata, parents first, checking
+/// that each base is part of its parent's chain and reading each branch's
+/// own entries (checked) into memory.
+pub(crate) fn load_branches(main: &Arc<Log>) -> Result<BTreeMap<String, Arc<Branch>>> {
+    let mut metas: Vec<BranchMeta> = Vec::new();
+    for (key, bytes) in main.store().scan_meta(BRANCH_KEY)? {
+        let (meta, _): (BranchMeta, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
+                .map_err(|e| Error::corruption(0, format!("branch metadata `{key}`: {e}")))?;
+        metas.push(meta);
+    }
+    let mut open: BTreeMap<String, Arc<Branch>> = BTreeMap::new();
+    while !metas.is_empty() {
+        let before = metas.len();
+        let mut rest = Vec::new();
+        for meta in metas {
+            let parent_log = match &meta.parent {
+                None => Arc::clone(main),
+                Some(p) => match open.get(p) {
+                    Some(b) => Arc::clone(&b.log),
+                    None => {
+                        rest.push(meta);
+                        continue;
+                    }
+                },
+            };
+            let base = parent_log.head_at(meta.base.seq)?;
+            if base != meta.base {
+                return Err(Error::corruption(
+                    meta.base.seq,
+                    format!(
+                        "branch `{}` starts from an entry its parent does not have",
+                        meta.name
+                    ),
+                ));
+            }
+            let log = Arc::new(Log::branch(parent_log, meta.base, &meta.name));
+            let mut entries = Vec::new();
+            let mut head = meta.base;
+            for item in log.entries_after(meta.base) {
+                let (entry, hash) = item?;
+                head = Head {
+                    seq: entry.seq,
+                    hash,
+                    recorded_at: entry.recorded_at,
+                };
+                entries.push(entry);
+            }
+            if head.seq < meta.durable_head.seq
+                || (head.seq == meta.durable_head.seq && head != meta.durable_head)
+            {
+                return Err(Error::corruption(
+                    (head.seq + 1).min(meta.durable_head.seq),
+                    format!(
+                        "branch `{}` ends at seq {} but was written up to seq {}; entries were lost or changed",
+                        meta.name, head.seq, meta.durable_head.seq
+                    ),
+                ));
+            }
+            let name = meta.name.clone();
+            open.insert(name, Arc::new(open_branch(meta, log, entries, head)));
+        }
+        if rest.len() == before {
+            let names: Vec<String> = rest.iter().map(|m| m.name.clone()).collect();
+            return Err(Error::corruption(
+                0,
+                format!("branches whose parent is missing: {}", names.join(", ")),
+            ));
+        }
+        metas = rest;
+    }
+    Ok(open)
 }
 
 /// Checks a branch name: 1 to 64 bytes of lowercase letters, digits, `-`,

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::db::Annals;
+use crate::db::{lock, Annals};
 use crate::error::{Error, Result};
 use crate::index::EventNo;
 use crate::intern::Keys;
@@ -165,4 +165,69 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
         branches,
         projections,
     })
+}
+
+impl Annals {
+    /// Checks everything: every entry's checksum and chain link, gapless
+    /// seqs, the id index and posting lists, every built-in view and every
+    /// persisted user projection against a replay, every branch's base and
+    /// entries. Returns the head it checked up to; damage is
+    /// [`Error::Corruption`] with the first bad seq.
+    pub fn verify(&self) -> Result<Head> {
+        self.verify_from(1).map(|r| r.head)
+    }
+
+    /// Like [`Annals::verify`], checking the log and the index from seq
+    /// `from` on, and the views by folding from the last snapshot before
+    /// `from`: an incremental check after a full one.
+    pub fn verify_from(&self, from: u64) -> Result<VerifyReport> {
+        let _writer = lock(&self.writer);
+        crate::integrity::verify(self, from)
+    }
+
+    /// Proves that entry `seq` is part of the chain that ends in `anchor`
+    /// (a head recorded earlier, e.g. printed by `annals head` and kept
+    /// elsewhere): re-reads entries `seq..=anchor.seq`, checks every link
+    /// and that the last hash is the anchor's. Returns entry `seq`'s hash.
+    /// If this passes, neither that entry nor any between it and the
+    /// anchor has changed since the anchor was taken.
+    pub fn prove(&self, seq: u64, anchor: Head) -> Result<crate::log::Hash> {
+        if seq == 0 || seq > anchor.seq {
+            return Err(Error::invalid(
+                "seq",
+                format!("{seq} is not in 1..={} (the anchor's seq)", anchor.seq),
+            ));
+        }
+        let start = self.log.head_at(seq - 1)?;
+        let mut entry_hash = None;
+        let mut last = start;
+        for item in self.log.entries_after(start) {
+            let (entry, hash) = item?;
+            if entry.seq == seq {
+                entry_hash = Some(hash);
+            }
+            last = Head {
+                seq: entry.seq,
+                hash,
+                recorded_at: entry.recorded_at,
+            };
+            if entry.seq == anchor.seq {
+                break;
+            }
+        }
+        match entry_hash {
+            Some(h) if last.seq == anchor.seq && last.hash == anchor.hash => Ok(h),
+            _ if last.seq < anchor.seq => Err(Error::corruption(
+                last.seq + 1,
+                format!(
+                    "the log ends at seq {} before the anchor at seq {}",
+                    last.seq, anchor.seq
+                ),
+            )),
+            _ => Err(Error::corruption(
+                anchor.seq,
+                "the chain does not end in the anchor's hash: an entry up to the anchor changed",
+            )),
+        }
+    }
 }

@@ -57,17 +57,16 @@ mod model;
 pub mod projection;
 mod query;
 mod read;
+mod snapshot;
 mod state;
 mod store;
+mod subscribe;
 mod time;
 
 pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_NAME_BYTES};
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
-pub use db::{
-    Annals, Builder, Durability, Op, Record, Registered, Stats, Subscription, Version, Written,
-    MAX_BATCH_ENTRIES,
-};
+pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
 pub use error::{Error, Result};
 pub use integrity::VerifyReport;
 pub use json::{
@@ -78,10 +77,11 @@ pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
     MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,
 };
-pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection};
+pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection, Registered};
 pub use query::Query;
 pub use read::{Against, AsOf, At, DiffRow, Reader, ViewKind};
 pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
+pub use subscribe::Subscription;
 pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};
 
 /// Entry points for fuzzers and property tests that feed arbitrary bytes

@@ -10,6 +10,7 @@
 mod by_actor;
 mod by_country;
 mod by_date;
+mod user;
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,8 @@ use crate::time::{Granularity, Micros, Occurred, TimePoint};
 pub use by_actor::ActorRow;
 pub use by_country::CountryRow;
 pub use by_date::DateRow;
+pub(crate) use user::Feed;
+pub use user::Registered;
 
 /// What one log entry did to one event, as fed to projections.
 #[derive(Debug, Clone, Copy)]
