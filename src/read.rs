@@ -401,7 +401,7 @@ impl<'a> Reader<'a> {
 
     /// The current version (on main) of the event an entry changes, just
     /// before the entry.
-    fn main_before(&self, entry: &Entry) -> Result<Option<Event>> {
+    pub(crate) fn main_before(&self, entry: &Entry) -> Result<Option<Event>> {
         if let Body::Event(_) = entry.body {
             return Ok(None);
         }

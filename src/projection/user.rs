@@ -5,9 +5,9 @@ use std::sync::{Arc, RwLock};
 
 use crate::db::{lock, read, write, Annals};
 use crate::error::{Error, Result};
-use crate::log::{Body, Head};
+use crate::log::Head;
 use crate::projection::{Change, Projection};
-use crate::read::{At, Reader};
+use crate::read::{At, Line, Reader};
 use crate::state::State;
 use crate::store::Storage;
 
@@ -97,25 +97,20 @@ impl Annals {
     /// to `upto` (the head if `None`). Each change's `before` comes from the
     /// index's version lists, so no scratch state is needed.
     fn changes(&self, after: u64, upto: Option<u64>, mut f: impl FnMut(&Change<'_>)) -> Result<()> {
-        let state = read(&self.state);
-        let upto = upto.unwrap_or(state.head.seq).min(state.head.seq);
+        let head = self.head().seq;
+        let upto = upto.unwrap_or(head).min(head);
         if after >= upto {
             return Ok(());
         }
+        // The state is locked per lookup, not for the whole replay, so that
+        // a long replay never holds up readers or writers.
+        let reader = Reader::at(self, Line::Main, upto);
         for item in self.log.entries_after(self.log.head_at(after)?) {
             let (entry, _) = item?;
             if entry.seq > upto {
                 break;
             }
-            let before = match &entry.body {
-                Body::Event(_) => None,
-                body => state
-                    .index
-                    .lookup(&body.id())
-                    .and_then(|(n, _)| state.index.version_at(n, entry.seq - 1))
-                    .map(|s| self.log.read_event(s))
-                    .transpose()?,
-            };
+            let before = reader.main_before(&entry)?;
             f(&Change {
                 seq: entry.seq,
                 recorded_at: entry.recorded_at,
