@@ -234,6 +234,8 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     match run(cli, &mut out) {
         Ok(code) => ExitCode::from(code),
+        // A reader that stops reading (`annals query | head`) is not an error.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(0),
         Err(e) => {
             let _ = out.flush();
             eprintln!("annals: {e}");

@@ -43,18 +43,25 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
     })?;
     let db = Annals::open(dir.path().join("demo.db"))?;
 
-    step(out, "1. Load the scenario (one atomic batch)")?;
-    let events = SCENARIO
+    step(out, "1. Load the scenario in the order the reports came in")?;
+    let mut events = SCENARIO
         .lines()
         .enumerate()
         .map(|(i, l)| annals::parse_event(l).map_err(|e| e.at(format!("scenario line {}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
-    let written = db.append(events)?;
+    let later = events.split_off(KNOWN_BY_OCTOBER);
+    let early = db.append(events)?;
+    writeln!(
+        out,
+        "batch 1, reports known by 1 October 2025: seq 1..={}",
+        early.len()
+    )?;
+    let rest = db.append(later)?;
     let head = db.head();
     writeln!(
         out,
-        "appended {} events; head seq {} hash {}",
-        written.len(),
+        "batch 2, later reports: {} events; head seq {} hash {}",
+        rest.len(),
         head.seq,
         head.hash_hex()
     )?;
