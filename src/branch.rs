@@ -61,6 +61,9 @@ pub struct BranchInfo {
     pub created_at: String,
 }
 
+/// Built-in views with the string table they refer to.
+pub(crate) type NamedViews = Arc<(Names, Views)>;
+
 /// An open branch.
 pub(crate) struct Branch {
     pub meta: BranchMeta,
@@ -69,8 +72,9 @@ pub(crate) struct Branch {
     pub entries: RwLock<Vec<Entry>>,
     /// Its head (the base until written to).
     pub head: RwLock<Head>,
-    /// Views at the branch's head, computed on first use.
-    pub views: Mutex<Option<Arc<(Names, Views)>>>,
+    /// Views at a seq of the branch (its head when computed), computed on
+    /// first use.
+    pub views: Mutex<Option<(u64, NamedViews)>>,
 }
 
 impl Branch {

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::branch::Branch;
+use crate::branch::{Branch, NamedViews};
 use crate::db::{Annals, Record, Version};
 use crate::error::{Error, Result};
 use crate::intern::{Keys, Names};
@@ -96,9 +96,6 @@ pub struct Reader<'a> {
     line: Line,
     seq: u64,
 }
-
-/// A view's rows with the state they come from.
-type NamedViews = Arc<(Names, Views)>;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(db: &'a Annals, at: &At) -> Result<Reader<'a>> {
@@ -328,15 +325,18 @@ impl<'a> Reader<'a> {
         match &self.line {
             Line::Main => self.main_views(),
             Line::Branch(b) => {
-                let at_head = self.seq == b.head().seq;
-                if at_head {
-                    if let Some(v) = b.views.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                        return Ok(Arc::clone(v));
+                // The cache is for one seq, so a write racing this read can
+                // never leave views of an older head behind as the new one's.
+                let cached = b.views.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some((seq, v)) = cached {
+                    if seq == self.seq {
+                        return Ok(v);
                     }
                 }
                 let v = Arc::new(self.branch_views(b)?);
-                if at_head {
-                    *b.views.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&v));
+                if self.seq == b.head().seq {
+                    *b.views.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((self.seq, Arc::clone(&v)));
                 }
                 Ok(v)
             }
@@ -348,16 +348,13 @@ impl<'a> Reader<'a> {
             let state = self.db.read_state();
             return Ok(Arc::new((state.names.clone(), state.views.clone())));
         }
-        // Names are only ever added, so the head's table names everything
-        // any earlier entry mentions.
-        let mut names = self.db.read_state().names.clone();
         // Start from whichever fold is nearer: a snapshot at or before the
         // seq (then replay forward), or one after it or the head (then
         // undo backward). Undoing applies each change in reverse, which
         // the views support because every change is remove-then-add.
         let (earlier, later) = self.db.snapshot_seqs_around(self.seq);
         if later.saturating_sub(self.seq) < self.seq - earlier {
-            let (start, mut views) = self.db.views_at_or_after(self.seq)?;
+            let (start, mut views, mut names) = self.db.views_at_or_after(self.seq)?;
             let entries: Vec<Entry> = self
                 .db
                 .log()
@@ -373,6 +370,9 @@ impl<'a> Reader<'a> {
             }
             return Ok(Arc::new((names, views)));
         }
+        // Names are only ever added, so a table taken now names everything
+        // the entries up to this reader's seq mention.
+        let mut names = self.db.read_state().names.clone();
         let (start, views) = self.db.snapshot_at_or_before(self.seq)?;
         let views = self.fold_forward(start, views, &mut names)?;
         Ok(Arc::new((names, views)))

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::db::{lock, read, Annals, Writer};
 use crate::error::{Error, Result};
+use crate::intern::Names;
 use crate::log::Head;
 use crate::projection::Views;
 use crate::state::save_checkpoint;
@@ -45,16 +46,18 @@ impl Annals {
     }
 
     /// The views at the least valid snapshot after `seq`, or at the head.
-    pub(crate) fn views_at_or_after(&self, seq: u64) -> Result<(Head, Views)> {
+    /// With the string table to fold with: taken together with the head's
+    /// views, since entries committed in between may have added names.
+    pub(crate) fn views_at_or_after(&self, seq: u64) -> Result<(Head, Views, Names)> {
         let candidates: Vec<(u64, PathBuf)> = lock(&self.snapshots)
             .range(seq + 1..)
             .map(|(s, p)| (*s, p.clone()))
             .collect();
-        if let Some(found) = self.first_valid_snapshot(candidates) {
-            return Ok(found);
+        if let Some((head, views)) = self.first_valid_snapshot(candidates) {
+            return Ok((head, views, read(&self.state).names.clone()));
         }
         let state = read(&self.state);
-        Ok((state.head, state.views.clone()))
+        Ok((state.head, state.views.clone(), state.names.clone()))
     }
 
     /// The first of the candidate snapshot files that is intact and
