@@ -62,12 +62,14 @@ impl ByCountry {
             .rows
             .iter()
             .map(|(country, agg)| {
-                let mut shown: Vec<String> = agg
-                    .actors
-                    .keys()
-                    .map(|k| actors.display_name(names, *k).to_string())
+                // Keys are the lowercase names, so sorting them sorts the
+                // names case-insensitively without allocating.
+                let mut keys: Vec<Name> = agg.actors.keys().copied().collect();
+                keys.sort_unstable_by(|a, b| names.name(*a).cmp(names.name(*b)));
+                let shown: Vec<String> = keys
+                    .into_iter()
+                    .map(|k| actors.display_name(names, k).to_string())
                     .collect();
-                shown.sort_by_cached_key(|n| n.to_lowercase());
                 CountryRow {
                     country: names.name(*country).to_string(),
                     count: agg.count,
