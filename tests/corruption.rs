@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use annals::{Annals, At, Durability, Event, Granularity, Occurred, Op, Query};
+use common::copy_dir;
 
 const CHILD_ENV: &str = "ANNALS_CORRUPTION_CHILD_DB";
 
@@ -104,18 +105,6 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
             files(&p, out);
         } else if e.file_name() != "LOCK" {
             out.push(p);
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
         }
     }
 }

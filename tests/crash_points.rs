@@ -13,14 +13,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use annals::{Annals, Bytes, ChunkIter, Durability, Event, Occurred, Op, Result, Storage};
+use annals::{Annals, Durability, Event, Occurred, Op};
+use common::copy_dir;
+use common::hooked::{self, Hook};
 
 struct ImageAtEachCall {
-    inner: Arc<dyn Storage>,
     db: PathBuf,
     images: PathBuf,
     taken: Arc<AtomicU64>,
@@ -30,67 +31,17 @@ struct ImageAtEachCall {
     log: Arc<Mutex<Vec<(u64, u64)>>>,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else if e.file_name() != "LOCK" {
-            // A file can vanish mid-copy (a checkpoint's temporary file).
-            let _ = std::fs::copy(e.path(), target);
+impl Hook for ImageAtEachCall {
+    /// After a write (before any sync) and after a sync: copies the folder
+    /// as the OS holds it now.
+    fn after(&self, call: &str) {
+        if call != "write_chunks" && call != "sync" {
+            return;
         }
-    }
-}
-
-impl ImageAtEachCall {
-    /// Copies the folder as the OS holds it now.
-    fn image(&self) {
         let acked = self.acked.load(Ordering::SeqCst);
         let n = self.taken.fetch_add(1, Ordering::SeqCst);
         copy_dir(&self.db, &self.images.join(n.to_string()));
         self.log.lock().unwrap().push((n, acked));
-    }
-}
-
-impl Storage for ImageAtEachCall {
-    fn write_chunks(&self, l: &str, c: &[(u64, Vec<u8>)]) -> Result<()> {
-        self.inner.write_chunks(l, c)?;
-        // A crash after the write, before any sync.
-        self.image();
-        Ok(())
-    }
-    fn sync(&self) -> Result<()> {
-        self.inner.sync()?;
-        self.image();
-        Ok(())
-    }
-    fn chunk_at(&self, l: &str, s: u64) -> Result<Option<(u64, Bytes)>> {
-        self.inner.chunk_at(l, s)
-    }
-    fn scan_chunks(&self, l: &str, f: u64) -> ChunkIter<'_> {
-        self.inner.scan_chunks(l, f)
-    }
-    fn last_chunk(&self, l: &str) -> Result<Option<(u64, Bytes)>> {
-        self.inner.last_chunk(l)
-    }
-    fn drop_log(&self, l: &str) -> Result<()> {
-        self.inner.drop_log(l)
-    }
-    fn put_meta(&self, k: &str, v: &[u8]) -> Result<()> {
-        self.inner.put_meta(k, v)
-    }
-    fn get_meta(&self, k: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get_meta(k)
-    }
-    fn remove_meta(&self, k: &str) -> Result<()> {
-        self.inner.remove_meta(k)
-    }
-    fn scan_meta(&self, p: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.inner.scan_meta(p)
-    }
-    fn disk_bytes(&self) -> u64 {
-        self.inner.disk_bytes()
     }
 }
 
@@ -130,16 +81,13 @@ fn run(durability: Durability) {
         .durability(durability)
         .checkpoint_every_entries(20)
         .snapshot_every_entries(15)
-        .wrap_storage(move |inner| {
-            Arc::new(ImageAtEachCall {
-                inner,
-                db: d,
-                images: i,
-                taken: t,
-                acked: a,
-                log: l,
-            }) as Arc<dyn Storage>
-        })
+        .wrap_storage(hooked::wrap(ImageAtEachCall {
+            db: d,
+            images: i,
+            taken: t,
+            acked: a,
+            log: l,
+        }))
         .open()
         .unwrap();
     for b in 0..30 {

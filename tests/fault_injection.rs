@@ -11,9 +11,9 @@ mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use annals::{Annals, Bytes, ChunkIter, Durability, Error, Op, Result, Storage};
+use annals::{Annals, Durability, Error, Op, Result};
+use common::hooked::{self, Gate, Hook};
 
 #[derive(Clone, Copy, Debug)]
 struct Mode {
@@ -21,72 +21,22 @@ struct Mode {
     after: bool,
 }
 
+/// Fails the `fail_at`th storage call (and every later one if persistent).
 struct Faulty {
-    inner: Arc<dyn Storage>,
     calls: AtomicU64,
     fail_at: u64,
     mode: Mode,
 }
 
-impl Faulty {
-    /// Whether this call fails.
-    fn hit(&self) -> bool {
+impl Hook for Faulty {
+    fn gate(&self, _call: &str) -> Gate {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        n == self.fail_at || (self.mode.persistent && n > self.fail_at)
-    }
-    fn fault<T>(&self) -> Result<T> {
-        Err(Error::Storage(format!(
-            "injected fault (call {})",
-            self.fail_at
-        )))
-    }
-    fn run<T>(&self, op: impl FnOnce() -> Result<T>) -> Result<T> {
-        if !self.hit() {
-            return op();
+        let hit = n == self.fail_at || (self.mode.persistent && n > self.fail_at);
+        match (hit, self.mode.after) {
+            (false, _) => Gate::Go,
+            (true, false) => Gate::Fail,
+            (true, true) => Gate::FailAfterEffect,
         }
-        if self.mode.after {
-            let _ = op();
-        }
-        self.fault()
-    }
-}
-
-impl Storage for Faulty {
-    fn write_chunks(&self, log: &str, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
-        self.run(|| self.inner.write_chunks(log, chunks))
-    }
-    fn sync(&self) -> Result<()> {
-        self.run(|| self.inner.sync())
-    }
-    fn chunk_at(&self, log: &str, seq: u64) -> Result<Option<(u64, Bytes)>> {
-        self.run(|| self.inner.chunk_at(log, seq))
-    }
-    fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_> {
-        if self.hit() {
-            return Box::new(std::iter::once(self.fault()));
-        }
-        self.inner.scan_chunks(log, from)
-    }
-    fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>> {
-        self.run(|| self.inner.last_chunk(log))
-    }
-    fn drop_log(&self, log: &str) -> Result<()> {
-        self.run(|| self.inner.drop_log(log))
-    }
-    fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.run(|| self.inner.put_meta(key, value))
-    }
-    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.run(|| self.inner.get_meta(key))
-    }
-    fn remove_meta(&self, key: &str) -> Result<()> {
-        self.run(|| self.inner.remove_meta(key))
-    }
-    fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.run(|| self.inner.scan_meta(prefix))
-    }
-    fn disk_bytes(&self) -> u64 {
-        self.inner.disk_bytes()
     }
 }
 
@@ -105,14 +55,11 @@ fn workload(path: &std::path::Path, fail_at: u64, mode: Mode) -> (Acked, bool) {
         .durability(Durability::Durable)
         .checkpoint_every_entries(5)
         .snapshot_every_entries(4)
-        .wrap_storage(move |inner| {
-            Arc::new(Faulty {
-                inner,
-                calls: AtomicU64::new(0),
-                fail_at,
-                mode,
-            }) as Arc<dyn Storage>
-        })
+        .wrap_storage(hooked::wrap(Faulty {
+            calls: AtomicU64::new(0),
+            fail_at,
+            mode,
+        }))
         .open();
     let mut acked = Acked::default();
     let db = match opened {
@@ -241,55 +188,20 @@ fn a_failed_flush_stops_writes_until_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     Annals::open(&path).unwrap().close().unwrap();
-    // Find the sync of the first append: fail every sync once, from the
-    // first call on, until an append fails.
-    let syncs = Arc::new(AtomicU64::new(0));
-    struct FailSync {
-        inner: Arc<dyn Storage>,
-        syncs: Arc<AtomicU64>,
-    }
-    impl Storage for FailSync {
-        fn write_chunks(&self, l: &str, c: &[(u64, Vec<u8>)]) -> Result<()> {
-            self.inner.write_chunks(l, c)
-        }
-        fn sync(&self) -> Result<()> {
-            if self.syncs.fetch_add(1, Ordering::SeqCst) == 0 {
-                let _ = self.inner.sync();
-                return Err(Error::Storage("injected fsync failure".into()));
+    // The first sync fails after it took effect: the first append's batch
+    // lands but is reported failed.
+    struct FailFirstSync(AtomicU64);
+    impl Hook for FailFirstSync {
+        fn gate(&self, call: &str) -> Gate {
+            if call == "sync" && self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                Gate::FailAfterEffect
+            } else {
+                Gate::Go
             }
-            self.inner.sync()
-        }
-        fn chunk_at(&self, l: &str, s: u64) -> Result<Option<(u64, Bytes)>> {
-            self.inner.chunk_at(l, s)
-        }
-        fn scan_chunks(&self, l: &str, f: u64) -> ChunkIter<'_> {
-            self.inner.scan_chunks(l, f)
-        }
-        fn last_chunk(&self, l: &str) -> Result<Option<(u64, Bytes)>> {
-            self.inner.last_chunk(l)
-        }
-        fn drop_log(&self, l: &str) -> Result<()> {
-            self.inner.drop_log(l)
-        }
-        fn put_meta(&self, k: &str, v: &[u8]) -> Result<()> {
-            self.inner.put_meta(k, v)
-        }
-        fn get_meta(&self, k: &str) -> Result<Option<Vec<u8>>> {
-            self.inner.get_meta(k)
-        }
-        fn remove_meta(&self, k: &str) -> Result<()> {
-            self.inner.remove_meta(k)
-        }
-        fn scan_meta(&self, p: &str) -> Result<Vec<(String, Vec<u8>)>> {
-            self.inner.scan_meta(p)
-        }
-        fn disk_bytes(&self) -> u64 {
-            self.inner.disk_bytes()
         }
     }
-    let s2 = Arc::clone(&syncs);
     let db = Annals::builder(&path)
-        .wrap_storage(move |inner| Arc::new(FailSync { inner, syncs: s2 }) as Arc<dyn Storage>)
+        .wrap_storage(hooked::wrap(FailFirstSync(AtomicU64::new(0))))
         .open()
         .unwrap();
     let events = common::scenario();

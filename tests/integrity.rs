@@ -3,70 +3,25 @@
 
 mod common;
 
-use std::sync::Arc;
+use annals::{Annals, At, Bytes, Durability, Error, Head, Op};
+use common::hooked::{self, Hook};
 
-use annals::{Annals, At, Bytes, ChunkIter, Durability, Error, Head, Op, Result, Storage};
-
-/// A store whose reads of the chunk holding `seq` come back with one bit
-/// flipped at `offset`: bit rot, as a reader sees it.
+/// Reads of the chunk holding `seq` come back with one bit flipped at
+/// `offset`: bit rot, as a reader sees it.
 struct Rot {
-    inner: Arc<dyn Storage>,
     seq: u64,
     offset: usize,
 }
 
-impl Rot {
-    fn rot(&self, c: Option<(u64, Bytes)>) -> Option<(u64, Bytes)> {
-        c.map(|(first, bytes)| {
-            if first == self.seq {
-                let mut v = bytes.to_vec();
-                let i = self.offset % v.len();
-                v[i] ^= 0x10;
-                (first, Bytes::new(v))
-            } else {
-                (first, bytes)
-            }
-        })
-    }
-}
-
-impl Storage for Rot {
-    fn write_chunks(&self, l: &str, c: &[(u64, Vec<u8>)]) -> Result<()> {
-        self.inner.write_chunks(l, c)
-    }
-    fn sync(&self) -> Result<()> {
-        self.inner.sync()
-    }
-    fn chunk_at(&self, l: &str, s: u64) -> Result<Option<(u64, Bytes)>> {
-        self.inner.chunk_at(l, s).map(|c| self.rot(c))
-    }
-    fn scan_chunks(&self, l: &str, f: u64) -> ChunkIter<'_> {
-        Box::new(
-            self.inner
-                .scan_chunks(l, f)
-                .map(move |r| r.map(|c| self.rot(Some(c)).unwrap())),
-        )
-    }
-    fn last_chunk(&self, l: &str) -> Result<Option<(u64, Bytes)>> {
-        self.inner.last_chunk(l).map(|c| self.rot(c))
-    }
-    fn drop_log(&self, l: &str) -> Result<()> {
-        self.inner.drop_log(l)
-    }
-    fn put_meta(&self, k: &str, v: &[u8]) -> Result<()> {
-        self.inner.put_meta(k, v)
-    }
-    fn get_meta(&self, k: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get_meta(k)
-    }
-    fn remove_meta(&self, k: &str) -> Result<()> {
-        self.inner.remove_meta(k)
-    }
-    fn scan_meta(&self, p: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.inner.scan_meta(p)
-    }
-    fn disk_bytes(&self) -> u64 {
-        self.inner.disk_bytes()
+impl Hook for Rot {
+    fn read(&self, (first, bytes): (u64, Bytes)) -> (u64, Bytes) {
+        if first != self.seq {
+            return (first, bytes);
+        }
+        let mut v = bytes.to_vec();
+        let i = self.offset % v.len();
+        v[i] ^= 0x10;
+        (first, Bytes::new(v))
     }
 }
 
@@ -116,7 +71,7 @@ fn damage_in_the_log_is_reported_at_its_seq() {
             let path = dir.path().join("db");
             build(&path);
             let opened = Annals::builder(&path)
-                .wrap_storage(move |inner| Arc::new(Rot { inner, seq, offset }) as Arc<dyn Storage>)
+                .wrap_storage(hooked::wrap(Rot { seq, offset }))
                 .open();
             // Damage the open itself reads (the branch's own entry at 7) is
             // reported there.
@@ -157,13 +112,10 @@ fn an_anchored_head_proves_earlier_entries() {
     assert!(db.prove(12, anchor).is_err());
     drop(db);
     let db = Annals::builder(&path)
-        .wrap_storage(|inner| {
-            Arc::new(Rot {
-                inner,
-                seq: 5,
-                offset: 100,
-            }) as Arc<dyn Storage>
-        })
+        .wrap_storage(hooked::wrap(Rot {
+            seq: 5,
+            offset: 100,
+        }))
         .open()
         .unwrap();
     assert!(matches!(

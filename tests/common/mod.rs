@@ -130,3 +130,123 @@ pub mod gen {
         }
     }
 }
+
+/// A storage wrapper for tests: delegates every call to the real store,
+/// letting a [`Hook`] fail calls, act after them, or alter the chunks read.
+pub mod hooked {
+    use std::sync::Arc;
+
+    use annals::{Bytes, ChunkIter, Error, Result, Storage};
+
+    /// What to do with one storage call.
+    pub enum Gate {
+        /// Run it.
+        Go,
+        /// Fail it without running it.
+        Fail,
+        /// Run it, then report failure (the effect happened).
+        FailAfterEffect,
+    }
+
+    /// What a test changes about the storage.
+    pub trait Hook: Send + Sync + 'static {
+        /// Decides the fate of the call named `call` (`"sync"`, ...).
+        fn gate(&self, _call: &str) -> Gate {
+            Gate::Go
+        }
+        /// Runs after a call that succeeded.
+        fn after(&self, _call: &str) {}
+        /// Alters a chunk as it is read.
+        fn read(&self, chunk: (u64, Bytes)) -> (u64, Bytes) {
+            chunk
+        }
+    }
+
+    /// The wrapper.
+    pub struct Hooked<H: Hook> {
+        pub inner: Arc<dyn Storage>,
+        pub hook: H,
+    }
+
+    /// A `wrap_storage` argument that installs `hook`.
+    pub fn wrap<H: Hook>(hook: H) -> impl FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> {
+        move |inner| Arc::new(Hooked { inner, hook }) as Arc<dyn Storage>
+    }
+
+    impl<H: Hook> Hooked<H> {
+        fn run<T>(&self, call: &str, op: impl FnOnce() -> Result<T>) -> Result<T> {
+            let fault = || Err(Error::Storage(format!("injected fault in {call}")));
+            match self.hook.gate(call) {
+                Gate::Go => {
+                    let r = op()?;
+                    self.hook.after(call);
+                    Ok(r)
+                }
+                Gate::Fail => fault(),
+                Gate::FailAfterEffect => {
+                    let _ = op();
+                    fault()
+                }
+            }
+        }
+    }
+
+    impl<H: Hook> Storage for Hooked<H> {
+        fn write_chunks(&self, log: &str, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
+            self.run("write_chunks", || self.inner.write_chunks(log, chunks))
+        }
+        fn sync(&self) -> Result<()> {
+            self.run("sync", || self.inner.sync())
+        }
+        fn chunk_at(&self, log: &str, seq: u64) -> Result<Option<(u64, Bytes)>> {
+            self.run("chunk_at", || self.inner.chunk_at(log, seq))
+                .map(|c| c.map(|c| self.hook.read(c)))
+        }
+        fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_> {
+            match self.run("scan_chunks", || Ok(())) {
+                Ok(()) => Box::new(
+                    self.inner
+                        .scan_chunks(log, from)
+                        .map(move |r| r.map(|c| self.hook.read(c))),
+                ),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }
+        }
+        fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>> {
+            self.run("last_chunk", || self.inner.last_chunk(log))
+                .map(|c| c.map(|c| self.hook.read(c)))
+        }
+        fn drop_log(&self, log: &str) -> Result<()> {
+            self.run("drop_log", || self.inner.drop_log(log))
+        }
+        fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+            self.run("put_meta", || self.inner.put_meta(key, value))
+        }
+        fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            self.run("get_meta", || self.inner.get_meta(key))
+        }
+        fn remove_meta(&self, key: &str) -> Result<()> {
+            self.run("remove_meta", || self.inner.remove_meta(key))
+        }
+        fn scan_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+            self.run("scan_meta", || self.inner.scan_meta(prefix))
+        }
+        fn disk_bytes(&self) -> u64 {
+            self.inner.disk_bytes()
+        }
+    }
+}
+
+/// Copies a database folder (without its lock file).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "LOCK" {
+            // A file can vanish mid-copy (a checkpoint's temporary file).
+            let _ = std::fs::copy(e.path(), target);
+        }
+    }
+}
