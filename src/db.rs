@@ -34,9 +34,10 @@ pub enum Durability {
     /// its data file. Survives a process or machine crash.
     #[default]
     Durable,
-    /// After the batch is in sled's buffers. A process crash keeps it (sled
-    /// writes it out in the background, every 500 ms); a machine crash may
-    /// lose the last such batches, never part of one.
+    /// After the batch is in sled's in-memory buffers, which sled writes
+    /// out in the background every 500 ms. A crash of the process or of the
+    /// machine may lose the batches of about the last 500 ms, never part of
+    /// one and never an earlier one.
     Buffered,
 }
 

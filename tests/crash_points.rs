@@ -7,9 +7,9 @@
 //! the copy reads the page cache, not the disk.
 //!
 //! Every copy must open and satisfy the promises: the log is a prefix of
-//! the final log with an intact chain and no partial batch (P2), every
-//! batch acknowledged before the copy is in it (P1), and views equal a
-//! replay (P4, via verify).
+//! the final log with an intact chain and no partial batch (P2), in durable
+//! mode every batch acknowledged before the copy is in it (P1), and views
+//! equal a replay (P4, via verify).
 
 mod common;
 
@@ -140,19 +140,22 @@ fn run(durability: Durability) {
             "image {n}: partial batch (head {})",
             head.seq
         );
-        // P1: what was acknowledged before this point survived it (in
-        // buffered mode too: a process crash keeps what the OS holds).
-        assert!(
-            head.seq >= acked,
-            "image {n}: acknowledged seq {acked} lost (head {})",
-            head.seq
-        );
+        // P1: what was acknowledged before this point survived it. Only
+        // durable mode promises that: in buffered mode sled keeps recent
+        // writes in the process's memory until its flusher writes them out.
+        if durability == Durability::Durable {
+            assert!(
+                head.seq >= acked,
+                "image {n}: acknowledged seq {acked} lost (head {})",
+                head.seq
+            );
+        }
         // P4 and the rest of verify.
         db.verify().unwrap_or_else(|e| panic!("image {n}: {e}"));
     }
     eprintln!(
         "{durability:?}: {count} crash points (after each write and sync): all open, \
-         keep every acknowledged entry, hold no partial batch and verify"
+         hold a clean prefix with no partial batch and verify"
     );
 }
 
