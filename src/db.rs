@@ -11,13 +11,14 @@ use uuid::Uuid;
 
 use crate::branch::{load_branches, Branch};
 use crate::error::{Error, Result};
+use crate::index::Meta;
 use crate::json::Position;
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::{Event, MAX_REASON_BYTES};
 
 use crate::projection::{ActorRow, Change, CountryRow, DateRow, Feed};
 use crate::query::Query;
-use crate::read::{At, Reader};
+use crate::read::{At, Line, Reader};
 use crate::snapshot::{list_snapshots, SNAPSHOT_DIR};
 use crate::state::{load_state, save_checkpoint, State};
 use crate::store::{SledStore, Storage};
@@ -603,47 +604,31 @@ impl Annals {
     /// The current state of event `id`, retracted or not; `None` if no such
     /// event exists.
     pub fn get(&self, id: Uuid) -> Result<Option<Record>> {
-        let Some((_, meta)) = read(&self.state).index.lookup(&id) else {
-            return Ok(None);
-        };
-        let event = self.log.read_event(meta.current)?;
-        Ok(Some(Record {
-            event,
+        self.head_reader().get(id)
+    }
+
+    /// Every version of event `id`, oldest first; empty if unknown.
+    pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
+        self.head_reader().history(id)
+    }
+
+    /// A reader of main at its current head.
+    fn head_reader(&self) -> Reader<'_> {
+        Reader::at(self, Line::Main, self.head().seq)
+    }
+
+    /// The record of an event whose current version is the one `meta`
+    /// points at.
+    pub(crate) fn current_record(&self, meta: &Meta) -> Result<Record> {
+        Ok(Record {
+            event: self.log.read_event(meta.current)?,
             position: Position {
                 seq: meta.seq,
                 recorded_at: meta.recorded_at,
                 corrected_seq: meta.corrected_seq(),
             },
             retracted_seq: meta.retracted,
-        }))
-    }
-
-    /// Every version of event `id`, oldest first; empty if unknown.
-    pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
-        let seqs = {
-            let state = read(&self.state);
-            match state.index.lookup(&id) {
-                Some((n, _)) => state.index.versions(n),
-                None => return Ok(Vec::new()),
-            }
-        };
-        seqs.into_iter()
-            .map(|seq| {
-                let entry = self.log.read(seq)?;
-                let action = entry.body.action();
-                let (event, reason) = match entry.body {
-                    Body::Event(e) | Body::Correction(e) => (Some(e), None),
-                    Body::Retraction { reason, .. } => (None, Some(reason)),
-                };
-                Ok(Version {
-                    seq,
-                    recorded_at: entry.recorded_at,
-                    action,
-                    event,
-                    reason,
-                })
-            })
-            .collect()
+        })
     }
 
     /// Current events matching `query`, ordered by occurrence start then
@@ -651,19 +636,7 @@ impl Annals {
     pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
         query.validate()?;
         let hits = read(&self.state).select(query);
-        hits.into_iter()
-            .map(|m| {
-                Ok(Record {
-                    event: self.log.read_event(m.current)?,
-                    position: Position {
-                        seq: m.seq,
-                        recorded_at: m.recorded_at,
-                        corrected_seq: m.corrected_seq(),
-                    },
-                    retracted_seq: None,
-                })
-            })
-            .collect()
+        hits.iter().map(|m| self.current_record(m)).collect()
     }
 
     /// The by-country view: one row per country, sorted by code.
@@ -693,8 +666,8 @@ impl Annals {
             current,
             corrected: state.index.corrected_count() as u64,
             retracted: events - current,
-            countries: state.country_rows().len() as u64,
-            actors: state.actor_rows().len() as u64,
+            countries: state.views.by_country.len() as u64,
+            actors: state.views.by_actor.len() as u64,
             disk_bytes: self.log.store().disk_bytes() + ckpt,
         }
     }

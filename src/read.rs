@@ -265,16 +265,8 @@ impl<'a> Reader<'a> {
             (unchanged, changed)
         };
         let mut hits = Vec::with_capacity(unchanged.len() + changed.len());
-        for m in unchanged {
-            hits.push(Record {
-                event: self.db.log().read_event(m.current)?,
-                position: Position {
-                    seq: m.seq,
-                    recorded_at: m.recorded_at,
-                    corrected_seq: m.corrected_seq(),
-                },
-                retracted_seq: None,
-            });
+        for m in &unchanged {
+            hits.push(self.db.current_record(m)?);
         }
         for (m, v) in changed {
             let event = self.db.log().read_event(v)?;

@@ -79,6 +79,11 @@ impl ByActor {
         }
     }
 
+    /// Number of rows, without building them.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub(crate) fn rows(&self, names: &Names) -> Vec<ActorRow> {
         let mut rows: Vec<(&str, ActorRow)> = self
             .rows

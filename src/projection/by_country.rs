@@ -57,6 +57,11 @@ impl ByCountry {
         }
     }
 
+    /// Number of rows, without building them.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
     pub(crate) fn rows(&self, names: &Names, actors: &ByActor) -> Vec<CountryRow> {
         let mut rows: Vec<CountryRow> = self
             .rows
