@@ -99,9 +99,11 @@ impl Index {
     /// exist yet or was retracted by then).
     pub(crate) fn version_at(&self, n: EventNo, seq: u64) -> Option<u64> {
         let meta = self.meta(n)?;
-        let last = self
-            .versions(n)
-            .into_iter()
+        // Called once per replayed correction: walk the versions in place
+        // rather than collecting them.
+        let later = self.later_versions.get(&n).into_iter().flatten().copied();
+        let last = std::iter::once(meta.seq)
+            .chain(later)
             .take_while(|&v| v <= seq)
             .last()?;
         (meta.retracted != Some(last)).then_some(last)
