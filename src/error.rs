@@ -78,6 +78,9 @@ pub enum Error {
     /// The storage engine (sled) reported an error.
     #[error("storage engine error: {0}")]
     Storage(String),
+    /// An export could not be written (the output file, or the encoder).
+    #[error("export failed: {0}")]
+    Export(String),
     /// A previous write failed half-way through its flush; the in-memory
     /// state may be ahead of the disk, so writes are refused until reopen.
     #[error("a previous write failed ({0}); reopen the database before writing again")]

@@ -48,6 +48,8 @@ mod codec;
 mod country;
 mod db;
 mod error;
+mod export;
+mod import;
 mod index;
 mod integrity;
 mod intern;
@@ -68,6 +70,11 @@ pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
 pub use error::{Error, Result};
+pub use export::{ExportFormat, CSV_COLUMNS};
+pub use import::{
+    acled_id, gdelt_id, Import, ImportFormat, ImportSummary, Progress, Rejection,
+    DEFAULT_BATCH_ROWS,
+};
 pub use integrity::VerifyReport;
 pub use json::{
     event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES,

@@ -21,9 +21,11 @@ struct Cli {
     /// The database folder.
     #[arg(long, global = true, env = "ANNALS_DB", default_value = "annals.db")]
     db: PathBuf,
-    /// Output format of commands that print data.
-    #[arg(long, global = true, value_enum, default_value = "table")]
-    format: Format,
+    /// Output format of commands that print data (table, jsonl, json); for
+    /// `import` the input's format (jsonl, gdelt, acled, acled-deletions);
+    /// for `export` the file's (jsonl, csv, parquet).
+    #[arg(long, global = true, value_enum)]
+    format: Option<FormatArg>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,6 +48,34 @@ enum Command {
         /// Append to this branch instead of main.
         #[arg(long)]
         branch: Option<String>,
+    },
+    /// Import files (plain, .gz, or a .zip of one file) in batches:
+    /// new events are appended, changed ones corrected, identical ones
+    /// skipped, so a re-run or an updated export adds only what changed.
+    Import {
+        /// The files; `-` for standard input.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Skip invalid rows instead of stopping at the first one.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// With --skip-invalid: write rejected rows, with line and reason,
+        /// to this JSON Lines file (default: standard error).
+        #[arg(long, requires = "skip_invalid")]
+        rejects: Option<PathBuf>,
+        /// Rows per committed batch.
+        #[arg(long, default_value_t = annals::DEFAULT_BATCH_ROWS)]
+        batch: usize,
+    },
+    /// Export the current events matching the filters to a file.
+    Export {
+        /// The file to write (replaced whole, only once complete).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        filters: QueryArgs,
+        #[command(flatten)]
+        at: AtArgs,
     },
     /// Print an event's current state.
     Get {
@@ -166,6 +196,47 @@ enum BranchCommand {
     },
 }
 
+/// Every value of `--format`; which ones apply depends on the command.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    Table,
+    Jsonl,
+    Json,
+    Gdelt,
+    Acled,
+    AcledDeletions,
+    Csv,
+    Parquet,
+}
+
+impl FormatArg {
+    fn name(self) -> &'static str {
+        match self {
+            FormatArg::Table => "table",
+            FormatArg::Jsonl => "jsonl",
+            FormatArg::Json => "json",
+            FormatArg::Gdelt => "gdelt",
+            FormatArg::Acled => "acled",
+            FormatArg::AcledDeletions => "acled-deletions",
+            FormatArg::Csv => "csv",
+            FormatArg::Parquet => "parquet",
+        }
+    }
+
+    /// The output format of a command that prints data.
+    fn output(f: Option<FormatArg>) -> Result<Format, CliError> {
+        match f {
+            None | Some(FormatArg::Table) => Ok(Format::Table),
+            Some(FormatArg::Jsonl) => Ok(Format::Jsonl),
+            Some(FormatArg::Json) => Ok(Format::Json),
+            Some(other) => Err(CliError::Usage(format!(
+                "--format {} applies to import or export; output formats are table, jsonl, json",
+                other.name()
+            ))),
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum AgainstArg {
     Base,
@@ -236,6 +307,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         // A reader that stops reading (`annals query | head`) is not an error.
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(0),
+        Err(CliError::Usage(e)) => {
+            eprintln!("annals: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             let _ = out.flush();
             eprintln!("annals: {e}");
@@ -251,6 +326,8 @@ pub(crate) enum CliError {
     Annals(#[from] Error),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn open(db: &Path) -> Result<Annals, Error> {
@@ -258,8 +335,49 @@ fn open(db: &Path) -> Result<Annals, Error> {
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
-    let format = cli.format;
+    let format = match &cli.command {
+        Command::Import { .. } | Command::Export { .. } => Format::Jsonl,
+        _ => FormatArg::output(cli.format)?,
+    };
     match cli.command {
+        Command::Import {
+            files,
+            skip_invalid,
+            rejects,
+            batch,
+        } => {
+            let name = cli.format.map_or("", FormatArg::name);
+            let fmt = annals::ImportFormat::parse(name).map_err(|_| {
+                CliError::Usage(
+                    "import needs --format jsonl, gdelt, acled or acled-deletions".into(),
+                )
+            })?;
+            let db = open(&cli.db)?;
+            let rejects = match (skip_invalid, rejects) {
+                (false, _) => None,
+                (true, Some(path)) => Some(cli::import::Rejects::file(&path)?),
+                (true, None) => Some(cli::import::Rejects::stderr()),
+            };
+            cli::import::run(&db, fmt, &files, rejects, batch, out)?;
+            db.close()?;
+        }
+        Command::Export {
+            out: path,
+            filters,
+            at,
+        } => {
+            let name = cli.format.map_or("", FormatArg::name);
+            let fmt = annals::ExportFormat::parse(name).map_err(|_| {
+                CliError::Usage("export needs --format jsonl, csv or parquet".into())
+            })?;
+            let db = open(&cli.db)?;
+            let n = cli::import::export(&db, &at.at()?, &build_query(filters)?, fmt, &path)?;
+            output::print_object(
+                out,
+                Format::Jsonl,
+                &json!({"out": path.display().to_string(), "format": name, "events": n}),
+            )?;
+        }
         Command::Demo => cli::demo::run(out, format)?,
         Command::Init => {
             if cli.db.join("store").exists() {

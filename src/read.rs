@@ -224,6 +224,23 @@ impl<'a> Reader<'a> {
         Ok(hits)
     }
 
+    /// Calls `f` with each current event matching the query, in query
+    /// order. At main's head the matches are read from the log one at a
+    /// time, so memory holds only their index entries; as of another seq or
+    /// on a branch the result is built whole first.
+    pub(crate) fn for_each_record(
+        &self,
+        q: &Query,
+        f: &mut dyn FnMut(Record) -> Result<()>,
+    ) -> Result<()> {
+        q.validate()?;
+        if !self.at_main_head() {
+            return self.query(q)?.into_iter().try_for_each(f);
+        }
+        let hits = self.db.read_state().select(q);
+        hits.iter().try_for_each(|m| f(self.db.current_record(m)?))
+    }
+
     fn query_unsorted(&self, q: &Query) -> Result<Vec<Record>> {
         match &self.line {
             Line::Main => self.main_query_as_of(q),

@@ -1,0 +1,166 @@
+//! `import` and `export`: files, a progress bar on a terminal, the rejects
+//! file and the summary. The work is the library's ([`Annals::import`],
+//! [`Annals::export`]).
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use annals::{Annals, At, Error, ExportFormat, ImportFormat, Query, Rejection};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::CliError;
+
+/// Where rejected rows go: a JSON Lines file, or standard error.
+pub struct Rejects {
+    out: Box<dyn Write>,
+    path: String,
+}
+
+impl Rejects {
+    /// Rejected rows written to `path` (created or truncated).
+    pub fn file(path: &Path) -> Result<Rejects, Error> {
+        let f = File::create(path).map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        Ok(Rejects {
+            out: Box::new(BufWriter::new(f)),
+            path: path.display().to_string(),
+        })
+    }
+
+    /// Rejected rows written to standard error.
+    pub fn stderr() -> Rejects {
+        Rejects {
+            out: Box::new(std::io::stderr()),
+            path: "stderr".into(),
+        }
+    }
+
+    fn write(&mut self, r: &Rejection) -> Result<(), Error> {
+        let line = serde_json::to_string(r).unwrap_or_default();
+        writeln!(self.out, "{line}").map_err(|e| Error::Io {
+            path: self.path.clone().into(),
+            source: e,
+        })
+    }
+}
+
+/// A progress bar on standard error when it is a terminal; nothing
+/// otherwise (logs and pipes stay clean).
+fn progress_bar(file: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total = std::fs::metadata(file).map(|m| m.len()).ok();
+    let bar = match total {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        ),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_prefix(file.to_string());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+/// Imports each file in turn, printing one summary line per file.
+pub fn run(
+    db: &Annals,
+    format: ImportFormat,
+    files: &[String],
+    rejects: Option<Rejects>,
+    batch: usize,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut rejects = rejects;
+    let started = Instant::now();
+    let mut import = db.import(format).batch_rows(batch);
+    if let Some(r) = rejects.as_mut() {
+        import = import.skip_invalid(move |row| r.write(row));
+    }
+    // The bar is replaced per file while the import holds the callback.
+    let bar_cell = std::cell::RefCell::new(None::<ProgressBar>);
+    let mut import = import.on_progress(|p| {
+        if let Some(b) = bar_cell.borrow().as_ref() {
+            b.set_position(p.bytes);
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!(
+                "{} rows, {:.0} rows/s",
+                p.rows,
+                p.rows as f64 / secs
+            ));
+        }
+    });
+    for file in files {
+        *bar_cell.borrow_mut() = if file == "-" {
+            None
+        } else {
+            progress_bar(file)
+        };
+        let t = Instant::now();
+        let result = if file == "-" {
+            import.reader("stdin", std::io::stdin().lock())
+        } else {
+            import.file(file)
+        };
+        if let Some(b) = bar_cell.borrow_mut().take() {
+            b.finish_and_clear();
+        }
+        match result {
+            Ok(s) => {
+                let secs = t.elapsed().as_secs_f64();
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("file".into(), json!(file));
+                    o.insert("seconds".into(), json!((secs * 1000.0).round() / 1000.0));
+                    o.insert(
+                        "rows_per_second".into(),
+                        json!((s.read as f64 / secs.max(1e-6)).round()),
+                    );
+                }
+                writeln!(out, "{v}")?;
+            }
+            Err(e) => {
+                let s = serde_json::to_value(import.summary()).unwrap_or_default();
+                eprintln!(
+                    "annals: import stopped at {file}; everything before the failing row is \
+                     committed ({s}); re-run after fixing it: rows already in are unchanged"
+                );
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Exports to `path` through a temporary file beside it, renamed into
+/// place once complete: a failed export leaves no partial file.
+pub fn export(
+    db: &Annals,
+    at: &At,
+    query: &Query,
+    format: ExportFormat,
+    path: &Path,
+) -> Result<u64, Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let io = |e: std::io::Error| Error::Io {
+        path: path.into(),
+        source: e,
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let n = db.export(at, query, format, tmp.as_file())?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(n)
+}

@@ -1,0 +1,454 @@
+//! Importing files: JSON Lines, GDELT event exports, ACLED exports and
+//! ACLED deletion lists, streamed in batches.
+//!
+//! Every row becomes an *upsert*: an unknown id is appended, a known one
+//! with the same content is left alone, a known one whose content changed
+//! gets a correction (ACLED rows only when their `timestamp` is newer), so
+//! re-importing an updated export records what changed and when, and
+//! re-importing the same file adds nothing. Ids are UUID v5 of the source's
+//! own id, so a stopped import can simply be run again. The mapping of each
+//! format is in `docs/import.md`.
+
+mod acled;
+mod codes;
+mod gdelt;
+mod input;
+
+use std::collections::HashMap;
+use std::io::{BufRead, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::{Annals, Op};
+use crate::error::{Error, Result};
+use crate::json::{parse_event, MAX_LINE_BYTES};
+use crate::model::Event;
+
+pub use acled::acled_id;
+pub use gdelt::gdelt_id;
+
+/// The formats [`Import`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// annals' own JSON Lines (what `export --format jsonl` writes).
+    Jsonl,
+    /// GDELT 1.0 or 2.0 event exports (tab-separated, no header), or the
+    /// same columns re-saved with a header line (R, spreadsheets).
+    Gdelt,
+    /// ACLED CSV exports with a header, any schema generation.
+    Acled,
+    /// ACLED deletion lists (`event_id_cnty`, `deleted_timestamp`): each
+    /// listed event is retracted.
+    AcledDeletions,
+}
+
+impl ImportFormat {
+    /// Parses a format name: `jsonl`, `gdelt`, `acled`, `acled-deletions`.
+    pub fn parse(name: &str) -> Result<ImportFormat> {
+        Ok(match name {
+            "jsonl" => ImportFormat::Jsonl,
+            "gdelt" => ImportFormat::Gdelt,
+            "acled" => ImportFormat::Acled,
+            "acled-deletions" => ImportFormat::AcledDeletions,
+            other => {
+                return Err(Error::invalid(
+                    "format",
+                    format!("`{other}`; expected jsonl, gdelt, acled or acled-deletions"),
+                ))
+            }
+        })
+    }
+}
+
+/// What an import did, row by row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Data rows read (header lines not counted).
+    pub read: u64,
+    /// New events appended.
+    pub appended: u64,
+    /// Known events whose content changed: a correction was appended.
+    pub corrected: u64,
+    /// Events retracted (deletion lists).
+    pub retracted: u64,
+    /// Rows identical to what the database holds: nothing written.
+    pub unchanged: u64,
+    /// Rows with nothing to do: an older version than the one held, a
+    /// retracted event, a deletion of an event never imported.
+    pub skipped: u64,
+    /// Invalid rows (with `skip_invalid`; otherwise the first one stops the
+    /// import).
+    pub rejected: u64,
+}
+
+impl ImportSummary {
+    fn add(&mut self, o: &ImportSummary) {
+        self.read += o.read;
+        self.appended += o.appended;
+        self.corrected += o.corrected;
+        self.retracted += o.retracted;
+        self.unchanged += o.unchanged;
+        self.skipped += o.skipped;
+        self.rejected += o.rejected;
+    }
+}
+
+/// An invalid row, passed to the rejects handler of
+/// [`Import::skip_invalid`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rejection {
+    /// The file (as given) and the row's first line.
+    pub file: String,
+    /// The 1-based line the row starts on.
+    pub line: u64,
+    /// What is wrong, naming the column.
+    pub reason: String,
+    /// The row's fields as read (for JSON Lines: the line).
+    pub fields: Vec<String>,
+}
+
+/// How far an import has come, passed to [`Import::on_progress`] after
+/// every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Rows read so far, in all files.
+    pub rows: u64,
+    /// Bytes of the current file read so far (compressed bytes for a
+    /// compressed file).
+    pub bytes: u64,
+    /// The current file's size, when known.
+    pub total_bytes: Option<u64>,
+}
+
+/// What one row asks for.
+#[allow(clippy::large_enum_variant)] // almost every row is an upsert
+pub(crate) enum Item {
+    /// Append, correct or leave alone. `stamp` orders versions of one row
+    /// (ACLED's `timestamp`): an older one never replaces a newer one.
+    Upsert { event: Event, stamp: Option<i64> },
+    /// Retract the event, if known and not retracted yet.
+    Delete { id: Uuid, reason: String },
+}
+
+/// One row of a file: where it is, its raw fields, and what it means.
+pub(crate) struct Row {
+    pub(crate) line: u64,
+    pub(crate) fields: Vec<String>,
+    pub(crate) item: Result<Item>,
+}
+
+/// A parser: rows one at a time; an error is fatal (I/O), a bad row is a
+/// row whose `item` is an error.
+pub(crate) trait Rows {
+    fn next_row(&mut self) -> Result<Option<Row>>;
+}
+
+/// Rows per committed batch by default.
+pub const DEFAULT_BATCH_ROWS: usize = 1000;
+
+type RejectFn<'a> = Box<dyn FnMut(&Rejection) -> Result<()> + 'a>;
+type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
+
+/// An import of one or more files into main; from [`Annals::import`].
+///
+/// ```
+/// # fn main() -> annals::Result<()> {
+/// # let dir = tempfile::tempdir().map_err(|e| annals::Error::Storage(e.to_string()))?;
+/// # let db = annals::Annals::open(dir.path().join("db"))?;
+/// let rows = "{\"kind\":\"sabotage\",\"occurred\":\"2025-11\",\"countries\":[\"PL\"]}\n";
+/// let mut import = db.import(annals::ImportFormat::Jsonl);
+/// let summary = import.reader("rows.jsonl", rows.as_bytes())?;
+/// assert_eq!(summary.appended, 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Import<'a> {
+    db: &'a Annals,
+    format: ImportFormat,
+    batch_rows: usize,
+    on_reject: Option<RejectFn<'a>>,
+    on_progress: Option<ProgressFn<'a>>,
+    summary: ImportSummary,
+}
+
+impl Annals {
+    /// Starts an import in `format`; see [`Import`].
+    pub fn import(&self, format: ImportFormat) -> Import<'_> {
+        Import {
+            db: self,
+            format,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            on_reject: None,
+            on_progress: None,
+            summary: ImportSummary::default(),
+        }
+    }
+}
+
+impl<'a> Import<'a> {
+    /// Skips invalid rows, handing each to `on_reject`, instead of stopping
+    /// at the first one.
+    pub fn skip_invalid(mut self, on_reject: impl FnMut(&Rejection) -> Result<()> + 'a) -> Self {
+        self.on_reject = Some(Box::new(on_reject));
+        self
+    }
+
+    /// Called after every committed batch.
+    pub fn on_progress(mut self, f: impl FnMut(&Progress) + 'a) -> Self {
+        self.on_progress = Some(Box::new(f));
+        self
+    }
+
+    /// Rows per committed batch (at least 1; at most
+    /// [`crate::MAX_BATCH_ENTRIES`]).
+    pub fn batch_rows(mut self, n: usize) -> Self {
+        self.batch_rows = n.clamp(1, crate::db::MAX_BATCH_ENTRIES);
+        self
+    }
+
+    /// What this import has done so far, over all files; still right after
+    /// an error (everything before the failing row is committed).
+    pub fn summary(&self) -> ImportSummary {
+        self.summary
+    }
+
+    /// Imports a file: plain, `.gz` or a `.zip` of one file. Without
+    /// [`Import::skip_invalid`], the first invalid row stops the import
+    /// with its line and reason; the rows before it are committed.
+    pub fn file(&mut self, path: impl AsRef<Path>) -> Result<ImportSummary> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let total = std::fs::metadata(path).map(|m| m.len()).ok();
+        let bytes = Arc::new(AtomicU64::new(0));
+        input::with_file(path, bytes.clone(), |r| self.run(&name, r, &bytes, total))
+    }
+
+    /// Imports from a reader (stdin, memory); `name` is used in messages.
+    pub fn reader(&mut self, name: &str, mut r: impl BufRead) -> Result<ImportSummary> {
+        let bytes = Arc::new(AtomicU64::new(0));
+        self.run(name, &mut r, &bytes, None)
+    }
+
+    fn run(
+        &mut self,
+        name: &str,
+        r: &mut dyn BufRead,
+        bytes: &Arc<AtomicU64>,
+        total: Option<u64>,
+    ) -> Result<ImportSummary> {
+        let mut rows: Box<dyn Rows + '_> = match self.format {
+            ImportFormat::Jsonl => Box::new(JsonlRows { r, line: 0 }),
+            ImportFormat::Gdelt => gdelt::rows(r)?,
+            ImportFormat::Acled => acled::rows(r, false).map_err(|e| e.at(name))?,
+            ImportFormat::AcledDeletions => acled::rows(r, true).map_err(|e| e.at(name))?,
+        };
+        let mut file = ImportSummary::default();
+        let mut batch: Vec<Item> = Vec::with_capacity(self.batch_rows);
+        let result = loop {
+            let row = match rows.next_row() {
+                Ok(Some(row)) => row,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e.at(name)),
+            };
+            file.read += 1;
+            match row.item {
+                Ok(item) => batch.push(item),
+                Err(e) => {
+                    let e = e.at(format!("{name} line {}", row.line));
+                    let Some(on_reject) = &mut self.on_reject else {
+                        break Err(e);
+                    };
+                    file.rejected += 1;
+                    let reason = match &e {
+                        Error::Invalid { field, reason, .. } => format!("`{field}`: {reason}"),
+                        other => other.to_string(),
+                    };
+                    on_reject(&Rejection {
+                        file: name.to_string(),
+                        line: row.line,
+                        reason,
+                        fields: row.fields,
+                    })?;
+                }
+            }
+            if batch.len() >= self.batch_rows {
+                self.commit(&mut batch, &mut file)?;
+                if let Some(f) = &mut self.on_progress {
+                    f(&Progress {
+                        rows: self.summary.read + file.read,
+                        bytes: bytes.load(Ordering::Relaxed),
+                        total_bytes: total,
+                    });
+                }
+            }
+        };
+        // The rows before a bad one are committed, so that a re-run after
+        // fixing the file carries on where this one stopped.
+        let committed = self.commit(&mut batch, &mut file);
+        self.summary.add(&file);
+        result?;
+        committed?;
+        Ok(file)
+    }
+
+    /// Turns a batch of rows into operations against the current state and
+    /// writes them atomically; retried if another writer moved the head in
+    /// between (the decisions depend on the state they were made on).
+    fn commit(&mut self, batch: &mut Vec<Item>, summary: &mut ImportSummary) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        loop {
+            let head = self.db.head().seq;
+            let mut counts = ImportSummary::default();
+            let mut ops = Vec::new();
+            // What this batch has already decided per id: the event as it
+            // will stand (`None` once retracted).
+            let mut decided: HashMap<Uuid, Option<(Event, Option<i64>)>> = HashMap::new();
+            for item in batch.iter() {
+                match item {
+                    Item::Upsert { event, stamp } => {
+                        let known = match decided.get(&event.id) {
+                            Some(d) => Some(d.clone()),
+                            None => self.db.get(event.id)?.map(|r| {
+                                r.retracted_seq.is_none().then(|| {
+                                    let s = stamp_of(&r.event);
+                                    (r.event, s)
+                                })
+                            }),
+                        };
+                        match known {
+                            None => {
+                                counts.appended += 1;
+                                ops.push(Op::Append(event.clone()));
+                            }
+                            Some(None) => counts.skipped += 1,
+                            Some(Some((ref current, _))) if current == event => {
+                                counts.unchanged += 1
+                            }
+                            Some(Some((_, Some(held)))) if stamp.is_some_and(|s| s < held) => {
+                                counts.skipped += 1;
+                                continue;
+                            }
+                            Some(Some(_)) => {
+                                counts.corrected += 1;
+                                ops.push(Op::Correct(event.clone()));
+                            }
+                        }
+                        if !matches!(known, Some(None)) {
+                            decided.insert(event.id, Some((event.clone(), *stamp)));
+                        }
+                    }
+                    Item::Delete { id, reason } => {
+                        let known = match decided.get(id) {
+                            Some(d) => Some(d.is_some()),
+                            None => self.db.get(*id)?.map(|r| r.retracted_seq.is_none()),
+                        };
+                        match known {
+                            None => counts.skipped += 1,
+                            Some(false) => counts.unchanged += 1,
+                            Some(true) => {
+                                counts.retracted += 1;
+                                ops.push(Op::Retract {
+                                    id: *id,
+                                    reason: reason.clone(),
+                                });
+                                decided.insert(*id, None);
+                            }
+                        }
+                    }
+                }
+            }
+            match self.db.write(ops, Some(head)) {
+                Ok(_) => {
+                    summary.appended += counts.appended;
+                    summary.corrected += counts.corrected;
+                    summary.retracted += counts.retracted;
+                    summary.unchanged += counts.unchanged;
+                    summary.skipped += counts.skipped;
+                    batch.clear();
+                    return Ok(());
+                }
+                Err(Error::SeqMismatch { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// The version stamp an event carries from its source (ACLED's
+/// `timestamp`, Unix seconds of the row's last change).
+fn stamp_of(e: &Event) -> Option<i64> {
+    e.attrs.get(acled::STAMP_ATTR).and_then(|v| v.as_i64())
+}
+
+/// annals' JSON Lines, one event per line; blank lines are skipped.
+struct JsonlRows<'r> {
+    r: &'r mut dyn BufRead,
+    line: u64,
+}
+
+impl Rows for JsonlRows<'_> {
+    fn next_row(&mut self) -> Result<Option<Row>> {
+        loop {
+            let Some(bytes) = read_line(self.r, &mut self.line)? else {
+                return Ok(None);
+            };
+            let (text, item) = match String::from_utf8(bytes) {
+                Ok(text) => {
+                    if text.trim().is_empty() {
+                        continue;
+                    }
+                    let item = parse_event(&text).map(|event| Item::Upsert { event, stamp: None });
+                    (text, item)
+                }
+                Err(e) => (
+                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    Err(Error::invalid("-", "not UTF-8")),
+                ),
+            };
+            return Ok(Some(Row {
+                line: self.line,
+                fields: vec![text],
+                item,
+            }));
+        }
+    }
+}
+
+/// Reads one line (without its `\n` or `\r\n`), counting lines. Lines
+/// longer than [`MAX_LINE_BYTES`] are cut there so that memory stays
+/// bounded; the parser then rejects them.
+pub(crate) fn read_line(r: &mut dyn BufRead, line: &mut u64) -> Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let n = Read::take(&mut *r, MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .map_err(|e| Error::io("input", e))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    *line += 1;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > MAX_LINE_BYTES {
+        // Skip the rest of the over-long line.
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let k = Read::take(&mut *r, 64 * 1024)
+                .read_until(b'\n', &mut rest)
+                .map_err(|e| Error::io("input", e))?;
+            if k == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(buf))
+}
