@@ -255,7 +255,7 @@ fn string_list(rows: &[Record], items: impl Fn(&Record) -> &[String]) -> Result<
             values.append_value(x);
         }
     }
-    list(utf8("item", false), Arc::new(values.finish()), lengths)
+    list(utf8("item", true), Arc::new(values.finish()), lengths)
 }
 
 /// One Parquet record batch of events.
@@ -369,7 +369,7 @@ fn parquet_batch(rows: &[Record]) -> Result<RecordBatch> {
         (
             "actors",
             list(
-                Field::new("item", DataType::Struct(actor_fields), false),
+                Field::new("item", DataType::Struct(actor_fields), true),
                 Arc::new(actors),
                 actor_lengths,
             )?,
@@ -378,7 +378,7 @@ fn parquet_batch(rows: &[Record]) -> Result<RecordBatch> {
         (
             "sources",
             list(
-                Field::new("item", DataType::Struct(source_fields), false),
+                Field::new("item", DataType::Struct(source_fields), true),
                 Arc::new(sources),
                 src_lengths,
             )?,
@@ -387,5 +387,8 @@ fn parquet_batch(rows: &[Record]) -> Result<RecordBatch> {
         ("tags", string_list(rows, |r| &r.event.tags)?),
         ("attrs", Arc::new(attrs.finish())),
     ];
-    RecordBatch::try_from_iter(columns).map_err(export_error)
+    // Every column nullable, whatever this batch holds, so that every
+    // batch has the schema the writer was opened with.
+    RecordBatch::try_from_iter_with_nullable(columns.into_iter().map(|(n, a)| (n, a, true)))
+        .map_err(export_error)
 }
