@@ -16,9 +16,8 @@ use crate::time::{Micros, Occurred, Precision, TimePoint};
 pub const FORMAT_VERSION: u8 = 1;
 /// Bytes before the payload: version, seq, previous hash, hash.
 pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
-/// Largest encoded entry. Kept under sled's blob threshold (128 KiB with
-/// its default segment size) because sled writes larger values to files it
-/// never fsyncs; see `docs/durability.md`.
+/// Largest encoded entry: one entry always fits one chunk, and one chunk
+/// one sled value well under sled's page limits.
 pub const MAX_ENTRY_BYTES: usize = 96 * 1024;
 
 const HASH_DOMAIN: &[u8] = b"annals/entry/v1";
@@ -115,7 +114,7 @@ fn stored_event(e: &Event) -> StoredEvent<'_> {
             .collect(),
         confidence: e.confidence,
         tags: e.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
-        attrs: Cow::Owned(serde_json::Value::Object(e.attrs.clone()).to_string()),
+        attrs: Cow::Owned(serde_json::to_string(&e.attrs).unwrap_or_default()),
     }
 }
 
@@ -312,8 +311,8 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
 /// Version byte of a chunk.
 pub const CHUNK_VERSION: u8 = 1;
 /// Entries are packed into chunks of about this many bytes, so that a
-/// batch costs a few large sled writes rather than one per entry, while
-/// every chunk stays under sled's blob threshold. An entry larger than
+/// batch costs a few large sled writes rather than one per entry. An
+/// entry larger than
 /// this (up to [`MAX_ENTRY_BYTES`]) gets a chunk of its own.
 pub const TARGET_CHUNK_BYTES: usize = 64 * 1024;
 const CHUNK_HEADER_BYTES: usize = 1 + 4;

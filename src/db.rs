@@ -412,12 +412,26 @@ impl Annals {
     /// (optimistic concurrency). Returns once durable (see [`Durability`]).
     pub fn write(&self, ops: Vec<Op>, expect_seq: Option<u64>) -> Result<Vec<Written>> {
         check_batch(&ops)?;
+        self.write_with(expect_seq, |_| Ok((ops, ())))
+            .map(|(written, ())| written)
+    }
+
+    /// Like [`Annals::write`], with the operations decided by `decide`
+    /// under the writer lock, from the state they will apply to: nothing
+    /// can change between the decision and the write (importers' upserts).
+    pub(crate) fn write_with<T>(
+        &self,
+        expect_seq: Option<u64>,
+        decide: impl FnOnce(&State) -> Result<(Vec<Op>, T)>,
+    ) -> Result<(Vec<Written>, T)> {
         let mut writer = lock(&self.writer);
         if let Some(why) = &writer.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
         let head = read(&self.state).head;
         check_expected(head, expect_seq)?;
+        let (ops, decided) = decide(&read(&self.state))?;
+        check_batch(&ops)?;
         let Prepared {
             entries,
             befores,
@@ -433,7 +447,7 @@ impl Annals {
             })?
         };
         if entries.is_empty() {
-            return Ok(written);
+            return Ok((written, decided));
         }
         let new_head = self.append_locked(&mut writer, &self.log, head, &entries)?;
         {
@@ -451,7 +465,7 @@ impl Annals {
         if new_head.seq - writer.checkpointed >= self.checkpoint_every_entries {
             self.checkpoint_locked(&mut writer)?;
         }
-        Ok(written)
+        Ok((written, decided))
     }
 
     /// Appends prepared entries to a log, poisoning the writer on failure:

@@ -153,7 +153,7 @@ impl Event {
         let mut countries: Vec<String> = Vec::with_capacity(self.countries.len());
         check_len("countries", self.countries.len())?;
         for (i, c) in self.countries.iter().enumerate() {
-            check_country(&format!("countries[{i}]"), c)?;
+            check_country(|| format!("countries[{i}]"), c)?;
             if !countries.contains(c) {
                 countries.push(c.clone());
             }
@@ -179,8 +179,8 @@ impl Event {
                     "must not be empty",
                 ));
             }
-            check_text(&format!("actors[{i}].name"), &name, MAX_NAME_BYTES)?;
-            check_snake(&format!("actors[{i}].role"), &a.role)?;
+            check_text(|| format!("actors[{i}].name"), &name, MAX_NAME_BYTES)?;
+            check_snake(|| format!("actors[{i}].role"), &a.role)?;
             let dup = actors
                 .iter()
                 .any(|b| b.role == a.role && actor_key(&b.name) == actor_key(&name));
@@ -200,9 +200,9 @@ impl Event {
         }
         check_len("sources", self.sources.len())?;
         for (i, s) in self.sources.iter().enumerate() {
-            check_text(&format!("sources[{i}].name"), &s.name, MAX_NAME_BYTES)?;
+            check_text(|| format!("sources[{i}].name"), &s.name, MAX_NAME_BYTES)?;
             if let Some(u) = &s.url {
-                check_text(&format!("sources[{i}].url"), u, MAX_URL_BYTES)?;
+                check_text(|| format!("sources[{i}].url"), u, MAX_URL_BYTES)?;
             }
         }
         if let Some(c) = self.confidence {
@@ -218,11 +218,9 @@ impl Event {
             if t.is_empty() {
                 return Err(Error::invalid(format!("tags[{i}]"), "must not be empty"));
             }
-            check_text(&format!("tags[{i}]"), t, MAX_TAG_BYTES)?;
+            check_text(|| format!("tags[{i}]"), t, MAX_TAG_BYTES)?;
         }
-        let attrs_len = serde_json::to_string(&self.attrs)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX);
+        let attrs_len = json_len(&self.attrs);
         if attrs_len > MAX_ATTRS_BYTES {
             return Err(Error::invalid(
                 "attrs",
@@ -230,6 +228,46 @@ impl Event {
             ));
         }
         Ok(self)
+    }
+}
+
+/// Bytes of compact JSON a value serializes to, counted without building
+/// the text.
+fn json_len(v: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// A field's name for an error message, built only when there is an error
+/// (validation runs for every event written; formatting `actors[3].name`
+/// for each would cost more than the checks).
+pub(crate) trait FieldName {
+    /// The name.
+    fn field(&self) -> String;
+}
+
+impl FieldName for &str {
+    fn field(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl<F: Fn() -> String> FieldName for F {
+    fn field(&self) -> String {
+        self()
     }
 }
 
@@ -243,10 +281,10 @@ fn check_len(field: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_text(field: &str, s: &str, max: usize) -> Result<()> {
+fn check_text(field: impl FieldName, s: &str, max: usize) -> Result<()> {
     if s.len() > max {
         return Err(Error::invalid(
-            field,
+            field.field(),
             format!("{} bytes; the limit is {max}", s.len()),
         ));
     }
@@ -254,8 +292,13 @@ fn check_text(field: &str, s: &str, max: usize) -> Result<()> {
 }
 
 /// Checks a lowercase snake_case name (`kind`, `role`).
-pub(crate) fn check_snake(field: &str, s: &str) -> Result<()> {
-    check_text(field, s, MAX_KIND_BYTES)?;
+pub(crate) fn check_snake(field: impl FieldName, s: &str) -> Result<()> {
+    if s.len() > MAX_KIND_BYTES {
+        return Err(Error::invalid(
+            field.field(),
+            format!("{} bytes; the limit is {MAX_KIND_BYTES}", s.len()),
+        ));
+    }
     let mut chars = s.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && s.chars()
@@ -264,17 +307,17 @@ pub(crate) fn check_snake(field: &str, s: &str) -> Result<()> {
         && !s.contains("__");
     if !ok {
         return Err(Error::invalid(
-            field,
+            field.field(),
             format!("`{s}` is not lowercase snake_case (like `airspace_violation`)"),
         ));
     }
     Ok(())
 }
 
-fn check_country(field: &str, c: &str) -> Result<()> {
+fn check_country(field: impl FieldName, c: &str) -> Result<()> {
     if !is_country_code(c) {
         return Err(Error::invalid(
-            field,
+            field.field(),
             format!("`{c}` is not an ISO 3166-1 alpha-2 country code (uppercase, like `PL`)"),
         ));
     }

@@ -116,7 +116,7 @@ impl Query {
             }
         }
         for (i, k) in self.kinds.iter().enumerate() {
-            check_snake(&format!("kind[{i}]"), k)?;
+            check_snake(|| format!("kind[{i}]"), k)?;
         }
         if let (Some(f), Some(t)) = (self.from, self.to) {
             if t.end() <= f.start {

@@ -225,6 +225,21 @@ impl std::fmt::Display for TimePoint {
     }
 }
 
+/// The day `d` as a point of day precision (importers build dates from
+/// their parts, not from text).
+pub(crate) fn day_point(d: NaiveDate) -> Result<TimePoint> {
+    if !(MIN_YEAR..=MAX_YEAR).contains(&d.year()) {
+        return Err(Error::invalid(
+            "occurred",
+            format!("`{d}`: year out of range 0001..9999"),
+        ));
+    }
+    Ok(TimePoint {
+        start: day_start(d),
+        precision: Precision::Day,
+    })
+}
+
 fn day_start(d: NaiveDate) -> Micros {
     Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN))
         .timestamp_micros()

@@ -14,7 +14,7 @@ use super::input::CrlfToLf;
 use super::{Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location};
-use crate::time::{format_micros, Occurred, TimePoint};
+use crate::time::{day_point, format_micros, Occurred, TimePoint};
 
 /// Namespace of ACLED event ids: UUID v5 of
 /// `https://github.com/annals/annals/import/acled` in the URL namespace.
@@ -52,7 +52,7 @@ struct Columns {
 
 struct Fields<'a> {
     cols: &'a Columns,
-    fields: &'a [String],
+    fields: &'a [&'a str],
 }
 
 impl Fields<'_> {
@@ -95,7 +95,7 @@ fn parse_date(v: &str) -> Result<NaiveDate> {
 }
 
 fn day(d: NaiveDate) -> Result<TimePoint> {
-    TimePoint::parse(&d.format("%Y-%m-%d").to_string()).map_err(|e| e.for_field("event_date"))
+    day_point(d).map_err(|e| e.for_field("event_date"))
 }
 
 /// `occurred` from the date and ACLED's `time_precision`: 1 that day, 2 the
@@ -298,6 +298,7 @@ pub(crate) fn rows<'r>(r: &'r mut dyn BufRead, deletions: bool) -> Result<Box<dy
     }
     Ok(Box::new(Acled {
         csv,
+        record: csv::ByteRecord::new(),
         cols: Columns { names, index },
         deletions,
     }))
@@ -305,6 +306,7 @@ pub(crate) fn rows<'r>(r: &'r mut dyn BufRead, deletions: bool) -> Result<Box<dy
 
 struct Acled<'r> {
     csv: csv::Reader<Box<dyn Read + 'r>>,
+    record: csv::ByteRecord,
     cols: Columns,
     deletions: bool,
 }
@@ -312,7 +314,7 @@ struct Acled<'r> {
 impl Rows for Acled<'_> {
     fn next_row(&mut self) -> Result<Option<Row>> {
         let (cols, deletions) = (&self.cols, self.deletions);
-        next_csv_row(&mut self.csv, |fields| {
+        next_csv_row(&mut self.csv, &mut self.record, |fields| {
             let f = Fields { cols, fields };
             if deletions {
                 deletion(&f)

@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Cursor, Read};
 
+use chrono::{NaiveDate, NaiveTime};
+
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -14,7 +16,7 @@ use super::input::CrlfToLf;
 use super::{read_line, Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location, Source};
-use crate::time::{Occurred, TimePoint};
+use crate::time::{day_point, Occurred, Precision, TimePoint};
 
 /// Namespace of GDELT event ids: UUID v5 of
 /// `https://github.com/annals/annals/import/gdelt` in the URL namespace.
@@ -66,17 +68,23 @@ const V2: [&str; 61] = [
 /// Where each column annals reads sits in a row.
 struct Layout {
     dataset: &'static str,
-    cols: HashMap<String, usize>,
+    /// By the column's name as GDELT 2.0's header spells it.
+    cols: HashMap<&'static str, usize>,
     /// R writes missing values as `NA`.
     na_is_missing: bool,
 }
 
 impl Layout {
+    /// A layout from column names (matched case-insensitively; unknown
+    /// names are ignored).
     fn new(dataset: &'static str, names: &[&str], na_is_missing: bool) -> Layout {
         let cols = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.trim().to_ascii_lowercase(), i))
+            .filter_map(|(i, n)| {
+                let known = V2.iter().find(|k| k.eq_ignore_ascii_case(n.trim()))?;
+                Some((*known, i))
+            })
             .collect();
         Layout {
             dataset,
@@ -108,7 +116,7 @@ impl Layout {
 /// A row's fields, read through a layout.
 struct Fields<'a> {
     layout: &'a Layout,
-    fields: &'a [String],
+    fields: &'a [&'a str],
 }
 
 impl Fields<'_> {
@@ -117,7 +125,7 @@ impl Fields<'_> {
         let v = self
             .layout
             .cols
-            .get(&name.to_ascii_lowercase())
+            .get(name)
             .and_then(|&i| self.fields.get(i))
             .map_or("", |v| v.trim());
         if self.layout.na_is_missing && v == "NA" {
@@ -163,15 +171,28 @@ fn spreadsheet_damage(field: &str, v: &str) -> Error {
     )
 }
 
+/// A `YYYYMMDD` date and, if `v` has them, `HHMMSS` (UTC).
+fn date_parts(v: &str) -> Option<(NaiveDate, Option<NaiveTime>)> {
+    if !matches!(v.len(), 8 | 14) || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
+    let date = NaiveDate::from_ymd_opt(i32::try_from(n(0..4)?).ok()?, n(4..6)?, n(6..8)?)?;
+    let time = match v.len() {
+        14 => Some(NaiveTime::from_hms_opt(n(8..10)?, n(10..12)?, n(12..14)?)?),
+        _ => None,
+    };
+    Some((date, time))
+}
+
 fn day(field: &str, v: &str) -> Result<TimePoint> {
-    if v.len() != 8 || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(
+    match date_parts(v) {
+        Some((d, None)) => day_point(d).map_err(|e| e.for_field(field)),
+        _ => Err(Error::invalid(
             field,
             format!("`{v}` is not a YYYYMMDD date"),
-        ));
+        )),
     }
-    TimePoint::parse(&format!("{}-{}-{}", &v[..4], &v[4..6], &v[6..]))
-        .map_err(|e| e.for_field(field))
 }
 
 /// DATEADDED: `YYYYMMDDHHMMSS` (UTC) in 2.0, `YYYYMMDD` in 1.0.
@@ -180,19 +201,13 @@ fn date_added(v: &str) -> Result<TimePoint> {
     if v.contains(['E', 'e', '.']) {
         return Err(spreadsheet_damage(F, v));
     }
-    match v.len() {
-        8 => day(F, v),
-        14 if v.bytes().all(|b| b.is_ascii_digit()) => TimePoint::parse(&format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            &v[..4],
-            &v[4..6],
-            &v[6..8],
-            &v[8..10],
-            &v[10..12],
-            &v[12..]
-        ))
-        .map_err(|e| e.for_field(F)),
-        _ => Err(Error::invalid(
+    match date_parts(v) {
+        Some((d, None)) => day_point(d).map_err(|e| e.for_field(F)),
+        Some((d, Some(t))) => Ok(TimePoint {
+            start: d.and_time(t).and_utc().timestamp_micros(),
+            precision: Precision::Instant,
+        }),
+        None => Err(Error::invalid(
             F,
             format!("`{v}` is not a YYYYMMDDHHMMSS or YYYYMMDD date"),
         )),
@@ -389,14 +404,18 @@ pub(crate) fn rows<'r>(r: &'r mut dyn BufRead) -> Result<Box<dyn Rows + 'r>> {
         .any(|n| n.eq_ignore_ascii_case("ActionGeo_ADM2Code"));
     let layout = Layout::new(if v2 { "gdelt2" } else { "gdelt1" }, &refs, true);
     for required in ["GLOBALEVENTID", "SQLDATE", "EventRootCode", "DATEADDED"] {
-        if !layout.cols.contains_key(&required.to_ascii_lowercase()) {
+        if !layout.cols.contains_key(required) {
             return Err(Error::invalid(
                 required,
                 "missing from the header; this is not a GDELT event file",
             ));
         }
     }
-    Ok(Box::new(Headed { csv, layout }))
+    Ok(Box::new(Headed {
+        csv,
+        record: csv::ByteRecord::new(),
+        layout,
+    }))
 }
 
 /// Headerless, tab-separated: split on tabs only, never unquote.
@@ -422,9 +441,9 @@ impl Rows for Raw<'_> {
             if bytes.is_empty() {
                 continue;
             }
-            let (fields, item) = match String::from_utf8(bytes) {
+            let (fields, item) = match std::str::from_utf8(&bytes) {
                 Ok(text) => {
-                    let fields: Vec<String> = text.split('\t').map(str::to_string).collect();
+                    let fields: Vec<&str> = text.split('\t').collect();
                     let item = match Layout::raw(fields.len()) {
                         Some(layout) => event(&Fields {
                             layout,
@@ -438,10 +457,14 @@ impl Rows for Raw<'_> {
                             ),
                         )),
                     };
-                    (fields, item)
+                    let raw = match item {
+                        Ok(_) => Vec::new(),
+                        Err(_) => fields.iter().map(|f| f.to_string()).collect(),
+                    };
+                    (raw, item)
                 }
-                Err(e) => (
-                    vec![String::from_utf8_lossy(e.as_bytes()).into_owned()],
+                Err(_) => (
+                    vec![String::from_utf8_lossy(&bytes).into_owned()],
                     Err(Error::invalid("-", "not UTF-8")),
                 ),
             };
@@ -457,12 +480,13 @@ impl Rows for Raw<'_> {
 /// A delimited file with a header (R export, spreadsheet).
 struct Headed<'r> {
     csv: csv::Reader<Box<dyn Read + 'r>>,
+    record: csv::ByteRecord,
     layout: Layout,
 }
 
 impl Rows for Headed<'_> {
     fn next_row(&mut self) -> Result<Option<Row>> {
-        next_csv_row(&mut self.csv, |fields| {
+        next_csv_row(&mut self.csv, &mut self.record, |fields| {
             event(&Fields {
                 layout: &self.layout,
                 fields,
@@ -472,34 +496,35 @@ impl Rows for Headed<'_> {
     }
 }
 
-/// Reads one CSV record and parses it with `parse`; a record that is not
-/// UTF-8 is a bad row, other read errors are fatal.
+/// Reads one CSV record into `record` and parses it with `parse`; a
+/// record that is not UTF-8 is a bad row, other read errors are fatal.
 pub(crate) fn next_csv_row<R: Read>(
     csv: &mut csv::Reader<R>,
-    parse: impl FnOnce(&[String]) -> Result<Item>,
+    record: &mut csv::ByteRecord,
+    parse: impl FnOnce(&[&str]) -> Result<Item>,
 ) -> Result<Option<Row>> {
-    let mut record = csv::ByteRecord::new();
-    match csv.read_byte_record(&mut record) {
+    match csv.read_byte_record(record) {
         Ok(false) => Ok(None),
         Ok(true) => {
             let line = record.position().map_or(0, |p| p.line());
-            let mut fields = Vec::with_capacity(record.len());
-            let mut utf8 = true;
-            for f in record.iter() {
-                match std::str::from_utf8(f) {
-                    Ok(s) => fields.push(s.to_string()),
-                    Err(_) => {
-                        utf8 = false;
-                        fields.push(String::from_utf8_lossy(f).into_owned());
-                    }
-                }
-            }
-            let item = if utf8 {
-                parse(&fields)
-            } else {
-                Err(Error::invalid("-", "not UTF-8"))
+            let fields: std::result::Result<Vec<&str>, _> =
+                record.iter().map(std::str::from_utf8).collect();
+            let item = match &fields {
+                Ok(f) => parse(f),
+                Err(_) => Err(Error::invalid("-", "not UTF-8")),
             };
-            Ok(Some(Row { line, fields, item }))
+            let raw = match item {
+                Ok(_) => Vec::new(),
+                Err(_) => record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect(),
+            };
+            Ok(Some(Row {
+                line,
+                fields: raw,
+                item,
+            }))
         }
         Err(e) => Err(Error::invalid("-", format!("unreadable CSV: {e}"))),
     }

@@ -14,6 +14,7 @@ mod codes;
 mod gdelt;
 mod input;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -27,6 +28,7 @@ use crate::db::{Annals, Op};
 use crate::error::{Error, Result};
 use crate::json::{parse_event, MAX_LINE_BYTES};
 use crate::model::Event;
+use crate::state::State;
 
 pub use acled::acled_id;
 pub use gdelt::gdelt_id;
@@ -134,7 +136,8 @@ pub(crate) enum Item {
     Delete { id: Uuid, reason: String },
 }
 
-/// One row of a file: where it is, its raw fields, and what it means.
+/// One row of a file: where it is, what it means, and (for a bad row
+/// only, for the rejects file) its raw fields.
 pub(crate) struct Row {
     pub(crate) line: u64,
     pub(crate) fields: Vec<String>,
@@ -295,88 +298,106 @@ impl<'a> Import<'a> {
         Ok(file)
     }
 
-    /// Turns a batch of rows into operations against the current state and
-    /// writes them atomically; retried if another writer moved the head in
-    /// between (the decisions depend on the state they were made on).
+    /// Turns a batch of rows into operations and writes them atomically.
+    /// The decisions are made under the writer lock, from the state they
+    /// apply to, so a concurrent writer cannot slip in between.
     fn commit(&mut self, batch: &mut Vec<Item>, summary: &mut ImportSummary) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        loop {
-            let head = self.db.head().seq;
-            let mut counts = ImportSummary::default();
-            let mut ops = Vec::new();
-            // What this batch has already decided per id: the event as it
-            // will stand (`None` once retracted).
-            let mut decided: HashMap<Uuid, Option<(Event, Option<i64>)>> = HashMap::new();
-            for item in batch.iter() {
-                match item {
-                    Item::Upsert { event, stamp } => {
-                        let known = match decided.get(&event.id) {
-                            Some(d) => Some(d.clone()),
-                            None => self.db.get(event.id)?.map(|r| {
-                                r.retracted_seq.is_none().then(|| {
-                                    let s = stamp_of(&r.event);
-                                    (r.event, s)
-                                })
-                            }),
-                        };
-                        match known {
-                            None => {
-                                counts.appended += 1;
-                                ops.push(Op::Append(event.clone()));
-                            }
-                            Some(None) => counts.skipped += 1,
-                            Some(Some((ref current, _))) if current == event => {
-                                counts.unchanged += 1
-                            }
-                            Some(Some((_, Some(held)))) if stamp.is_some_and(|s| s < held) => {
-                                counts.skipped += 1;
-                                continue;
-                            }
-                            Some(Some(_)) => {
-                                counts.corrected += 1;
-                                ops.push(Op::Correct(event.clone()));
-                            }
-                        }
-                        if !matches!(known, Some(None)) {
-                            decided.insert(event.id, Some((event.clone(), *stamp)));
-                        }
+        let items = std::mem::take(batch);
+        let db = self.db;
+        let (_, counts) = db.write_with(None, |state| decide(db, state, items))?;
+        summary.appended += counts.appended;
+        summary.corrected += counts.corrected;
+        summary.retracted += counts.retracted;
+        summary.unchanged += counts.unchanged;
+        summary.skipped += counts.skipped;
+        Ok(())
+    }
+}
+
+/// What to do with one upsert.
+enum Decision {
+    Append,
+    Correct,
+    Unchanged,
+    Skip,
+}
+
+/// The operations a batch of rows asks for, given the database's state
+/// (and the batch's own earlier rows: an id may appear twice).
+fn decide(db: &Annals, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, ImportSummary)> {
+    let mut counts = ImportSummary::default();
+    let mut ops: Vec<Op> = Vec::with_capacity(items.len());
+    // Per id seen in this batch: the position of its latest op, or `None`
+    // once retracted.
+    let mut in_batch: HashMap<Uuid, Option<usize>> = HashMap::new();
+    for item in items {
+        match item {
+            Item::Upsert { event, stamp } => {
+                let decision = match current(db, state, &ops, &in_batch, event.id)? {
+                    None => Decision::Append,
+                    Some(None) => Decision::Skip,
+                    Some(Some(cur)) if *cur == event => Decision::Unchanged,
+                    Some(Some(cur)) => match (stamp, stamp_of(&cur)) {
+                        (Some(new), Some(held)) if new < held => Decision::Skip,
+                        _ => Decision::Correct,
+                    },
+                };
+                match decision {
+                    Decision::Append => {
+                        counts.appended += 1;
+                        in_batch.insert(event.id, Some(ops.len()));
+                        ops.push(Op::Append(event));
                     }
-                    Item::Delete { id, reason } => {
-                        let known = match decided.get(id) {
-                            Some(d) => Some(d.is_some()),
-                            None => self.db.get(*id)?.map(|r| r.retracted_seq.is_none()),
-                        };
-                        match known {
-                            None => counts.skipped += 1,
-                            Some(false) => counts.unchanged += 1,
-                            Some(true) => {
-                                counts.retracted += 1;
-                                ops.push(Op::Retract {
-                                    id: *id,
-                                    reason: reason.clone(),
-                                });
-                                decided.insert(*id, None);
-                            }
-                        }
+                    Decision::Correct => {
+                        counts.corrected += 1;
+                        in_batch.insert(event.id, Some(ops.len()));
+                        ops.push(Op::Correct(event));
                     }
+                    Decision::Unchanged => counts.unchanged += 1,
+                    Decision::Skip => counts.skipped += 1,
                 }
             }
-            match self.db.write(ops, Some(head)) {
-                Ok(_) => {
-                    summary.appended += counts.appended;
-                    summary.corrected += counts.corrected;
-                    summary.retracted += counts.retracted;
-                    summary.unchanged += counts.unchanged;
-                    summary.skipped += counts.skipped;
-                    batch.clear();
-                    return Ok(());
+            Item::Delete { id, reason } => match current(db, state, &ops, &in_batch, id)? {
+                None => counts.skipped += 1,
+                Some(None) => counts.unchanged += 1,
+                Some(Some(_)) => {
+                    counts.retracted += 1;
+                    in_batch.insert(id, None);
+                    ops.push(Op::Retract { id, reason });
                 }
-                Err(Error::SeqMismatch { .. }) => continue,
-                Err(e) => return Err(e),
-            }
+            },
         }
+    }
+    Ok((ops, counts))
+}
+
+/// The current version of `id`, from the batch's own ops or the state:
+/// `None` if unknown, `Some(None)` if retracted.
+fn current<'a>(
+    db: &Annals,
+    state: &State,
+    ops: &'a [Op],
+    in_batch: &HashMap<Uuid, Option<usize>>,
+    id: Uuid,
+) -> Result<Option<Option<Cow<'a, Event>>>> {
+    Ok(match in_batch.get(&id) {
+        Some(Some(i)) => Some(ops.get(*i).and_then(op_event).map(Cow::Borrowed)),
+        Some(None) => Some(None),
+        None => match state.index.lookup(&id) {
+            None => None,
+            Some((_, m)) if m.retracted.is_some() => Some(None),
+            Some((_, m)) => Some(Some(Cow::Owned(db.log.read_event(m.current)?))),
+        },
+    })
+}
+
+fn op_event(op: &Op) -> Option<&Event> {
+    match op {
+        Op::Append(e) | Op::Correct(e) => Some(e),
+        Op::Retract { .. } => None,
     }
 }
 
