@@ -239,7 +239,7 @@ impl Annals {
         let reader = Reader::new(self, &At::head().branch(name))?;
         let Prepared {
             entries, written, ..
-        } = self.prepare(&branch.log, head, ops, |id| {
+        } = self.prepare(&branch.log, head, ops, false, |id| {
             Ok(reader.get(id)?.map(|r| Pending {
                 created: r.position.seq,
                 original: Where::Log(r.position.seq),

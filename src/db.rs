@@ -412,16 +412,19 @@ impl Annals {
     /// (optimistic concurrency). Returns once durable (see [`Durability`]).
     pub fn write(&self, ops: Vec<Op>, expect_seq: Option<u64>) -> Result<Vec<Written>> {
         check_batch(&ops)?;
-        self.write_with(expect_seq, |_| Ok((ops, ())))
+        self.write_with(expect_seq, false, |_| Ok((ops, ())))
             .map(|(written, ())| written)
     }
 
     /// Like [`Annals::write`], with the operations decided by `decide`
     /// under the writer lock, from the state they will apply to: nothing
     /// can change between the decision and the write (importers' upserts).
+    /// `validated`: every event of the ops has passed [`Event::validate`]
+    /// already (importers validate as they parse, on another thread).
     pub(crate) fn write_with<T>(
         &self,
         expect_seq: Option<u64>,
+        validated: bool,
         decide: impl FnOnce(&State) -> Result<(Vec<Op>, T)>,
     ) -> Result<(Vec<Written>, T)> {
         let mut writer = lock(&self.writer);
@@ -438,7 +441,7 @@ impl Annals {
             written,
         } = {
             let state = read(&self.state);
-            self.prepare(&self.log, head, ops, |id| {
+            self.prepare(&self.log, head, ops, validated, |id| {
                 Ok(state.index.lookup(&id).map(|(_, m)| Pending {
                     created: m.seq,
                     original: Where::Log(m.seq),
@@ -484,12 +487,14 @@ impl Annals {
 
     /// Checks a batch against a log's state (`known` says what is known of
     /// an id before the batch) and turns it into entries, with each entry's
-    /// `before` version. Writes nothing.
+    /// `before` version. Writes nothing. With `validated`, the events are
+    /// known to be valid already and are not checked again.
     pub(crate) fn prepare(
         &self,
         log: &Log,
         head: Head,
         ops: Vec<Op>,
+        validated: bool,
         known_before: impl Fn(Uuid) -> Result<Option<Pending>>,
     ) -> Result<Prepared> {
         let recorded_at = now_micros().max(head.recorded_at);
@@ -508,7 +513,11 @@ impl Annals {
             };
             let body = match op {
                 Op::Append(e) => {
-                    let e = e.validate().map_err(|err| err.at(at()))?;
+                    let e = if validated {
+                        e
+                    } else {
+                        e.validate().map_err(|err| err.at(at()))?
+                    };
                     if let Some(p) = known {
                         if self.version(log, &entries, p.original)? != e {
                             return Err(Error::Conflict {
@@ -539,7 +548,11 @@ impl Annals {
                     Body::Event(e)
                 }
                 Op::Correct(e) => {
-                    let e = e.validate().map_err(|err| err.at(at()))?;
+                    let e = if validated {
+                        e
+                    } else {
+                        e.validate().map_err(|err| err.at(at()))?
+                    };
                     let (p, current) = changeable(known, &at)?;
                     befores.push(Some(self.version(log, &entries, current)?));
                     pending.insert(

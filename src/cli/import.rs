@@ -107,7 +107,7 @@ pub fn run(
         };
         let t = Instant::now();
         let result = if file == "-" {
-            import.reader("stdin", std::io::stdin().lock())
+            import.reader("stdin", std::io::BufReader::new(std::io::stdin()))
         } else {
             import.file(file)
         };

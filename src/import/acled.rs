@@ -261,11 +261,14 @@ fn deletion(f: &Fields) -> Result<Item> {
 }
 
 /// The rows of an ACLED export (or, with `deletions`, a deletion list).
-pub(crate) fn rows<'r>(r: &'r mut dyn BufRead, deletions: bool) -> Result<Box<dyn Rows + 'r>> {
+pub(crate) fn rows<'r>(
+    r: &'r mut (dyn BufRead + Send),
+    deletions: bool,
+) -> Result<Box<dyn Rows + 'r>> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(Box::new(CrlfToLf::new(r)) as Box<dyn Read + 'r>);
+        .from_reader(Box::new(CrlfToLf::new(r)) as Box<dyn Read + Send + 'r>);
     let names: Vec<String> = csv
         .headers()
         .map_err(|e| Error::invalid("-", format!("unreadable header: {e}")))?
@@ -305,7 +308,7 @@ pub(crate) fn rows<'r>(r: &'r mut dyn BufRead, deletions: bool) -> Result<Box<dy
 }
 
 struct Acled<'r> {
-    csv: csv::Reader<Box<dyn Read + 'r>>,
+    csv: csv::Reader<Box<dyn Read + Send + 'r>>,
     record: csv::ByteRecord,
     cols: Columns,
     deletions: bool,

@@ -364,7 +364,7 @@ fn event(f: &Fields) -> Result<Event> {
 
 /// The rows of a GDELT file: headerless tab-separated, or (if the first
 /// line names GLOBALEVENTID) a delimited file with a header.
-pub(crate) fn rows<'r>(r: &'r mut dyn BufRead) -> Result<Box<dyn Rows + 'r>> {
+pub(crate) fn rows<'r>(r: &'r mut (dyn BufRead + Send)) -> Result<Box<dyn Rows + 'r>> {
     let mut line = 0;
     let Some(first) = read_line(r, &mut line)? else {
         return Ok(Box::new(Raw {
@@ -391,7 +391,9 @@ pub(crate) fn rows<'r>(r: &'r mut dyn BufRead) -> Result<Box<dyn Rows + 'r>> {
         .delimiter(delimiter)
         .has_headers(true)
         .flexible(true)
-        .from_reader(Box::new(CrlfToLf::new(Cursor::new(header).chain(r))) as Box<dyn Read + 'r>);
+        .from_reader(
+            Box::new(CrlfToLf::new(Cursor::new(header).chain(r))) as Box<dyn Read + Send + 'r>
+        );
     let names: Vec<String> = csv
         .headers()
         .map_err(|e| Error::invalid("-", format!("unreadable header: {e}")))?
@@ -420,7 +422,7 @@ pub(crate) fn rows<'r>(r: &'r mut dyn BufRead) -> Result<Box<dyn Rows + 'r>> {
 
 /// Headerless, tab-separated: split on tabs only, never unquote.
 struct Raw<'r> {
-    r: &'r mut dyn BufRead,
+    r: &'r mut (dyn BufRead + Send),
     line: u64,
     first: Option<Vec<u8>>,
 }
@@ -479,7 +481,7 @@ impl Rows for Raw<'_> {
 
 /// A delimited file with a header (R export, spreadsheet).
 struct Headed<'r> {
-    csv: csv::Reader<Box<dyn Read + 'r>>,
+    csv: csv::Reader<Box<dyn Read + Send + 'r>>,
     record: csv::ByteRecord,
     layout: Layout,
 }

@@ -41,7 +41,7 @@ impl<R> Counting<R> {
 pub(crate) fn with_file<T>(
     path: &Path,
     read: Arc<AtomicU64>,
-    f: impl FnOnce(&mut dyn BufRead) -> Result<T>,
+    f: impl FnOnce(&mut (dyn BufRead + Send)) -> Result<T>,
 ) -> Result<T> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let counted = Counting::new(file, read);

@@ -146,7 +146,7 @@ pub(crate) struct Row {
 
 /// A parser: rows one at a time; an error is fatal (I/O), a bad row is a
 /// row whose `item` is an error.
-pub(crate) trait Rows {
+pub(crate) trait Rows: Send {
     fn next_row(&mut self) -> Result<Option<Row>>;
 }
 
@@ -231,7 +231,7 @@ impl<'a> Import<'a> {
     }
 
     /// Imports from a reader (stdin, memory); `name` is used in messages.
-    pub fn reader(&mut self, name: &str, mut r: impl BufRead) -> Result<ImportSummary> {
+    pub fn reader(&mut self, name: &str, mut r: impl BufRead + Send) -> Result<ImportSummary> {
         let bytes = Arc::new(AtomicU64::new(0));
         self.run(name, &mut r, &bytes, None)
     }
@@ -239,7 +239,7 @@ impl<'a> Import<'a> {
     fn run(
         &mut self,
         name: &str,
-        r: &mut dyn BufRead,
+        r: &mut (dyn BufRead + Send),
         bytes: &Arc<AtomicU64>,
         total: Option<u64>,
     ) -> Result<ImportSummary> {
@@ -249,21 +249,69 @@ impl<'a> Import<'a> {
             ImportFormat::Acled => acled::rows(r, false).map_err(|e| e.at(name))?,
             ImportFormat::AcledDeletions => acled::rows(r, true).map_err(|e| e.at(name))?,
         };
+        let batch_rows = self.batch_rows;
         let mut file = ImportSummary::default();
-        let mut batch: Vec<Item> = Vec::with_capacity(self.batch_rows);
-        let result = loop {
-            let row = match rows.next_row() {
-                Ok(Some(row)) => row,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e.at(name)),
-            };
+        // Parsing and writing each take about half the time: a parser
+        // thread reads batches of rows ahead (at most two, so memory stays
+        // bounded) while this thread writes.
+        let result = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Row>>>(2);
+            scope.spawn(move || loop {
+                let mut batch = Vec::with_capacity(batch_rows);
+                let mut failed = None;
+                while batch.len() < batch_rows {
+                    match rows.next_row() {
+                        Ok(Some(row)) => batch.push(row),
+                        Ok(None) => break,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let last = batch.len() < batch_rows;
+                // A send fails once the writer has stopped: stop too.
+                if !batch.is_empty() && tx.send(Ok(batch)).is_err() {
+                    return;
+                }
+                if let Some(e) = failed {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if last {
+                    return;
+                }
+            });
+            for batch in rx {
+                self.write_rows(name, batch.map_err(|e| e.at(name))?, &mut file)?;
+                if let Some(f) = &mut self.on_progress {
+                    f(&Progress {
+                        rows: self.summary.read + file.read,
+                        bytes: bytes.load(Ordering::Relaxed),
+                        total_bytes: total,
+                    });
+                }
+            }
+            Ok(())
+        });
+        self.summary.add(&file);
+        result.map(|()| file)
+    }
+
+    /// Writes one batch of parsed rows. A bad row goes to the rejects
+    /// handler, or stops the import: the rows before it are committed
+    /// first, so that a re-run after fixing the file carries on.
+    fn write_rows(&mut self, name: &str, rows: Vec<Row>, file: &mut ImportSummary) -> Result<()> {
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
             file.read += 1;
             match row.item {
-                Ok(item) => batch.push(item),
+                Ok(item) => items.push(item),
                 Err(e) => {
                     let e = e.at(format!("{name} line {}", row.line));
                     let Some(on_reject) = &mut self.on_reject else {
-                        break Err(e);
+                        self.commit(items, file)?;
+                        return Err(e);
                     };
                     file.rejected += 1;
                     let reason = match &e {
@@ -278,36 +326,19 @@ impl<'a> Import<'a> {
                     })?;
                 }
             }
-            if batch.len() >= self.batch_rows {
-                self.commit(&mut batch, &mut file)?;
-                if let Some(f) = &mut self.on_progress {
-                    f(&Progress {
-                        rows: self.summary.read + file.read,
-                        bytes: bytes.load(Ordering::Relaxed),
-                        total_bytes: total,
-                    });
-                }
-            }
-        };
-        // The rows before a bad one are committed, so that a re-run after
-        // fixing the file carries on where this one stopped.
-        let committed = self.commit(&mut batch, &mut file);
-        self.summary.add(&file);
-        result?;
-        committed?;
-        Ok(file)
+        }
+        self.commit(items, file)
     }
 
     /// Turns a batch of rows into operations and writes them atomically.
     /// The decisions are made under the writer lock, from the state they
     /// apply to, so a concurrent writer cannot slip in between.
-    fn commit(&mut self, batch: &mut Vec<Item>, summary: &mut ImportSummary) -> Result<()> {
-        if batch.is_empty() {
+    fn commit(&mut self, items: Vec<Item>, summary: &mut ImportSummary) -> Result<()> {
+        if items.is_empty() {
             return Ok(());
         }
-        let items = std::mem::take(batch);
         let db = self.db;
-        let (_, counts) = db.write_with(None, |state| decide(db, state, items))?;
+        let (_, counts) = db.write_with(None, true, |state| decide(db, state, items))?;
         summary.appended += counts.appended;
         summary.corrected += counts.corrected;
         summary.retracted += counts.retracted;
@@ -409,7 +440,7 @@ fn stamp_of(e: &Event) -> Option<i64> {
 
 /// annals' JSON Lines, one event per line; blank lines are skipped.
 struct JsonlRows<'r> {
-    r: &'r mut dyn BufRead,
+    r: &'r mut (dyn BufRead + Send),
     line: u64,
 }
 
