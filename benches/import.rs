@@ -16,7 +16,10 @@ use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use annals::{Annals, ImportFormat};
+use common::peak_rss_kib;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -241,17 +244,6 @@ fn acled_sqlite_rows(path: &Path) -> impl Iterator<Item = Row> {
             body: rec.iter().collect::<Vec<_>>().join(","),
         }
     })
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn rate(n: usize, d: Duration) -> f64 {
