@@ -49,6 +49,33 @@ pub(crate) struct Index {
     countries: HashMap<Name, Vec<EventNo>>,
     actors: HashMap<Name, Vec<EventNo>>,
     kinds: HashMap<Name, Vec<EventNo>>,
+    /// The country postings again, split by the month their occurrence
+    /// starts in (events up to [`SHORT`] long), or under [`LONG`]: a
+    /// country + time query reads the few months that can overlap its
+    /// range instead of the country's whole list.
+    country_months: HashMap<(Name, i32), Vec<EventNo>>,
+}
+
+/// Longest occurrence kept in month buckets: a calendar month and a day.
+const SHORT: Micros = 32 * 86_400_000_000;
+/// The bucket of longer occurrences (years, long intervals).
+const LONG: i32 = i32::MIN;
+/// A time range spanning more months than this reads whole lists.
+const MAX_BUCKETS: i32 = 1200;
+
+/// Months since year 0 of a UTC instant.
+fn month_of(t: Micros) -> i32 {
+    use chrono::Datelike;
+    chrono::DateTime::from_timestamp_micros(t).map_or(LONG, |d| d.year() * 12 + d.month0() as i32)
+}
+
+/// The bucket of an occurrence.
+fn bucket(o: &crate::time::Occurred) -> i32 {
+    if o.end() - o.start() <= SHORT {
+        month_of(o.start())
+    } else {
+        LONG
+    }
 }
 
 fn post(list: &mut Vec<EventNo>, n: EventNo) {
@@ -59,7 +86,7 @@ fn post(list: &mut Vec<EventNo>, n: EventNo) {
     }
 }
 
-fn unpost(map: &mut HashMap<Name, Vec<EventNo>>, key: Name, n: EventNo) {
+fn unpost<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<EventNo>>, key: K, n: EventNo) {
     if let Some(list) = map.get_mut(&key) {
         if let Ok(at) = list.binary_search(&n) {
             list.remove(at);
@@ -110,8 +137,10 @@ impl Index {
     }
 
     fn post_all(&mut self, n: EventNo, k: &Keys) {
+        let b = bucket(&k.occurred);
         for c in &k.countries {
             post(self.countries.entry(*c).or_default(), n);
+            post(self.country_months.entry((*c, b)).or_default(), n);
         }
         for a in &k.actor_keys {
             post(self.actors.entry(*a).or_default(), n);
@@ -120,8 +149,10 @@ impl Index {
     }
 
     fn unpost_all(&mut self, n: EventNo, k: &Keys) {
+        let b = bucket(&k.occurred);
         for c in &k.countries {
             unpost(&mut self.countries, *c, n);
+            unpost(&mut self.country_months, (*c, b), n);
         }
         for a in &k.actor_keys {
             unpost(&mut self.actors, *a, n);
@@ -219,8 +250,9 @@ impl Index {
         q: &Query,
         keep_event: impl Fn(EventNo) -> bool,
     ) -> Vec<Meta> {
+        let (lo, hi) = q.range();
         let lists = [
-            self.union(names, &self.countries, q.countries.iter().cloned()),
+            self.countries_in(names, q, lo, hi),
             self.union(names, &self.actors, q.actors.iter().map(|a| actor_key(a))),
             self.union(names, &self.kinds, q.kinds.iter().cloned()),
         ];
@@ -231,7 +263,6 @@ impl Index {
                 Some(c) => intersect(&c, &list),
             });
         }
-        let (lo, hi) = q.range();
         let keep = |m: &Meta| {
             m.retracted.is_none()
                 && if q.within {
@@ -259,6 +290,36 @@ impl Index {
 
     /// The union of the posting lists of `keys`; `None` when no key is
     /// given (the filter is off).
+    /// Events of the query's countries that may overlap `[lo, hi)`: from
+    /// the month buckets when the range is bounded, else whole lists.
+    fn countries_in(
+        &self,
+        names: &Names,
+        q: &Query,
+        lo: Micros,
+        hi: Micros,
+    ) -> Option<Vec<EventNo>> {
+        let (first, last) = (
+            month_of(lo.saturating_sub(SHORT)),
+            month_of(hi.saturating_sub(1)),
+        );
+        let bounded = lo != Micros::MIN && hi != Micros::MAX && first != LONG && last != LONG;
+        if !bounded || last - first > MAX_BUCKETS || q.countries.is_empty() {
+            return self.union(names, &self.countries, q.countries.iter().cloned());
+        }
+        let mut out: Vec<EventNo> = Vec::new();
+        for c in q.countries.iter().filter_map(|c| names.get(c)) {
+            for m in (first..=last).chain([LONG]) {
+                if let Some(list) = self.country_months.get(&(c, m)) {
+                    out.extend_from_slice(list);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Some(out)
+    }
+
     fn union(
         &self,
         names: &Names,
@@ -292,6 +353,15 @@ impl Index {
         if let Some(c) = k.countries.iter().find(|c| !has(&self.countries, **c)) {
             return Some(format!("missing from the country index (name {c})"));
         }
+        let b = bucket(&k.occurred);
+        let in_month = |c: &Name| {
+            self.country_months
+                .get(&(*c, b))
+                .is_some_and(|l| l.binary_search(&n).is_ok())
+        };
+        if let Some(c) = k.countries.iter().find(|c| !in_month(c)) {
+            return Some(format!("missing from the country-month index (name {c})"));
+        }
         if k.actor_keys.iter().any(|a| !has(&self.actors, *a)) {
             return Some("missing from the actor index".into());
         }
@@ -301,11 +371,13 @@ impl Index {
     /// Total entries of all posting lists, to check that none is stale:
     /// it must equal the sum of the keys of the live events.
     pub(crate) fn posting_count(&self) -> usize {
+        let months: usize = self.country_months.values().map(Vec::len).sum();
         [&self.countries, &self.actors, &self.kinds]
             .iter()
             .flat_map(|m| m.values())
             .map(Vec::len)
-            .sum()
+            .sum::<usize>()
+            + months
     }
 
     /// Each event's metadata, in creation order.

@@ -122,7 +122,7 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
             .is_none()
             .then(|| Keys::of(&mut names, &current));
         if let Some(k) = &keys {
-            live_keys += 1 + k.countries.len() + k.actor_keys.len();
+            live_keys += 1 + 2 * k.countries.len() + k.actor_keys.len();
         }
         if let Some(why) = db.read_state().index.check_postings(n, keys.as_ref()) {
             return Err(damage(meta.seq, format!("event {}: {why}", current.id)));
