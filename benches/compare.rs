@@ -94,22 +94,33 @@ fn batches(path: &Path) -> impl Iterator<Item = Vec<Event>> {
     })
 }
 
-/// Query picks: (country, month) and actors, drawn from the workload's own
-/// events so that every pick has answers.
-fn picks(path: &Path, k: usize) -> (Vec<(String, String)>, Vec<String>) {
-    let events: Vec<Event> = batches(path).flatten().collect();
+/// Query picks, written by the parent beside the workload (so that no
+/// child holds the workload in memory): `country month actor` lines drawn
+/// from the workload's own events, so that every pick has answers.
+fn write_picks(work: &Path, k: usize) {
+    let events: Vec<Event> = batches(work).flatten().collect();
     let mut rng = Rng(99);
-    let mut cm = Vec::new();
-    let mut actors = Vec::new();
-    while cm.len() < k {
+    let mut out = BufWriter::new(File::create(work.with_extension("picks")).unwrap());
+    let mut written = 0;
+    while written < k {
         let e = &events[rng.below(events.len())];
         if let (Some(c), Some(a)) = (e.countries.first(), e.actors.first()) {
-            let month = annals::format_micros(e.occurred.start())[..7].to_string();
-            cm.push((c.clone(), month));
-            actors.push(a.name.clone());
+            let month = &annals::format_micros(e.occurred.start())[..7];
+            writeln!(out, "{c}\t{month}\t{}", a.name).unwrap();
+            written += 1;
         }
     }
-    (cm, actors)
+    out.flush().unwrap();
+}
+
+fn picks(work: &Path) -> (Vec<(String, String)>, Vec<String>) {
+    let text = std::fs::read_to_string(work.with_extension("picks")).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some(((f.next()?.to_string(), f.next()?.to_string()), f.next()?.to_string()))
+        })
+        .unzip()
 }
 
 fn day(e: &Event) -> i64 {
@@ -368,7 +379,7 @@ fn child(backend: &str, n: usize, work: &Path, dir: &Path, quick: bool) {
     out.insert("disk_b_ev".into(), disk(backend, dir) as f64 / n as f64);
     out.insert("open_clean_ms".into(), ms(open_ready(backend, dir)));
 
-    let (cm, actors) = picks(work, if quick { 20 } else { 200 });
+    let (cm, actors) = picks(work);
     // A full scan per query: the raw file gets a few picks only.
     let k = if backend == "raw" {
         3.min(cm.len())
@@ -583,6 +594,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("workload.jsonl");
     write_workload(&work, n, &kind);
+    write_picks(&work, if quick { 20 } else { 200 });
     println!("annals compare: {n} {kind} events, batches of {BATCH}, {runs} run(s) per backend, alternating; medians");
     let mut all: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
     for run in 0..runs {
