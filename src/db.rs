@@ -219,6 +219,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Rows of the built-in views at one head, shared until the head moves.
+#[derive(Default)]
+pub(crate) struct RowCache {
+    /// The head the rows were built at (`None`: nothing built).
+    seq: Option<u64>,
+    country: Option<Arc<[CountryRow]>>,
+    actor: Option<Arc<[ActorRow]>>,
+    /// By granularity, in [`Granularity::ALL`]'s order.
+    date: [Option<Arc<[DateRow]>>; 3],
+}
+
 pub(crate) struct Writer {
     /// Set when a write failed after it may have reached the disk.
     pub(crate) poisoned: Option<String>,
@@ -239,6 +250,8 @@ pub struct Annals {
     pub(crate) branches: RwLock<BTreeMap<String, Arc<Branch>>>,
     /// View snapshots on disk, by seq.
     pub(crate) snapshots: Mutex<BTreeMap<u64, PathBuf>>,
+    /// The views' rows at the head, built on first read.
+    pub(crate) rows: Mutex<RowCache>,
     /// Live subscribers to main's committed entries.
     pub(crate) subscribers: Mutex<Vec<Sender<Entry>>>,
     pub(crate) durability: Durability,
@@ -367,6 +380,7 @@ impl Annals {
             branches: RwLock::new(branches),
             snapshots: Mutex::new(snapshots),
             subscribers: Mutex::new(Vec::new()),
+            rows: Mutex::new(RowCache::default()),
             durability: b.durability,
             checkpoint_every_entries: b.checkpoint_every_entries,
             snapshot_every_entries: b.snapshot_every_entries,
@@ -667,18 +681,47 @@ impl Annals {
     }
 
     /// The by-country view: one row per country, sorted by code.
-    pub fn by_country(&self) -> Vec<CountryRow> {
-        read(&self.state).country_rows()
+    pub fn by_country(&self) -> Arc<[CountryRow]> {
+        self.cached_rows(|c| &mut c.country, State::country_rows)
     }
 
     /// The by-actor view: one row per actor, sorted by matching key.
-    pub fn by_actor(&self) -> Vec<ActorRow> {
-        read(&self.state).actor_rows()
+    pub fn by_actor(&self) -> Arc<[ActorRow]> {
+        self.cached_rows(|c| &mut c.actor, State::actor_rows)
     }
 
     /// The by-date view at a granularity, in bucket order.
-    pub fn by_date(&self, granularity: Granularity) -> Vec<DateRow> {
-        read(&self.state).date_rows(granularity)
+    pub fn by_date(&self, granularity: Granularity) -> Arc<[DateRow]> {
+        let slot = Granularity::ALL
+            .iter()
+            .position(|g| *g == granularity)
+            .unwrap_or(0);
+        self.cached_rows(|c| &mut c.date[slot], |s| s.date_rows(granularity))
+    }
+
+    /// A view's rows at the head: built once per head and shared (an
+    /// `Arc`) by every read until the next write, so that repeated reads
+    /// cost nothing whatever the log's length.
+    fn cached_rows<R>(
+        &self,
+        slot: impl FnOnce(&mut RowCache) -> &mut Option<Arc<[R]>>,
+        build: impl FnOnce(&State) -> Vec<R>,
+    ) -> Arc<[R]> {
+        let state = read(&self.state);
+        let mut cache = lock(&self.rows);
+        if cache.seq != Some(state.head.seq) {
+            *cache = RowCache {
+                seq: Some(state.head.seq),
+                ..RowCache::default()
+            };
+        }
+        let slot = slot(&mut cache);
+        if let Some(rows) = slot {
+            return rows.clone();
+        }
+        let rows: Arc<[R]> = build(&state).into();
+        *slot = Some(rows.clone());
+        rows
     }
 
     /// Sizes and counts.
@@ -706,6 +749,7 @@ impl Annals {
         let mut fresh = State::default();
         fresh.catch_up(&self.log, None, |_, _| {})?;
         *write(&self.state) = fresh;
+        *lock(&self.rows) = RowCache::default();
         self.checkpoint_locked(&mut writer)
     }
 
@@ -724,7 +768,7 @@ impl Annals {
         self.log.store().sync()?;
         let head = {
             let state = read(&self.state);
-            save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &*state)?;
+            save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &*state, false)?;
             state.head
         };
         for f in lock(&self.feeds).iter() {

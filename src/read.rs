@@ -303,30 +303,30 @@ impl<'a> Reader<'a> {
     }
 
     /// The by-country view.
-    pub fn by_country(&self) -> Result<Vec<CountryRow>> {
+    pub fn by_country(&self) -> Result<Arc<[CountryRow]>> {
         if self.at_main_head() {
             return Ok(self.db.by_country());
         }
         let v = self.views()?;
-        Ok(v.1.country_rows(&v.0))
+        Ok(v.1.country_rows(&v.0).into())
     }
 
     /// The by-actor view.
-    pub fn by_actor(&self) -> Result<Vec<ActorRow>> {
+    pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
         if self.at_main_head() {
             return Ok(self.db.by_actor());
         }
         let v = self.views()?;
-        Ok(v.1.actor_rows(&v.0))
+        Ok(v.1.actor_rows(&v.0).into())
     }
 
     /// The by-date view at a granularity.
-    pub fn by_date(&self, g: Granularity) -> Result<Vec<DateRow>> {
+    pub fn by_date(&self, g: Granularity) -> Result<Arc<[DateRow]>> {
         if self.at_main_head() {
             return Ok(self.db.by_date(g));
         }
         let v = self.views()?;
-        Ok(v.1.date_rows(&v.0, g))
+        Ok(v.1.date_rows(&v.0, g).into())
     }
 
     /// The built-in views' state as of this reader's seq.
@@ -558,8 +558,8 @@ pub struct DiffRow {
 
 /// Rows of a view as (key, JSON), for comparison.
 pub(crate) fn keyed_rows(r: &Reader<'_>, view: ViewKind) -> Result<Vec<(String, Value)>> {
-    fn keyed<T: Serialize>(rows: Vec<T>, key: &str) -> Vec<(String, Value)> {
-        rows.into_iter()
+    fn keyed<T: Serialize>(rows: Arc<[T]>, key: &str) -> Vec<(String, Value)> {
+        rows.iter()
             .filter_map(|row| serde_json::to_value(row).ok())
             .map(|v| {
                 let k = v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
@@ -572,7 +572,7 @@ pub(crate) fn keyed_rows(r: &Reader<'_>, view: ViewKind) -> Result<Vec<(String, 
         ViewKind::ByActor => keyed(r.by_actor()?, "actor"),
         ViewKind::ByDate(g) => r
             .by_date(g)?
-            .into_iter()
+            .iter()
             .filter_map(|row| serde_json::to_value(row).ok())
             .map(|v| {
                 let bucket = v.get("bucket").and_then(Value::as_str).unwrap_or("");

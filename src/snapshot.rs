@@ -75,7 +75,7 @@ impl Annals {
         let (head, path) = {
             let state = read(&self.state);
             let path = dir.join(format!("{:020}.views", state.head.seq));
-            save_checkpoint(&path, &(state.head, &state.views))?;
+            save_checkpoint(&path, &(state.head, &state.views), true)?;
             (state.head, path)
         };
         lock(&self.snapshots).insert(head.seq, path);

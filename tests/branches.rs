@@ -11,9 +11,9 @@ use common::gen;
 use proptest::prelude::*;
 
 type Answers = (
-    Vec<annals::CountryRow>,
-    Vec<annals::ActorRow>,
-    Vec<annals::DateRow>,
+    std::sync::Arc<[annals::CountryRow]>,
+    std::sync::Arc<[annals::ActorRow]>,
+    std::sync::Arc<[annals::DateRow]>,
     Vec<(u64, annals::Event)>,
 );
 

@@ -84,8 +84,9 @@ fn csv_has_one_row_per_event_and_the_documented_columns() {
     assert_eq!(rows.len() as u64, n);
     let poland = db
         .by_country()
-        .into_iter()
+        .iter()
         .find(|r| r.country == "PL")
+        .cloned()
         .unwrap();
     assert_eq!(n, poland.count);
     let col = |name: &str| CSV_COLUMNS.iter().position(|c| *c == name).unwrap();

@@ -126,8 +126,8 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     .unwrap();
     let days: Vec<(String, &str, u64)> = db
         .by_date(Granularity::Day)
-        .into_iter()
-        .map(|r| (r.bucket, r.precision.name(), r.count))
+        .iter()
+        .map(|r| (r.bucket.clone(), r.precision.name(), r.count))
         .collect();
     assert_eq!(
         days,
@@ -140,15 +140,16 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     );
     let row = db
         .by_date(Granularity::Day)
-        .into_iter()
+        .iter()
         .find(|r| r.bucket == "2025-09-10")
+        .cloned()
         .unwrap();
     assert_eq!(row.by_country.get("PL"), Some(&1));
     assert_eq!(row.by_country.get("RO"), Some(&1));
     let months: Vec<(String, u64)> = db
         .by_date(Granularity::Month)
-        .into_iter()
-        .map(|r| (r.bucket, r.count))
+        .iter()
+        .map(|r| (r.bucket.clone(), r.count))
         .collect();
     assert_eq!(
         months,
@@ -160,8 +161,8 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     );
     let years: Vec<(String, u64)> = db
         .by_date(Granularity::Year)
-        .into_iter()
-        .map(|r| (r.bucket, r.count))
+        .iter()
+        .map(|r| (r.bucket.clone(), r.count))
         .collect();
     assert_eq!(years, [("2024".into(), 1), ("2025".into(), 4)]);
 }

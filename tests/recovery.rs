@@ -6,13 +6,15 @@ mod common;
 use annals::{Annals, Durability, Granularity};
 use common::*;
 
+type Rows<T> = std::sync::Arc<[T]>;
+
 fn snapshot(
     db: &Annals,
 ) -> (
     annals::Head,
-    Vec<annals::CountryRow>,
-    Vec<annals::ActorRow>,
-    Vec<annals::DateRow>,
+    Rows<annals::CountryRow>,
+    Rows<annals::ActorRow>,
+    Rows<annals::DateRow>,
 ) {
     (
         db.head(),

@@ -11,9 +11,9 @@ use proptest::prelude::*;
 
 /// Everything a reader answers, for comparison.
 type Answers = (
-    Vec<annals::CountryRow>,
-    Vec<annals::ActorRow>,
-    Vec<Vec<annals::DateRow>>,
+    std::sync::Arc<[annals::CountryRow]>,
+    std::sync::Arc<[annals::ActorRow]>,
+    Vec<std::sync::Arc<[annals::DateRow]>>,
     Vec<(u64, uuid::Uuid)>,
     Vec<(u64, uuid::Uuid)>,
 );
@@ -164,7 +164,7 @@ fn what_did_we_know_before_a_correction_and_a_retraction() {
     let ua = |r: &annals::Reader<'_>| {
         r.by_country()
             .unwrap()
-            .into_iter()
+            .iter()
             .find(|c| c.country == "UA")
             .map(|c| c.count)
     };

@@ -140,14 +140,7 @@ impl Fields<'_> {
     }
 
     fn number(&self, name: &str) -> Result<Option<f64>> {
-        self.opt(name)
-            .map(|v| {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| Error::invalid(name, format!("`{v}` is not a number")))
-            })
-            .transpose()
+        super::number(name, self.opt(name))
     }
 
     fn integer(&self, name: &str) -> Result<Option<i64>> {

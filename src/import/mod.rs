@@ -245,7 +245,7 @@ impl<'a> Import<'a> {
     ) -> Result<ImportSummary> {
         let mut rows: Box<dyn Rows + '_> = match self.format {
             ImportFormat::Jsonl => Box::new(JsonlRows { r, line: 0 }),
-            ImportFormat::Gdelt => gdelt::rows(r)?,
+            ImportFormat::Gdelt => gdelt::rows(r).map_err(|e| e.at(name))?,
             ImportFormat::Acled => acled::rows(r, false).map_err(|e| e.at(name))?,
             ImportFormat::AcledDeletions => acled::rows(r, true).map_err(|e| e.at(name))?,
         };
@@ -470,6 +470,17 @@ impl Rows for JsonlRows<'_> {
             }));
         }
     }
+}
+
+/// A finite number from an optional cell; the error names the column.
+pub(crate) fn number(column: &str, cell: Option<&str>) -> Result<Option<f64>> {
+    cell.map(|v| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| Error::invalid(column, format!("`{v}` is not a number")))
+    })
+    .transpose()
 }
 
 /// Reads one line (without its `\n` or `\r\n`), counting lines. Lines
