@@ -61,6 +61,10 @@ pub trait Storage: Send + Sync {
     fn disk_bytes(&self) -> u64;
 }
 
+/// How long opening waits for sled's file lock, released by a previous
+/// instance's flusher thread.
+const SLED_LOCK_WAIT_MS: u64 = 5_000;
+
 /// The name of the main log.
 pub const MAIN_LOG: &str = "main";
 
@@ -143,10 +147,27 @@ impl SledStore {
     /// Opens (or creates) a sled store in `dir`.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore> {
         guard("opening", || {
-            let db = sled::Config::default()
+            let config = sled::Config::default()
                 .path(dir)
-                .cache_capacity(cache_capacity_bytes)
-                .open()?;
+                .cache_capacity(cache_capacity_bytes);
+            // The caller holds annals' own LOCK, so a lock conflict on
+            // sled's file can only be this process's previous instance,
+            // whose background flusher releases the file a moment after
+            // the database is closed (seen under load when reopening).
+            let mut waited = 0;
+            let db = loop {
+                match config.open() {
+                    // sled reports it as ErrorKind::Other with this text.
+                    Err(sled::Error::Io(e))
+                        if e.to_string().starts_with("could not acquire lock")
+                            && waited < SLED_LOCK_WAIT_MS =>
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        waited += 10;
+                    }
+                    other => break other?,
+                }
+            };
             let log = db.open_tree("log")?;
             let meta = db.open_tree("meta")?;
             let data_path = dir.join("db");
