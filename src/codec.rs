@@ -16,8 +16,8 @@ use crate::time::{Micros, Occurred, Precision, TimePoint};
 pub const FORMAT_VERSION: u8 = 1;
 /// Bytes before the payload: version, seq, previous hash, hash.
 pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
-/// Largest encoded entry: one entry always fits one chunk, and one chunk
-/// one sled value well under sled's page limits.
+/// Largest encoded entry, so that an entry always fits one chunk and a
+/// chunk stays a modest sled value.
 pub const MAX_ENTRY_BYTES: usize = 96 * 1024;
 
 const HASH_DOMAIN: &[u8] = b"annals/entry/v1";
@@ -312,8 +312,8 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
 pub const CHUNK_VERSION: u8 = 1;
 /// Entries are packed into chunks of about this many bytes, so that a
 /// batch costs a few large sled writes rather than one per entry. An
-/// entry larger than
-/// this (up to [`MAX_ENTRY_BYTES`]) gets a chunk of its own.
+/// entry larger than this (up to [`MAX_ENTRY_BYTES`]) gets a chunk of its
+/// own.
 pub const TARGET_CHUNK_BYTES: usize = 64 * 1024;
 const CHUNK_HEADER_BYTES: usize = 1 + 4;
 
