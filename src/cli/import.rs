@@ -138,6 +138,15 @@ pub fn run(
             }
         }
     }
+    // A rejects file that cannot be completed is an error, not a silent
+    // loss at drop.
+    drop(import);
+    if let Some(r) = rejects.as_mut() {
+        r.out.flush().map_err(|e| Error::Io {
+            path: r.path.clone().into(),
+            source: e,
+        })?;
+    }
     Ok(())
 }
 
