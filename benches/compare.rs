@@ -575,7 +575,7 @@ fn writer(backend: &str, work: &Path, dir: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let quick = std::env::var("ANNALS_BENCH_QUICK").is_ok();
+        let quick = common::quick();
         child(
             &args[i + 1],
             args[i + 2].parse().unwrap(),
@@ -593,16 +593,10 @@ fn main() {
         );
         return;
     }
-    let quick = std::env::var("ANNALS_BENCH_QUICK").is_ok();
-    let n: usize = std::env::var("ANNALS_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 2_000 } else { 100_000 });
+    let quick = common::quick();
+    let n = common::env_count("ANNALS_BENCH_EVENTS", if quick { 2_000 } else { 100_000 });
     let kind = std::env::var("ANNALS_BENCH_WORKLOAD").unwrap_or_else(|_| "synthetic".into());
-    let runs: usize = std::env::var("ANNALS_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 1 } else { 2 });
+    let runs = common::env_count("ANNALS_BENCH_RUNS", if quick { 1 } else { 2 });
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("workload.jsonl");
     write_workload(&work, n, &kind);

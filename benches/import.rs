@@ -269,11 +269,8 @@ fn main() {
         println!("{}", peak_rss_kib());
         return;
     }
-    let quick = std::env::var("ANNALS_BENCH_QUICK").is_ok();
-    let n: usize = std::env::var("ANNALS_IMPORT_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 2_000 } else { 100_000 });
+    let quick = common::quick();
+    let n = common::env_count("ANNALS_IMPORT_ROWS", if quick { 2_000 } else { 100_000 });
     let dir = tempfile::tempdir().unwrap();
     let (grows, gorigin) = gdelt_rows();
     let (aheader, arows, aorigin) = acled_rows();

@@ -181,3 +181,16 @@ pub fn peak_rss_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Whether CI asked for the quick, small run (`ANNALS_BENCH_QUICK`).
+pub fn quick() -> bool {
+    std::env::var("ANNALS_BENCH_QUICK").is_ok()
+}
+
+/// A count from the environment, else `default`.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -339,11 +339,7 @@ impl<'a> Import<'a> {
         }
         let db = self.db;
         let (_, counts) = db.write_with(None, true, |state| decide(db, state, items))?;
-        summary.appended += counts.appended;
-        summary.corrected += counts.corrected;
-        summary.retracted += counts.retracted;
-        summary.unchanged += counts.unchanged;
-        summary.skipped += counts.skipped;
+        summary.add(&counts);
         Ok(())
     }
 }
