@@ -161,7 +161,7 @@ fn main() {
     let t = Instant::now();
     let db = Annals::open(&path).unwrap();
     let open_t = t.elapsed();
-    let disk = db.stats().disk_bytes;
+    let disk = db.stats().unwrap().disk_bytes;
     println!("disk     raw {:.0} B/ev | annals {:.0} B/ev ({:.2}x raw) | sled key per index entry {:.0} B/ev",
         raw_bytes as f64 / n as f64, disk as f64 / n as f64, disk as f64 / raw_bytes as f64, b_bytes as f64 / layout_n as f64);
     println!(

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -20,8 +20,9 @@ use crate::projection::{ActorRow, Change, CountryRow, DateRow, Feed};
 use crate::query::Query;
 use crate::read::{At, Line, Reader};
 use crate::snapshot::{list_snapshots, SNAPSHOT_DIR};
-use crate::state::{load_state, save_checkpoint, State};
+use crate::state::{self, State, INDEX_DIR};
 use crate::store::{SledStore, Storage};
+pub(crate) use crate::sync::{lock, read, write};
 use crate::time::{now_micros, Granularity, Micros};
 
 /// Most entries in one atomic batch. Larger inputs go through `import`,
@@ -83,9 +84,10 @@ impl Builder {
         self
     }
 
-    /// How many entries may pass between checkpoints of the derived state
-    /// (default 100,000). Fewer means faster opens after a crash and more
-    /// time spent writing checkpoints.
+    /// How many entries may pass between flushes of the derived state to
+    /// disk (default 100,000): the bound of the in-memory tail, and the
+    /// most entries a reopen after a crash replays. Fewer means less memory
+    /// and faster opens after a crash, and more, smaller segment files.
     pub fn checkpoint_every_entries(mut self, n: u64) -> Builder {
         self.checkpoint_every_entries = n.max(1);
         self
@@ -207,18 +209,6 @@ pub struct Stats {
     pub disk_bytes: u64,
 }
 
-/// Locks that survive a panicking holder: the data under them is only
-/// replaced whole, so a poisoned lock still guards consistent data.
-pub(crate) fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|p| p.into_inner())
-}
-pub(crate) fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|p| p.into_inner())
-}
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// Rows of the built-in views at one head, shared until the head moves.
 #[derive(Default)]
 pub(crate) struct RowCache {
@@ -233,8 +223,9 @@ pub(crate) struct RowCache {
 pub(crate) struct Writer {
     /// Set when a write failed after it may have reached the disk.
     pub(crate) poisoned: Option<String>,
-    /// Head of the last checkpoint written.
-    pub(crate) checkpointed: u64,
+    /// Whether this instance wrote anything: only then does closing it
+    /// flush (a read-only use leaves the files as it found them).
+    pub(crate) dirty: bool,
 }
 
 /// An open annals database. Cheap to share between threads (`&Annals` is
@@ -264,7 +255,6 @@ pub struct Annals {
 const LOCK_FILE: &str = "LOCK";
 const LOCK_RETRIES: u32 = 5;
 const STORE_DIR: &str = "store";
-const CHECKPOINT_FILE: &str = "state.ckpt";
 
 impl Annals {
     /// Opens the database in folder `path`, creating it if needed, with
@@ -337,44 +327,16 @@ impl Annals {
             store = wrap(store);
         }
         let log = Arc::new(Log::main(store));
-        let head = log.head()?;
-        let mut state = match load_state(&dir.join(CHECKPOINT_FILE)) {
-            Some(s) if s.head.seq <= head.seq && log.head_at(s.head.seq).ok() == Some(s.head) => s,
-            // An intact checkpoint is only written once the log up to its
-            // head is durable: a log that is shorter, or differs at that
-            // seq, lost or changed acknowledged entries.
-            Some(s) => {
-                return Err(Error::corruption(
-                    (head.seq + 1).min(s.head.seq),
-                    format!(
-                        "the log ends at seq {} but entries up to seq {} were durable \
-                         (per the checkpoint); entries were lost or changed",
-                        head.seq, s.head.seq
-                    ),
-                ))
-            }
-            None => State::default(),
-        };
+        let state = state::open(&dir.join(INDEX_DIR), &log, b.checkpoint_every_entries)?;
         let branches = load_branches(&log)?;
         let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
-        let checkpointed = state.head.seq;
-        state.catch_up(&log, None, |_, _| {})?;
-        if state.head != head {
-            return Err(Error::corruption(
-                head.seq,
-                format!(
-                    "the log's last entry is seq {} but replay ended at seq {}",
-                    head.seq, state.head.seq
-                ),
-            ));
-        }
         Ok(Annals {
             dir,
             log,
             state: RwLock::new(state),
             writer: Mutex::new(Writer {
                 poisoned: None,
-                checkpointed,
+                dirty: false,
             }),
             feeds: Mutex::new(Vec::new()),
             branches: RwLock::new(branches),
@@ -456,7 +418,7 @@ impl Annals {
         } = {
             let state = read(&self.state);
             self.prepare(&self.log, head, ops, validated, |id| {
-                Ok(state.index.lookup(&id).map(|(_, m)| Pending {
+                Ok(state.index.lookup(&id)?.map(|(_, m)| Pending {
                     created: m.seq,
                     original: Where::Log(m.seq),
                     current: m.retracted.is_none().then_some(Where::Log(m.current)),
@@ -467,20 +429,31 @@ impl Annals {
             return Ok((written, decided));
         }
         let new_head = self.append_locked(&mut writer, &self.log, head, &entries)?;
+        writer.dirty = true;
+        // From here the batch is committed: nothing below may report it
+        // as failed (a retried correction would then apply twice).
         {
             let mut state = write(&self.state);
             for (entry, before) in entries.iter().zip(&befores) {
-                state.apply(entry, before.as_ref());
+                if let Err(e) = state.apply(entry, before.as_ref()) {
+                    // The derived state cannot follow the log: refuse
+                    // further writes until a reopen rebuilds it.
+                    writer.poisoned =
+                        Some(format!("updating the index after seq {}: {e}", entry.seq));
+                    break;
+                }
             }
             state.head = new_head;
         }
         self.feed(&entries, &befores);
         lock(&self.subscribers).retain(|tx| entries.iter().all(|e| tx.send(e.clone()).is_ok()));
+        // Snapshots and flushes are caches of the log: a failure here is
+        // retried at the next batch, at close, or rebuilt on open.
         if new_head.seq / self.snapshot_every_entries > head.seq / self.snapshot_every_entries {
-            self.snapshot_locked(&writer)?;
+            let _ = self.snapshot_locked(&writer);
         }
-        if new_head.seq - writer.checkpointed >= self.checkpoint_every_entries {
-            self.checkpoint_locked(&mut writer)?;
+        if read(&self.state).index.tail_entries() >= self.checkpoint_every_entries {
+            let _ = self.checkpoint_locked(&mut writer);
         }
         Ok((written, decided))
     }
@@ -676,7 +649,7 @@ impl Annals {
     /// seq. Only the matching events are read from the log.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
         query.validate()?;
-        let hits = read(&self.state).select(query);
+        let hits = read(&self.state).select(query)?;
         hits.iter().map(|m| self.current_record(m)).collect()
     }
 
@@ -724,33 +697,36 @@ impl Annals {
         rows
     }
 
-    /// Sizes and counts.
-    pub fn stats(&self) -> Stats {
+    /// Sizes and counts. Counting reads every event's metadata.
+    pub fn stats(&self) -> Result<Stats> {
         let state = read(&self.state);
         let events = state.index.len() as u64;
-        let current = state.index.current_count() as u64;
-        let ckpt = fs::metadata(self.dir.join(CHECKPOINT_FILE)).map_or(0, |m| m.len());
-        Stats {
+        let (current, corrected) = state.index.counts()?;
+        Ok(Stats {
             entries: state.head.seq,
             events,
-            current,
-            corrected: state.index.corrected_count() as u64,
-            retracted: events - current,
+            current: current as u64,
+            corrected: corrected as u64,
+            retracted: events - current as u64,
             countries: state.views.by_country.len() as u64,
             actors: state.views.by_actor.len() as u64,
-            disk_bytes: self.log.store().disk_bytes() + ckpt,
-        }
+            disk_bytes: self.log.store().disk_bytes()
+                + state::disk_bytes(&self.dir.join(INDEX_DIR)),
+        })
     }
 
     /// Rebuilds the index and every built-in view from the log, replacing
-    /// the kept state, and writes a fresh checkpoint.
+    /// the kept state and its files.
     pub fn rebuild(&self) -> Result<()> {
-        let mut writer = lock(&self.writer);
-        let mut fresh = State::default();
-        fresh.catch_up(&self.log, None, |_, _| {})?;
-        *write(&self.state) = fresh;
+        let _writer = lock(&self.writer);
+        self.log.store().sync()?;
+        let dir = self.dir.join(INDEX_DIR);
+        state::discard(&dir)?;
+        let fresh = RwLock::new(state::open(&dir, &self.log, self.checkpoint_every_entries)?);
+        state::flush(&fresh, &dir)?;
+        *write(&self.state) = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
         *lock(&self.rows) = RowCache::default();
-        self.checkpoint_locked(&mut writer)
+        Ok(())
     }
 
     /// Writes a checkpoint of the derived state now.
@@ -763,18 +739,14 @@ impl Annals {
         if writer.poisoned.is_some() {
             return Ok(());
         }
-        // The log first: a checkpoint must never be ahead of the durable
-        // log, so that a log shorter than its checkpoint proves damage.
+        // The log first: the manifest must never be ahead of the durable
+        // log, so that a log shorter than it proves damage.
         self.log.store().sync()?;
-        let head = {
-            let state = read(&self.state);
-            save_checkpoint(&self.dir.join(CHECKPOINT_FILE), &*state, false)?;
-            state.head
-        };
+        state::flush(&self.state, &self.dir.join(INDEX_DIR))?;
+        let head = read(&self.state).head;
         for f in lock(&self.feeds).iter() {
             f.checkpoint(head, self.log.store())?;
         }
-        writer.checkpointed = head.seq;
         Ok(())
     }
 
@@ -808,9 +780,10 @@ impl Annals {
     /// (dropping it does the same but can only ignore errors).
     pub fn close(self) -> Result<()> {
         let mut writer = lock(&self.writer);
-        self.log.store().sync()?;
-        if writer.checkpointed != read(&self.state).head.seq {
+        if writer.dirty {
+            self.log.store().sync()?;
             self.checkpoint_locked(&mut writer)?;
+            writer.dirty = false;
         }
         Ok(())
     }
@@ -892,8 +865,8 @@ pub(crate) fn check_expected(head: Head, expect_seq: Option<u64>) -> Result<()> 
 impl Drop for Annals {
     fn drop(&mut self) {
         let mut writer = lock(&self.writer);
-        let _ = self.log.store().sync();
-        if writer.checkpointed != read(&self.state).head.seq {
+        if writer.dirty {
+            let _ = self.log.store().sync();
             let _ = self.checkpoint_locked(&mut writer);
         }
     }

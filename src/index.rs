@@ -1,22 +1,36 @@
-//! The in-memory index over the log: where each event's versions are, and
-//! posting lists of current events by country, actor and kind.
+//! The index over the log: id → event number, each event's versions, and
+//! posting lists of current events by country, country + month, actor and
+//! kind.
 //!
+//! It is layered like an LSM tree: immutable [`Segment`] files on disk
+//! cover the log up to the last flush, and a [`Tail`] in memory covers the
+//! entries since, so memory is bounded by the tail, not by the log.
 //! Nothing here is the source of truth: the index is a fold over the log,
-//! checkpointed with the views and caught up from the log on open.
+//! flushed with a manifest and caught up from the log on open.
+//!
+//! Removing a posting never rewrites a segment. Each source (a segment or
+//! the tail) holds postings only for the versions it made current, and a
+//! posting is live only if the event's current version was made in the
+//! same source (its *home*) and is not a retraction. A correction in a
+//! later source moves the event's home, which silently retires the older
+//! postings; merging two segments drops them for good.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
 use crate::intern::{Keys, Name, Names};
 use crate::log::{Body, Entry};
 use crate::model::actor_key;
 use crate::query::Query;
+use crate::segment::{self, Changed, Created, Parts, Segment};
 use crate::time::Micros;
 
-/// What the index keeps per event (about 50 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An event's place in the log and its current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Meta {
     /// Seq of the entry that created the event.
     pub seq: u64,
@@ -35,26 +49,32 @@ impl Meta {
     pub(crate) fn corrected_seq(&self) -> Option<u64> {
         (self.current != self.seq).then_some(self.current)
     }
+
+    /// The state after a creation and its later versions, in seq order.
+    fn compose(c: Created, changes: &[(u64, Changed)]) -> Meta {
+        let mut m = Meta {
+            seq: c.seq,
+            recorded_at: c.recorded_at,
+            current: c.seq,
+            start: c.start,
+            end: c.end,
+            retracted: None,
+        };
+        for (seq, ch) in changes {
+            if ch.retracted {
+                m.retracted = Some(*seq);
+            } else {
+                m.current = *seq;
+                m.start = ch.start;
+                m.end = ch.end;
+            }
+        }
+        m
+    }
 }
 
-/// Dense event numbers: positions in [`Index::events`].
+/// Dense event numbers, in creation order.
 pub(crate) type EventNo = u32;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Index {
-    events: Vec<Meta>,
-    ids: HashMap<Uuid, EventNo>,
-    /// Corrections (and a final retraction) of events that have them.
-    later_versions: HashMap<EventNo, Vec<u64>>,
-    countries: HashMap<Name, Vec<EventNo>>,
-    actors: HashMap<Name, Vec<EventNo>>,
-    kinds: HashMap<Name, Vec<EventNo>>,
-    /// The country postings again, split by the month their occurrence
-    /// starts in (events up to [`SHORT`] long), or under [`LONG`]: a
-    /// country + time query reads the few months that can overlap its
-    /// range instead of the country's whole list.
-    country_months: HashMap<(Name, i32), Vec<EventNo>>,
-}
 
 /// Longest occurrence kept in month buckets: a calendar month and a day.
 const SHORT: Micros = 32 * 86_400_000_000;
@@ -78,186 +98,519 @@ fn bucket(o: &crate::time::Occurred) -> i32 {
     }
 }
 
-fn post(list: &mut Vec<EventNo>, n: EventNo) {
-    if list.last().is_none_or(|&last| last < n) {
-        list.push(n);
-    } else if let Err(at) = list.binary_search(&n) {
-        list.insert(at, n);
+/// Posting lists are named by one number: two bits of list kind, then the
+/// interned name (and for country + month lists, the month in the low 24
+/// bits), so that a segment keeps all lists in one sorted table.
+const COUNTRY: u64 = 0;
+const COUNTRY_MONTH: u64 = 1;
+const ACTOR: u64 = 2;
+const KIND: u64 = 3;
+const MONTH_BITS: u32 = 24;
+const LONG_CODE: u64 = (1 << MONTH_BITS) - 1;
+
+fn list(kind: u64, name: Name) -> u64 {
+    kind << 62 | u64::from(name)
+}
+
+fn month_list(name: Name, bucket: i32) -> u64 {
+    let code = if bucket == LONG {
+        LONG_CODE
+    } else {
+        // Valid times are within ±262,143 years: far inside 24 bits.
+        (i64::from(bucket) + (1 << (MONTH_BITS - 1))) as u64 & (LONG_CODE - 1)
+    };
+    COUNTRY_MONTH << 62 | u64::from(name) << MONTH_BITS | code
+}
+
+/// The posting lists an event version belongs to.
+fn lists_of(k: &Keys) -> Vec<u64> {
+    let b = bucket(&k.occurred);
+    let mut out = Vec::with_capacity(1 + 2 * k.countries.len() + k.actor_keys.len());
+    for c in &k.countries {
+        out.push(list(COUNTRY, *c));
+        out.push(month_list(*c, b));
+    }
+    out.extend(k.actor_keys.iter().map(|a| list(ACTOR, *a)));
+    out.push(list(KIND, k.kind));
+    out
+}
+
+/// A multiset digest of postings: equal digests mean equal sets (with
+/// overwhelming probability), in constant memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Digest {
+    pub count: u64,
+    sum: u64,
+}
+
+impl Digest {
+    pub(crate) fn add(&mut self, list: u64, n: EventNo) {
+        let mut h = [0u8; 12];
+        h[..8].copy_from_slice(&list.to_le_bytes());
+        h[8..].copy_from_slice(&n.to_le_bytes());
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&blake3::hash(&h).as_bytes()[..8]);
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(u64::from_le_bytes(w));
+    }
+
+    /// Adds the postings an event version should have.
+    pub(crate) fn add_keys(&mut self, n: EventNo, k: &Keys) {
+        for l in lists_of(k) {
+            self.add(l, n);
+        }
     }
 }
 
-fn unpost<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<EventNo>>, key: K, n: EventNo) {
-    if let Some(list) = map.get_mut(&key) {
-        if let Ok(at) = list.binary_search(&n) {
-            list.remove(at);
-        }
-        if list.is_empty() {
-            map.remove(&key);
+/// Where an event's current version was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Home {
+    Segment(usize),
+    Tail,
+}
+
+/// What arrived since the last flush, in memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tail {
+    /// First seq and first event number the tail covers.
+    seq_lo: u64,
+    ev_lo: EventNo,
+    /// Entries folded in.
+    entries: u64,
+    created: Vec<Created>,
+    ids: HashMap<Uuid, EventNo>,
+    /// Later versions made in the tail, of any event.
+    changes: BTreeMap<EventNo, Vec<(u64, Changed)>>,
+    /// Exact postings of the versions the tail made current.
+    postings: HashMap<u64, Vec<EventNo>>,
+}
+
+impl Tail {
+    fn post(&mut self, n: EventNo, k: &Keys) {
+        for l in lists_of(k) {
+            let list = self.postings.entry(l).or_default();
+            if list.last().is_none_or(|&last| last < n) {
+                list.push(n);
+            } else if let Err(at) = list.binary_search(&n) {
+                list.insert(at, n);
+            }
         }
     }
+
+    fn unpost(&mut self, n: EventNo, k: &Keys) {
+        for l in lists_of(k) {
+            if let Some(list) = self.postings.get_mut(&l) {
+                if let Ok(at) = list.binary_search(&n) {
+                    list.remove(at);
+                }
+                if list.is_empty() {
+                    self.postings.remove(&l);
+                }
+            }
+        }
+    }
+}
+
+/// The index: segments (oldest first) and the tail.
+#[derive(Debug, Clone)]
+pub(crate) struct Index {
+    segments: Vec<Arc<Segment>>,
+    tail: Tail,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index::with_segments(Vec::new())
+    }
+}
+
+fn unknown(n: EventNo) -> Error {
+    Error::corruption(0, format!("the index has no event number {n}"))
 }
 
 impl Index {
+    /// An index over segments (oldest first, adjacent, from seq 1), with
+    /// an empty tail.
+    pub(crate) fn with_segments(segments: Vec<Arc<Segment>>) -> Index {
+        let (seq_lo, ev_lo) = segments
+            .last()
+            .map_or((1, 0), |s| (s.footer.seq_hi + 1, s.footer.ev_hi));
+        Index {
+            segments,
+            tail: Tail {
+                seq_lo,
+                ev_lo,
+                ..Tail::default()
+            },
+        }
+    }
+
+    /// The segments, oldest first.
+    pub(crate) fn segments(&self) -> &[Arc<Segment>] {
+        &self.segments
+    }
+
+    /// Entries folded into the tail since the last flush.
+    pub(crate) fn tail_entries(&self) -> u64 {
+        self.tail.entries
+    }
+
     /// Number of events ever created (retracted ones included).
     pub(crate) fn len(&self) -> usize {
-        self.events.len()
+        self.tail.ev_lo as usize + self.tail.created.len()
+    }
+
+    fn segment_of(&self, n: EventNo) -> Option<&Arc<Segment>> {
+        let i = self.segments.partition_point(|s| s.footer.ev_hi <= n);
+        self.segments.get(i).filter(|s| s.footer.ev_lo <= n)
+    }
+
+    fn created(&self, n: EventNo) -> Result<Created> {
+        if n >= self.tail.ev_lo {
+            return self
+                .tail
+                .created
+                .get((n - self.tail.ev_lo) as usize)
+                .copied()
+                .ok_or_else(|| unknown(n));
+        }
+        self.segment_of(n).ok_or_else(|| unknown(n))?.created(n)
+    }
+
+    /// Later versions of event `n`, in seq order.
+    fn changes(&self, n: EventNo) -> Result<Vec<(u64, Changed)>> {
+        let mut out = Vec::new();
+        if n < self.tail.ev_lo {
+            let from = self.segments.partition_point(|s| s.footer.ev_hi <= n);
+            for s in self.segments.get(from..).unwrap_or_default() {
+                out.extend(s.changes_of(n)?);
+            }
+        }
+        if let Some(c) = self.tail.changes.get(&n) {
+            out.extend_from_slice(c);
+        }
+        Ok(out)
+    }
+
+    /// Whether event `n` has any later version (cheap: in-memory lists).
+    fn is_changed(&self, n: EventNo) -> Result<bool> {
+        if self.tail.changes.contains_key(&n) {
+            return Ok(true);
+        }
+        for s in self.segments.iter().rev() {
+            if s.footer.ev_hi <= n {
+                break;
+            }
+            if s.has_changes(n)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn home(&self, n: EventNo) -> Result<Home> {
+        if n >= self.tail.ev_lo || self.tail.changes.contains_key(&n) {
+            return Ok(Home::Tail);
+        }
+        for (i, s) in self.segments.iter().enumerate().rev() {
+            if s.footer.ev_lo <= n || s.has_changes(n)? {
+                return Ok(Home::Segment(i));
+            }
+        }
+        Err(unknown(n))
+    }
+
+    /// The event's number, if it exists.
+    pub(crate) fn id_of(&self, id: &Uuid) -> Result<Option<EventNo>> {
+        if let Some(n) = self.tail.ids.get(id) {
+            return Ok(Some(*n));
+        }
+        for s in self.segments.iter().rev() {
+            if let Some(n) = s.id(id.as_bytes())? {
+                return Ok(Some(n));
+            }
+        }
+        Ok(None)
     }
 
     /// The event's number and metadata.
-    pub(crate) fn lookup(&self, id: &Uuid) -> Option<(EventNo, Meta)> {
-        let n = *self.ids.get(id)?;
-        self.events.get(n as usize).map(|m| (n, *m))
+    pub(crate) fn lookup(&self, id: &Uuid) -> Result<Option<(EventNo, Meta)>> {
+        match self.id_of(id)? {
+            Some(n) => Ok(Some((n, self.meta(n)?.ok_or_else(|| unknown(n))?))),
+            None => Ok(None),
+        }
     }
 
-    pub(crate) fn meta(&self, n: EventNo) -> Option<Meta> {
-        self.events.get(n as usize).copied()
+    /// Metadata of event `n`.
+    pub(crate) fn meta(&self, n: EventNo) -> Result<Option<Meta>> {
+        if n as usize >= self.len() {
+            return Ok(None);
+        }
+        let c = self.created(n)?;
+        if !self.is_changed(n)? {
+            return Ok(Some(Meta::compose(c, &[])));
+        }
+        Ok(Some(Meta::compose(c, &self.changes(n)?)))
     }
 
     /// Every version's seq, the creation first.
-    pub(crate) fn versions(&self, n: EventNo) -> Vec<u64> {
-        let mut v: Vec<u64> = self.meta(n).map(|m| vec![m.seq]).unwrap_or_default();
-        if let Some(later) = self.later_versions.get(&n) {
-            v.extend(later);
-        }
-        v
+    pub(crate) fn versions(&self, n: EventNo) -> Result<Vec<u64>> {
+        let mut v = vec![self.created(n)?.seq];
+        v.extend(self.changes(n)?.iter().map(|(s, _)| *s));
+        Ok(v)
     }
 
     /// Seq of the version current as of `seq` (none if the event did not
     /// exist yet or was retracted by then).
-    pub(crate) fn version_at(&self, n: EventNo, seq: u64) -> Option<u64> {
-        let meta = self.meta(n)?;
-        // Called once per replayed correction: walk the versions in place
-        // rather than collecting them.
-        let later = self.later_versions.get(&n).into_iter().flatten().copied();
-        let last = std::iter::once(meta.seq)
-            .chain(later)
-            .take_while(|&v| v <= seq)
-            .last()?;
-        (meta.retracted != Some(last)).then_some(last)
-    }
-
-    fn post_all(&mut self, n: EventNo, k: &Keys) {
-        let b = bucket(&k.occurred);
-        for c in &k.countries {
-            post(self.countries.entry(*c).or_default(), n);
-            post(self.country_months.entry((*c, b)).or_default(), n);
+    pub(crate) fn version_at(&self, n: EventNo, seq: u64) -> Result<Option<u64>> {
+        let created = self.created(n)?.seq;
+        if created > seq {
+            return Ok(None);
         }
-        for a in &k.actor_keys {
-            post(self.actors.entry(*a).or_default(), n);
+        let mut current = Some(created);
+        for (s, ch) in self.changes(n)? {
+            if s > seq {
+                break;
+            }
+            current = (!ch.retracted).then_some(s);
         }
-        post(self.kinds.entry(k.kind).or_default(), n);
-    }
-
-    fn unpost_all(&mut self, n: EventNo, k: &Keys) {
-        let b = bucket(&k.occurred);
-        for c in &k.countries {
-            unpost(&mut self.countries, *c, n);
-            unpost(&mut self.country_months, (*c, b), n);
-        }
-        for a in &k.actor_keys {
-            unpost(&mut self.actors, *a, n);
-        }
-        unpost(&mut self.kinds, k.kind, n);
+        Ok(current)
     }
 
     /// Folds one entry in. `before` and `after` are the keys of the event's
     /// current version before and after the entry.
-    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Keys>, after: Option<&Keys>) {
-        match &entry.body {
+    pub(crate) fn apply(
+        &mut self,
+        entry: &Entry,
+        before: Option<&Keys>,
+        after: Option<&Keys>,
+    ) -> Result<()> {
+        self.tail.entries += 1;
+        let (id, changed) = match &entry.body {
             Body::Event(e) => {
-                let Ok(n) = EventNo::try_from(self.events.len()) else {
-                    return;
-                };
-                self.events.push(Meta {
+                let n = EventNo::try_from(self.len()).map_err(|_| {
+                    Error::Storage("the index holds at most 2^32 events".to_string())
+                })?;
+                self.tail.created.push(Created {
                     seq: entry.seq,
                     recorded_at: entry.recorded_at,
-                    current: entry.seq,
                     start: e.occurred.start(),
                     end: e.occurred.end(),
-                    retracted: None,
                 });
-                self.ids.insert(e.id, n);
+                self.tail.ids.insert(e.id, n);
                 if let Some(k) = after {
-                    self.post_all(n, k);
+                    self.tail.post(n, k);
                 }
+                return Ok(());
             }
-            Body::Correction(e) => {
-                let Some(&n) = self.ids.get(&e.id) else {
-                    return;
-                };
-                if let Some(b) = before {
-                    self.unpost_all(n, b);
-                }
-                if let Some(k) = after {
-                    self.post_all(n, k);
-                }
-                if let Some(m) = self.events.get_mut(n as usize) {
-                    m.current = entry.seq;
-                    m.start = e.occurred.start();
-                    m.end = e.occurred.end();
-                }
-                self.later_versions.entry(n).or_default().push(entry.seq);
+            Body::Correction(e) => (
+                e.id,
+                Changed {
+                    retracted: false,
+                    start: e.occurred.start(),
+                    end: e.occurred.end(),
+                },
+            ),
+            Body::Retraction { id, .. } => (
+                *id,
+                Changed {
+                    retracted: true,
+                    start: 0,
+                    end: 0,
+                },
+            ),
+        };
+        let n = self.id_of(&id)?.ok_or_else(|| {
+            Error::corruption(entry.seq, format!("entry changes unknown event {id}"))
+        })?;
+        // Postings of a version made in a segment retire by themselves
+        // once the event's home moves to the tail.
+        if self.home(n)? == Home::Tail {
+            if let Some(b) = before {
+                self.tail.unpost(n, b);
             }
-            Body::Retraction { id, .. } => {
-                let Some(&n) = self.ids.get(id) else {
-                    return;
-                };
-                if let Some(b) = before {
-                    self.unpost_all(n, b);
-                }
-                if let Some(m) = self.events.get_mut(n as usize) {
-                    m.retracted = Some(entry.seq);
-                }
-                self.later_versions.entry(n).or_default().push(entry.seq);
-            }
+        }
+        self.tail
+            .changes
+            .entry(n)
+            .or_default()
+            .push((entry.seq, changed));
+        if let Some(k) = after {
+            self.tail.post(n, k);
+        }
+        Ok(())
+    }
+
+    /// Writes the tail as a segment file at `path` covering seqs up to
+    /// `seq_hi`. The index is unchanged until [`Index::install`].
+    pub(crate) fn seal(&self, path: &Path, seq_hi: u64) -> Result<Segment> {
+        let t = &self.tail;
+        let mut ids: Vec<([u8; 16], EventNo)> =
+            t.ids.iter().map(|(id, n)| (*id.as_bytes(), *n)).collect();
+        ids.sort_unstable();
+        let mut lists: Vec<(&u64, &Vec<EventNo>)> = t.postings.iter().collect();
+        lists.sort_unstable_by_key(|(l, _)| **l);
+        let ev_hi = EventNo::try_from(self.len())
+            .map_err(|_| Error::Storage("the index holds at most 2^32 events".to_string()))?;
+        segment::write(
+            path,
+            Parts {
+                seq_lo: t.seq_lo,
+                seq_hi,
+                ev_lo: t.ev_lo,
+                ev_hi,
+                created: (t.ev_lo..).zip(t.created.iter().copied()).map(Ok),
+                id_count: ids.len() as u64,
+                ids: ids.into_iter().map(Ok),
+                changes: t
+                    .changes
+                    .iter()
+                    .flat_map(|(n, v)| v.iter().map(move |(s, c)| Ok(((*n, *s), *c)))),
+                postings: lists
+                    .into_iter()
+                    .flat_map(|(l, ns)| ns.iter().map(move |n| Ok((*l, *n)))),
+                changed: t.changes.keys().copied().collect(),
+            },
+        )
+    }
+
+    /// Replaces the tail by a segment sealed from it.
+    pub(crate) fn install(&mut self, seg: Segment) {
+        self.segments.push(Arc::new(seg));
+        *self = Index::with_segments(std::mem::take(&mut self.segments));
+    }
+
+    /// The position of two neighbouring segments worth merging: the newer
+    /// is at least half the older's size. Keeping each segment more than
+    /// twice the next keeps their number logarithmic in the log's length.
+    pub(crate) fn merge_candidate(&self) -> Option<usize> {
+        let n = self.segments.len();
+        let (older, newer) = (
+            self.segments.get(n.checked_sub(2)?)?,
+            self.segments.get(n - 1)?,
+        );
+        (older.footer.entries() <= 2 * newer.footer.entries()).then_some(n - 2)
+    }
+
+    /// Replaces segments `i` and `i + 1` by their merge.
+    pub(crate) fn replace_pair(&mut self, i: usize, merged: Segment) {
+        if i + 1 < self.segments.len() {
+            self.segments.splice(i..i + 2, [Arc::new(merged)]);
         }
     }
 
     /// Number of events created at or before `seq` (events are numbered in
     /// creation order, so they are a prefix).
-    pub(crate) fn created_upto(&self, seq: u64) -> usize {
-        self.events.partition_point(|m| m.seq <= seq)
+    pub(crate) fn created_upto(&self, seq: u64) -> Result<usize> {
+        if seq >= self.tail.seq_lo {
+            return Ok(
+                self.tail.ev_lo as usize + self.tail.created.partition_point(|c| c.seq <= seq)
+            );
+        }
+        let i = self.segments.partition_point(|s| s.footer.seq_hi < seq);
+        let Some(s) = self.segments.get(i) else {
+            return Ok(self.tail.ev_lo as usize);
+        };
+        // Binary search by point reads: the first event created after seq.
+        let (mut lo, mut hi) = (s.footer.ev_lo, s.footer.ev_hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if s.created(mid)?.seq <= seq {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo as usize)
     }
 
     /// Events among the first `prefix` that changed (corrected or
     /// retracted) after `seq`: their state as of `seq` is not their current
-    /// one. Costs one look at each corrected or retracted event.
-    pub(crate) fn changed_after(&self, seq: u64, prefix: usize) -> HashSet<EventNo> {
-        self.later_versions
-            .iter()
-            .filter(|(n, v)| (**n as usize) < prefix && v.last().is_some_and(|&l| l > seq))
-            .map(|(n, _)| *n)
-            .collect()
+    /// one. Costs one look at each change made after `seq`.
+    pub(crate) fn changed_after(&self, seq: u64, prefix: usize) -> Result<HashSet<EventNo>> {
+        let mut out = HashSet::new();
+        let within = |n: EventNo| (n as usize) < prefix;
+        for s in &self.segments {
+            if s.footer.seq_hi <= seq {
+                continue;
+            }
+            if s.footer.seq_lo > seq {
+                out.extend(s.changed()?.iter().copied().filter(|n| within(*n)));
+            } else {
+                for r in s.scan_changes() {
+                    let ((n, s), _) = r?;
+                    if s > seq && within(n) {
+                        out.insert(n);
+                    }
+                }
+            }
+        }
+        for (n, v) in &self.tail.changes {
+            if within(*n) && v.last().is_some_and(|(s, _)| *s > seq) {
+                out.insert(*n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live postings of `lists`, merged, sorted and distinct.
+    fn live(&self, lists: &[u64]) -> Result<Vec<EventNo>> {
+        let mut out: Vec<EventNo> = Vec::new();
+        for l in lists {
+            if let Some(ns) = self.tail.postings.get(l) {
+                out.extend_from_slice(ns);
+            }
+            for (i, s) in self.segments.iter().enumerate() {
+                for n in s.postings(*l) {
+                    let n = n?;
+                    if self.home(n)? == Home::Segment(i) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// Current events matching the query's filters, ordered by occurrence
     /// start then seq, up to its limit. Touches only posting lists and
     /// metadata: no event is read.
-    pub(crate) fn select(&self, names: &Names, q: &Query) -> Vec<Meta> {
-        let mut hits = self.select_where(names, q, |_| true);
+    pub(crate) fn select(&self, names: &Names, q: &Query) -> Result<Vec<Meta>> {
+        let mut hits = self.select_where(names, q, |_| true)?;
         hits.sort_unstable_by_key(|m| (m.start, m.seq));
         if let Some(limit) = q.limit {
             hits.truncate(limit);
         }
-        hits
+        Ok(hits)
     }
 
-    /// Like [`Index::select`] for the events `keep` accepts, unsorted and
-    /// unlimited.
+    /// Like [`Index::select`] for the events `keep_event` accepts, unsorted
+    /// and unlimited.
     pub(crate) fn select_where(
         &self,
         names: &Names,
         q: &Query,
         keep_event: impl Fn(EventNo) -> bool,
-    ) -> Vec<Meta> {
+    ) -> Result<Vec<Meta>> {
         let (lo, hi) = q.range();
-        let lists = [
-            self.countries_in(names, q, lo, hi),
-            self.union(names, &self.actors, q.actors.iter().map(|a| actor_key(a))),
-            self.union(names, &self.kinds, q.kinds.iter().cloned()),
+        let named = |kind: u64, keys: &mut dyn Iterator<Item = String>| -> Option<Vec<u64>> {
+            let mut any = false;
+            let lists = keys
+                .inspect(|_| any = true)
+                .filter_map(|k| names.get(&k).map(|n| list(kind, n)))
+                .collect();
+            any.then_some(lists)
+        };
+        let filters = [
+            self.country_lists(names, q, lo, hi),
+            named(ACTOR, &mut q.actors.iter().map(|a| actor_key(a))),
+            named(KIND, &mut q.kinds.iter().cloned()),
         ];
         let mut candidates: Option<Vec<EventNo>> = None;
-        for list in lists.into_iter().flatten() {
+        for lists in filters.into_iter().flatten() {
+            let list = self.live(&lists)?;
             candidates = Some(match candidates {
                 None => list,
                 Some(c) => intersect(&c, &list),
@@ -271,128 +624,104 @@ impl Index {
                     m.start < hi && lo < m.end
                 }
         };
+        let mut out = Vec::new();
         match candidates {
-            Some(c) => c
-                .into_iter()
-                .filter(|&n| keep_event(n))
-                .filter_map(|n| self.meta(n))
-                .filter(|m| keep(m))
-                .collect(),
-            None => self
-                .events
-                .iter()
-                .enumerate()
-                .filter(|(n, m)| EventNo::try_from(*n).is_ok_and(&keep_event) && keep(m))
-                .map(|(_, m)| *m)
-                .collect(),
+            Some(c) => {
+                for n in c.into_iter().filter(|&n| keep_event(n)) {
+                    if let Some(m) = self.meta(n)?.filter(|m| keep(m)) {
+                        out.push(m);
+                    }
+                }
+            }
+            None => self.for_each_meta(&mut |n, m| {
+                if keep_event(n) && keep(&m) {
+                    out.push(m);
+                }
+                Ok(())
+            })?,
         }
+        Ok(out)
     }
 
-    /// The union of the posting lists of `keys`; `None` when no key is
-    /// given (the filter is off).
-    /// Events of the query's countries that may overlap `[lo, hi)`: from
-    /// the month buckets when the range is bounded, else whole lists.
-    fn countries_in(
-        &self,
-        names: &Names,
-        q: &Query,
-        lo: Micros,
-        hi: Micros,
-    ) -> Option<Vec<EventNo>> {
+    /// The lists of the query's countries that may hold events
+    /// overlapping `[lo, hi)`: month lists when the range is bounded,
+    /// else whole-country lists; `None` when no country is asked for.
+    fn country_lists(&self, names: &Names, q: &Query, lo: Micros, hi: Micros) -> Option<Vec<u64>> {
+        if q.countries.is_empty() {
+            return None;
+        }
         let (first, last) = (
             month_of(lo.saturating_sub(SHORT)),
             month_of(hi.saturating_sub(1)),
         );
         let bounded = lo != Micros::MIN && hi != Micros::MAX && first != LONG && last != LONG;
-        if !bounded || last - first > MAX_BUCKETS || q.countries.is_empty() {
-            return self.union(names, &self.countries, q.countries.iter().cloned());
+        let codes = q.countries.iter().filter_map(|c| names.get(c));
+        if !bounded || last - first > MAX_BUCKETS {
+            return Some(codes.map(|c| list(COUNTRY, c)).collect());
         }
-        let mut out: Vec<EventNo> = Vec::new();
-        for c in q.countries.iter().filter_map(|c| names.get(c)) {
-            for m in (first..=last).chain([LONG]) {
-                if let Some(list) = self.country_months.get(&(c, m)) {
-                    out.extend_from_slice(list);
+        Some(
+            codes
+                .flat_map(|c| (first..=last).chain([LONG]).map(move |m| month_list(c, m)))
+                .collect(),
+        )
+    }
+
+    /// Calls `f` with every event's metadata, in creation order.
+    pub(crate) fn for_each_meta(
+        &self,
+        f: &mut dyn FnMut(EventNo, Meta) -> Result<()>,
+    ) -> Result<()> {
+        for s in &self.segments {
+            for r in s.scan_created() {
+                let (n, c) = r?;
+                let m = if self.is_changed(n)? {
+                    Meta::compose(c, &self.changes(n)?)
+                } else {
+                    Meta::compose(c, &[])
+                };
+                f(n, m)?;
+            }
+        }
+        for (n, c) in (self.tail.ev_lo..).zip(&self.tail.created) {
+            let changes = self.tail.changes.get(&n).map_or(&[][..], Vec::as_slice);
+            f(n, Meta::compose(*c, changes))?;
+        }
+        Ok(())
+    }
+
+    /// The digest of every live posting.
+    pub(crate) fn posting_digest(&self) -> Result<Digest> {
+        let mut d = Digest::default();
+        for (l, ns) in &self.tail.postings {
+            for n in ns {
+                d.add(*l, *n);
+            }
+        }
+        for (i, s) in self.segments.iter().enumerate() {
+            for r in s.scan_postings() {
+                let (l, n) = r?;
+                if self.home(n)? == Home::Segment(i) && self.meta(n)?.is_some() {
+                    d.add(l, n);
                 }
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        Some(out)
+        Ok(d)
     }
 
-    fn union(
-        &self,
-        names: &Names,
-        map: &HashMap<Name, Vec<EventNo>>,
-        keys: impl Iterator<Item = String>,
-    ) -> Option<Vec<EventNo>> {
-        let mut any = false;
-        let mut out: Vec<EventNo> = Vec::new();
-        for k in keys {
-            any = true;
-            if let Some(list) = names.get(&k).and_then(|n| map.get(&n)) {
-                out.extend_from_slice(list);
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        any.then_some(out)
+    /// Reads every segment whole and checks every checksum.
+    pub(crate) fn check_segments(&self) -> Result<()> {
+        self.segments.iter().try_for_each(|s| s.check_all())
     }
 
-    /// Checks event `n` against the keys of its current version (`None`
-    /// if retracted): it is in exactly the posting lists of those keys.
-    /// Returns what is wrong, if anything.
-    pub(crate) fn check_postings(&self, n: EventNo, keys: Option<&Keys>) -> Option<String> {
-        let k = keys?;
-        let has = |map: &HashMap<Name, Vec<EventNo>>, key: Name| {
-            map.get(&key).is_some_and(|l| l.binary_search(&n).is_ok())
-        };
-        if !has(&self.kinds, k.kind) {
-            return Some("missing from the kind index".into());
-        }
-        if let Some(c) = k.countries.iter().find(|c| !has(&self.countries, **c)) {
-            return Some(format!("missing from the country index (name {c})"));
-        }
-        let b = bucket(&k.occurred);
-        let in_month = |c: &Name| {
-            self.country_months
-                .get(&(*c, b))
-                .is_some_and(|l| l.binary_search(&n).is_ok())
-        };
-        if let Some(c) = k.countries.iter().find(|c| !in_month(c)) {
-            return Some(format!("missing from the country-month index (name {c})"));
-        }
-        if k.actor_keys.iter().any(|a| !has(&self.actors, *a)) {
-            return Some("missing from the actor index".into());
-        }
-        None
-    }
-
-    /// Total entries of all posting lists, to check that none is stale:
-    /// it must equal the sum of the keys of the live events.
-    pub(crate) fn posting_count(&self) -> usize {
-        let months: usize = self.country_months.values().map(Vec::len).sum();
-        [&self.countries, &self.actors, &self.kinds]
-            .iter()
-            .flat_map(|m| m.values())
-            .map(Vec::len)
-            .sum::<usize>()
-            + months
-    }
-
-    /// Each event's metadata, in creation order.
-    pub(crate) fn metas(&self) -> &[Meta] {
-        &self.events
-    }
-
-    /// Number of current (not retracted) events.
-    pub(crate) fn current_count(&self) -> usize {
-        self.events.iter().filter(|m| m.retracted.is_none()).count()
-    }
-
-    /// Number of events with at least one correction.
-    pub(crate) fn corrected_count(&self) -> usize {
-        self.events.iter().filter(|m| m.current != m.seq).count()
+    /// Number of current events and of events with a correction.
+    pub(crate) fn counts(&self) -> Result<(usize, usize)> {
+        let (mut current, mut corrected) = (0, 0);
+        self.for_each_meta(&mut |_, m| {
+            current += usize::from(m.retracted.is_none());
+            corrected += usize::from(m.current != m.seq);
+            Ok(())
+        })?;
+        Ok((current, corrected))
     }
 }
 

@@ -59,10 +59,12 @@ mod model;
 pub mod projection;
 mod query;
 mod read;
+mod segment;
 mod snapshot;
 mod state;
 mod store;
 mod subscribe;
+mod sync;
 mod time;
 
 pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_NAME_BYTES};

@@ -545,7 +545,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         }
         Command::Stats => {
             let db = open(&cli.db)?;
-            let stats = serde_json::to_value(db.stats()).unwrap_or_default();
+            let stats = serde_json::to_value(db.stats()?).unwrap_or_default();
             output::print_object(out, format, &stats)?;
         }
         Command::Verify { from } => {

@@ -161,10 +161,10 @@ impl<'a> Reader<'a> {
     fn main_get(&self, id: Uuid) -> Result<Option<Record>> {
         let (meta, versions) = {
             let state = self.db.read_state();
-            let Some((n, m)) = state.index.lookup(&id) else {
+            let Some((n, m)) = state.index.lookup(&id)? else {
                 return Ok(None);
             };
-            (m, state.index.versions(n))
+            (m, state.index.versions(n)?)
         };
         if meta.seq > self.seq {
             return Ok(None);
@@ -191,8 +191,8 @@ impl<'a> Reader<'a> {
             Line::Main => {
                 let seqs: Vec<u64> = {
                     let state = self.db.read_state();
-                    match state.index.lookup(&id) {
-                        Some((n, _)) => state.index.versions(n),
+                    match state.index.lookup(&id)? {
+                        Some((n, _)) => state.index.versions(n)?,
                         None => return Ok(Vec::new()),
                     }
                 };
@@ -237,7 +237,7 @@ impl<'a> Reader<'a> {
         if !self.at_main_head() {
             return self.query(q)?.into_iter().try_for_each(f);
         }
-        let hits = self.db.read_state().select(q);
+        let hits = self.db.read_state().select(q)?;
         hits.iter().try_for_each(|m| f(self.db.current_record(m)?))
     }
 
@@ -267,19 +267,20 @@ impl<'a> Reader<'a> {
     fn main_query_as_of(&self, q: &Query) -> Result<Vec<Record>> {
         let (unchanged, changed) = {
             let state = self.db.read_state();
-            let prefix = state.index.created_upto(self.seq);
-            let changed = state.index.changed_after(self.seq, prefix);
+            let prefix = state.index.created_upto(self.seq)?;
+            let changed = state.index.changed_after(self.seq, prefix)?;
             let unchanged = state.index.select_where(&state.names, q, |n| {
                 (n as usize) < prefix && !changed.contains(&n)
-            });
-            let changed: Vec<(crate::index::Meta, u64)> = changed
-                .into_iter()
-                .filter_map(|n| {
-                    let m = state.index.meta(n)?;
-                    Some((m, state.index.version_at(n, self.seq)?))
-                })
-                .collect();
-            (unchanged, changed)
+            })?;
+            let mut at_seq: Vec<(crate::index::Meta, u64)> = Vec::new();
+            for n in changed {
+                if let (Some(m), Some(v)) =
+                    (state.index.meta(n)?, state.index.version_at(n, self.seq)?)
+                {
+                    at_seq.push((m, v));
+                }
+            }
+            (unchanged, at_seq)
         };
         let mut hits = Vec::with_capacity(unchanged.len() + changed.len());
         for m in &unchanged {
@@ -416,10 +417,10 @@ impl<'a> Reader<'a> {
         }
         let v = {
             let state = self.db.read_state();
-            state
-                .index
-                .lookup(&entry.body.id())
-                .and_then(|(n, _)| state.index.version_at(n, entry.seq - 1))
+            match state.index.id_of(&entry.body.id())? {
+                Some(n) => state.index.version_at(n, entry.seq - 1)?,
+                None => None,
+            }
         };
         v.map(|s| self.db.log().read_event(s)).transpose()
     }

@@ -1,9 +1,12 @@
 //! Everything derived from the log (index and built-in views) as of one
-//! head, its replay from the log, and its checkpoint file.
+//! head: applying entries, catching up from the log, and its persistence
+//! (index segments, a views checkpoint and the manifest naming them, all
+//! in `<db>/index/`).
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -15,10 +18,12 @@ use crate::log::{Body, Entry, Head, Log};
 use crate::model::Event;
 use crate::projection::{ActorRow, CountryRow, DateRow, Views};
 use crate::query::Query;
+use crate::segment::{self, Segment};
+use crate::sync::{read, sync_dir, write};
 use crate::time::Granularity;
 
 /// Derived state at `head`: a pure fold of entries `1..=head.seq`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     pub head: Head,
     pub names: Names,
@@ -29,11 +34,12 @@ pub(crate) struct State {
 impl State {
     /// Folds one entry in; `before` is the event's current version before
     /// it (none for a new event).
-    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) {
+    pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) -> Result<()> {
         let before = before.map(|e| Keys::of(&mut self.names, e));
         let after = entry.body.event().map(|e| Keys::of(&mut self.names, e));
-        self.index.apply(entry, before.as_ref(), after.as_ref());
+        self.index.apply(entry, before.as_ref(), after.as_ref())?;
         self.views.apply(before.as_ref(), after.as_ref());
+        Ok(())
     }
 
     /// Rows of the by-country view.
@@ -52,7 +58,7 @@ impl State {
     }
 
     /// Current events matching a query, as index metadata.
-    pub(crate) fn select(&self, q: &Query) -> Vec<Meta> {
+    pub(crate) fn select(&self, q: &Query) -> Result<Vec<Meta>> {
         self.index.select(&self.names, q)
     }
 
@@ -61,7 +67,7 @@ impl State {
     /// an unknown or retracted event), which only damage can cause.
     pub(crate) fn before(&self, log: &Log, entry: &Entry) -> Result<Option<Event>> {
         if let Body::Event(e) = &entry.body {
-            if self.index.lookup(&e.id).is_some() {
+            if self.index.id_of(&e.id)?.is_some() {
                 return Err(Error::corruption(
                     entry.seq,
                     format!("event {} is created twice", e.id),
@@ -70,7 +76,7 @@ impl State {
             return Ok(None);
         }
         let id = entry.body.id();
-        match self.index.lookup(&id) {
+        match self.index.lookup(&id)? {
             Some((_, m)) if m.retracted.is_none() => log.read_event(m.current).map(Some),
             Some(_) => Err(Error::corruption(
                 entry.seq,
@@ -97,7 +103,7 @@ impl State {
                 break;
             }
             let before = self.before(log, &entry)?;
-            self.apply(&entry, before.as_ref());
+            self.apply(&entry, before.as_ref())?;
             each(&entry, before.as_ref());
             self.head = Head {
                 seq: entry.seq,
@@ -107,6 +113,218 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// Folder of the derived state, in the database folder.
+pub(crate) const INDEX_DIR: &str = "index";
+const MANIFEST_FILE: &str = "MANIFEST";
+
+/// What the derived state on disk covers: the head, the segment files
+/// (oldest first) and the views checkpoint, all in [`INDEX_DIR`].
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    head: Head,
+    segments: Vec<String>,
+    views: String,
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn segment_path(dir: &Path, seq_lo: u64, seq_hi: u64) -> PathBuf {
+    dir.join(format!("{seq_lo:020}-{seq_hi:020}.seg"))
+}
+
+/// Loads the derived state persisted in `dir` if it is intact and belongs
+/// to this log (`None` otherwise: it is then rebuilt from the log). Errors
+/// only when the state proves the log lost acknowledged entries.
+fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
+    let Some(m) = load_checkpoint::<Manifest>(&dir.join(MANIFEST_FILE)) else {
+        return Ok(None);
+    };
+    if m.head.seq > log_head.seq || log.head_at(m.head.seq).ok() != Some(m.head) {
+        // The manifest is only written once the log up to its head is
+        // durable: a log that is shorter, or differs at that seq, lost or
+        // changed acknowledged entries.
+        return Err(Error::corruption(
+            (log_head.seq + 1).min(m.head.seq),
+            format!(
+                "the log ends at seq {} but entries up to seq {} were durable \
+                 (per the index manifest); entries were lost or changed",
+                log_head.seq, m.head.seq
+            ),
+        ));
+    }
+    let mut segments = Vec::with_capacity(m.segments.len());
+    let mut next = (1u64, 0u32);
+    for name in &m.segments {
+        let Ok(s) = Segment::open(&dir.join(name)) else {
+            return Ok(None);
+        };
+        if (s.footer.seq_lo, s.footer.ev_lo) != next {
+            return Ok(None);
+        }
+        next = (s.footer.seq_hi + 1, s.footer.ev_hi);
+        segments.push(Arc::new(s));
+    }
+    if next.0 != m.head.seq + 1 {
+        return Ok(None);
+    }
+    let Some((head, mut names, views)) =
+        load_checkpoint::<(Head, Names, Views)>(&dir.join(&m.views))
+    else {
+        return Ok(None);
+    };
+    if head != m.head {
+        return Ok(None);
+    }
+    names.reindex();
+    Ok(Some(State {
+        head,
+        names,
+        index: Index::with_segments(segments),
+        views,
+    }))
+}
+
+/// Opens the derived state of `log` in `dir`: the persisted state plus a
+/// replay of the entries after it, or (when missing, damaged or of an
+/// older format) a rebuild from the whole log. Flushes every
+/// `flush_every` entries while replaying, so memory stays bounded.
+pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64) -> Result<State> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let log_head = log.head()?;
+    let state = match load(dir, log, log_head)? {
+        Some(s) => s,
+        None => {
+            remove_unlisted(dir, &[])?;
+            State::default()
+        }
+    };
+    let state = RwLock::new(state);
+    loop {
+        let upto = read(&state).head.seq + flush_every.max(1);
+        write(&state).catch_up(log, Some(upto), |_, _| {})?;
+        let s = read(&state);
+        if s.head.seq >= log_head.seq {
+            break;
+        }
+        drop(s);
+        log.store().sync()?;
+        flush(&state, dir)?;
+    }
+    let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    if state.head != log_head {
+        return Err(Error::corruption(
+            log_head.seq,
+            format!(
+                "the log's last entry is seq {} but replay ended at seq {}",
+                log_head.seq, state.head.seq
+            ),
+        ));
+    }
+    Ok(state)
+}
+
+/// Persists the tail: seals it into a segment, merges neighbouring
+/// segments of similar size, writes the views checkpoint and then the
+/// manifest, and removes the files it no longer names. The caller holds
+/// the writer lock and has synced the log up to the state's head (the
+/// manifest must never be ahead of the durable log). Readers are held
+/// off only while the new segments are swapped in.
+pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
+    let (head, views_name) = {
+        let s = read(state);
+        if s.index.tail_entries() == 0 {
+            return Ok(());
+        }
+        let lo = s.index.segments().last().map_or(1, |x| x.footer.seq_hi + 1);
+        let seg = s
+            .index
+            .seal(&segment_path(dir, lo, s.head.seq), s.head.seq)?;
+        let views = dir.join(format!("views-{:020}.ckpt", s.head.seq));
+        save_checkpoint(&views, &(s.head, &s.names, &s.views), true)?;
+        let head = s.head;
+        drop(s);
+        write(state).index.install(seg);
+        (head, file_name(&views))
+    };
+    loop {
+        let (i, a, b) = {
+            let s = read(state);
+            let Some(i) = s.index.merge_candidate() else {
+                break;
+            };
+            let segs = s.index.segments();
+            match (segs.get(i), segs.get(i + 1)) {
+                (Some(a), Some(b)) => (i, Arc::clone(a), Arc::clone(b)),
+                _ => break,
+            }
+        };
+        let path = segment_path(dir, a.footer.seq_lo, b.footer.seq_hi);
+        let merged = segment::merge(&a, &b, &path)?;
+        write(state).index.replace_pair(i, merged);
+    }
+    let segments: Vec<String> = read(state)
+        .index
+        .segments()
+        .iter()
+        .map(|s| file_name(s.path()))
+        .collect();
+    let mut keep = segments.clone();
+    keep.push(views_name.clone());
+    let manifest = Manifest {
+        head,
+        segments,
+        views: views_name,
+    };
+    save_checkpoint(&dir.join(MANIFEST_FILE), &manifest, false)?;
+    remove_unlisted(dir, &keep)
+}
+
+/// Removes the files of `dir` that the manifest does not name: segments
+/// replaced by a merge, older views checkpoints, leftovers of a crash.
+fn remove_unlisted(dir: &Path, keep: &[String]) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST_FILE && !keep.contains(&name) {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(entry.path(), e))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the persisted derived state (the manifest first, so that a
+/// crash midway leaves nothing that looks whole).
+pub(crate) fn discard(dir: &Path) -> Result<()> {
+    let manifest = dir.join(MANIFEST_FILE);
+    match fs::remove_file(&manifest) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&manifest, e)),
+        _ => {}
+    }
+    sync_dir(&manifest)?;
+    remove_unlisted(dir, &[])
+}
+
+/// Bytes of the derived state on disk.
+pub(crate) fn disk_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|es| {
+            es.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 const CHECKPOINT_MAGIC: &[u8; 8] = b"annalsCK";
@@ -139,13 +357,10 @@ pub(crate) fn save_checkpoint<T: Serialize>(path: &Path, value: &T, deflate: boo
         f.write_all(blake3::hash(&body).as_bytes())?;
         f.write_all(&body)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        fs::rename(&tmp, path)
     };
-    write().map_err(|e| Error::io(path, e))
+    write().map_err(|e| Error::io(path, e))?;
+    sync_dir(path)
 }
 
 /// Reads a checkpoint; `None` if it is missing, damaged or of another
@@ -177,11 +392,4 @@ pub(crate) fn load_checkpoint<T: DeserializeOwned>(path: &Path) -> Option<T> {
     bincode::serde::decode_from_slice(body, bincode::config::standard())
         .ok()
         .map(|(v, _)| v)
-}
-
-/// Loads the state checkpoint.
-pub(crate) fn load_state(path: &Path) -> Option<State> {
-    let mut state: State = load_checkpoint(path)?;
-    state.names.reindex();
-    Some(state)
 }

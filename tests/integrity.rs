@@ -165,13 +165,13 @@ fn verify_exits_3_from_the_command_line() {
         None,
     );
     assert_eq!(bad.status.code(), Some(3));
-    // Lose the log's tail under an intact checkpoint: damage, exit 3.
-    let ckpt = std::fs::read(path.join("state.ckpt")).unwrap();
+    // Lose the log's tail under an intact index manifest: damage, exit 3.
+    let index = common::read_dir_files(&path.join("index"));
     std::fs::remove_dir_all(&path).unwrap();
     let db = Annals::open(&path).unwrap();
     db.append(common::scenario()[..3].to_vec()).unwrap();
     db.close().unwrap();
-    std::fs::write(path.join("state.ckpt"), ckpt).unwrap();
+    common::write_dir_files(&path.join("index"), &index);
     let out = common::annals(&path, &["verify", "--format", "jsonl"], None);
     assert_eq!(out.status.code(), Some(3), "{}", common::stderr(&out));
     assert!(common::stdout(&out).contains("\"ok\":false"));

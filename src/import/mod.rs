@@ -413,7 +413,7 @@ fn current<'a>(
     Ok(match in_batch.get(&id) {
         Some(Some(i)) => Some(ops.get(*i).and_then(op_event).map(Cow::Borrowed)),
         Some(None) => Some(None),
-        None => match state.index.lookup(&id) {
+        None => match state.index.lookup(&id)? {
             None => None,
             Some((_, m)) if m.retracted.is_some() => Some(None),
             Some((_, m)) => Some(Some(Cow::Owned(db.log.read_event(m.current)?))),
