@@ -22,6 +22,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use annals::{Annals, AsOf, At, Event, ImportFormat, Query};
+use common::sqlite::{month_days, Sqlite};
 use common::{crc32, dir_bytes, peak_rss_kib, Rng, Workload, BATCH};
 
 const BACKENDS: [&str; 3] = ["raw", "sqlite", "annals"];
@@ -126,19 +127,6 @@ fn picks(work: &Path) -> (Vec<(String, String)>, Vec<String>) {
         .unzip()
 }
 
-fn day(e: &Event) -> i64 {
-    e.occurred.start().div_euclid(86_400_000_000)
-}
-
-/// The months' bounds in days, for the SQL queries.
-fn month_days(month: &str) -> (i64, i64) {
-    let p = annals::TimePoint::parse(month).unwrap();
-    (
-        p.start.div_euclid(86_400_000_000),
-        (p.end() - 1).div_euclid(86_400_000_000),
-    )
-}
-
 trait Backend {
     fn append(&mut self, batch: &[Event]);
     fn close(self: Box<Self>);
@@ -231,72 +219,9 @@ impl Backend for Raw {
 
 // ------------------------------------------------------------------ SQLite
 
-struct Sqlite {
-    conn: rusqlite::Connection,
-    seq: i64,
-}
-
-impl Sqlite {
-    fn open(dir: &Path) -> Sqlite {
-        let conn = rusqlite::Connection::open(dir.join("sqlite.db")).unwrap();
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, id TEXT UNIQUE, day INTEGER, kind TEXT, body TEXT);
-             CREATE TABLE IF NOT EXISTS by_country(country TEXT, day INTEGER, seq INTEGER);
-             CREATE TABLE IF NOT EXISTS by_actor(actor TEXT, day INTEGER, seq INTEGER);
-             CREATE INDEX IF NOT EXISTS country_day ON by_country(country, day);
-             CREATE INDEX IF NOT EXISTS actor_day ON by_actor(actor, day);
-             CREATE INDEX IF NOT EXISTS event_day ON events(day);",
-        )
-        .unwrap();
-        let seq = conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
-            .unwrap();
-        Sqlite { conn, seq }
-    }
-
-    fn events(&self, sql: &str, params: impl rusqlite::Params) -> usize {
-        let mut st = self.conn.prepare_cached(sql).unwrap();
-        let rows = st.query_map(params, |r| r.get::<_, String>(0)).unwrap();
-        rows.filter(|b| annals::parse_event(b.as_ref().unwrap()).is_ok())
-            .count()
-    }
-}
-
 impl Backend for Sqlite {
     fn append(&mut self, batch: &[Event]) {
-        let tx = self.conn.transaction().unwrap();
-        {
-            let mut ev = tx
-                .prepare_cached("INSERT INTO events VALUES (?1, ?2, ?3, ?4, ?5)")
-                .unwrap();
-            let mut c = tx
-                .prepare_cached("INSERT INTO by_country VALUES (?1, ?2, ?3)")
-                .unwrap();
-            let mut a = tx
-                .prepare_cached("INSERT INTO by_actor VALUES (?1, ?2, ?3)")
-                .unwrap();
-            for e in batch {
-                self.seq += 1;
-                let d = day(e);
-                ev.execute(rusqlite::params![
-                    self.seq,
-                    e.id.to_string(),
-                    d,
-                    e.kind,
-                    annals::event_to_line(e, None)
-                ])
-                .unwrap();
-                for cc in &e.countries {
-                    c.execute(rusqlite::params![cc, d, self.seq]).unwrap();
-                }
-                for act in &e.actors {
-                    a.execute(rusqlite::params![act.key(), d, self.seq])
-                        .unwrap();
-                }
-            }
-        }
-        tx.commit().unwrap();
+        Sqlite::append(self, batch);
     }
     fn close(self: Box<Self>) {}
 }
@@ -489,11 +414,11 @@ fn child(backend: &str, n: usize, work: &Path, dir: &Path, quick: bool) {
             // The first read after opening builds the rows; later reads at
             // the same head share them.
             let t = Instant::now();
-            std::hint::black_box(db.by_country().len());
+            std::hint::black_box(db.by_country().unwrap().len());
             out.insert("view_head_cold_ms".into(), ms(t.elapsed()));
             for _ in 0..k.min(if quick { 5 } else { 21 }) {
                 let t = Instant::now();
-                std::hint::black_box(db.by_country().len());
+                std::hint::black_box(db.by_country().unwrap().len());
                 view_head.push(t.elapsed());
                 let seq = 1 + rng.below(n) as u64;
                 let t = Instant::now();

@@ -653,18 +653,19 @@ impl Annals {
         hits.iter().map(|m| self.current_record(m)).collect()
     }
 
-    /// The by-country view: one row per country, sorted by code.
-    pub fn by_country(&self) -> Arc<[CountryRow]> {
+    /// The by-country view: one row per country, sorted by code. Fails
+    /// only if the view's file is damaged.
+    pub fn by_country(&self) -> Result<Arc<[CountryRow]>> {
         self.cached_rows(|c| &mut c.country, State::country_rows)
     }
 
     /// The by-actor view: one row per actor, sorted by matching key.
-    pub fn by_actor(&self) -> Arc<[ActorRow]> {
+    pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
         self.cached_rows(|c| &mut c.actor, State::actor_rows)
     }
 
     /// The by-date view at a granularity, in bucket order.
-    pub fn by_date(&self, granularity: Granularity) -> Arc<[DateRow]> {
+    pub fn by_date(&self, granularity: Granularity) -> Result<Arc<[DateRow]>> {
         let slot = Granularity::ALL
             .iter()
             .position(|g| *g == granularity)
@@ -678,8 +679,8 @@ impl Annals {
     fn cached_rows<R>(
         &self,
         slot: impl FnOnce(&mut RowCache) -> &mut Option<Arc<[R]>>,
-        build: impl FnOnce(&State) -> Vec<R>,
-    ) -> Arc<[R]> {
+        build: impl FnOnce(&State) -> Result<Vec<R>>,
+    ) -> Result<Arc<[R]>> {
         let state = read(&self.state);
         let mut cache = lock(&self.rows);
         if cache.seq != Some(state.head.seq) {
@@ -690,11 +691,11 @@ impl Annals {
         }
         let slot = slot(&mut cache);
         if let Some(rows) = slot {
-            return rows.clone();
+            return Ok(rows.clone());
         }
-        let rows: Arc<[R]> = build(&state).into();
+        let rows: Arc<[R]> = build(&state)?.into();
         *slot = Some(rows.clone());
-        rows
+        Ok(rows)
     }
 
     /// Sizes and counts. Counting reads every event's metadata.
@@ -708,8 +709,8 @@ impl Annals {
             current: current as u64,
             corrected: corrected as u64,
             retracted: events - current as u64,
-            countries: state.views.by_country.len() as u64,
-            actors: state.views.by_actor.len() as u64,
+            countries: state.views.by_country()?.len() as u64,
+            actors: state.views.by_actor()?.len() as u64,
             disk_bytes: self.log.store().disk_bytes()
                 + state::disk_bytes(&self.dir.join(INDEX_DIR)),
         })

@@ -23,7 +23,7 @@
 //! db.append(vec![drones, sabotage])?;
 //!
 //! // Read a view and query by occurrence time.
-//! let poland = &db.by_country()[0];
+//! let poland = &db.by_country()?[0];
 //! assert_eq!((poland.country.as_str(), poland.count), ("PL", 2));
 //! let autumn = db.query(&Query::new().country("PL").from("2025-10")?.to("2025-12")?)?;
 //! assert_eq!(autumn.len(), 1);

@@ -306,7 +306,7 @@ impl<'a> Reader<'a> {
     /// The by-country view.
     pub fn by_country(&self) -> Result<Arc<[CountryRow]>> {
         if self.at_main_head() {
-            return Ok(self.db.by_country());
+            return self.db.by_country();
         }
         let v = self.views()?;
         Ok(v.1.country_rows(&v.0).into())
@@ -315,7 +315,7 @@ impl<'a> Reader<'a> {
     /// The by-actor view.
     pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
         if self.at_main_head() {
-            return Ok(self.db.by_actor());
+            return self.db.by_actor();
         }
         let v = self.views()?;
         Ok(v.1.actor_rows(&v.0).into())
@@ -324,7 +324,7 @@ impl<'a> Reader<'a> {
     /// The by-date view at a granularity.
     pub fn by_date(&self, g: Granularity) -> Result<Arc<[DateRow]>> {
         if self.at_main_head() {
-            return Ok(self.db.by_date(g));
+            return self.db.by_date(g);
         }
         let v = self.views()?;
         Ok(v.1.date_rows(&v.0, g).into())
@@ -356,7 +356,7 @@ impl<'a> Reader<'a> {
     fn main_views(&self) -> Result<NamedViews> {
         if self.at_main_head() {
             let state = self.db.read_state();
-            return Ok(Arc::new((state.names.clone(), state.views.clone())));
+            return Ok(Arc::new((state.names.clone(), state.views.to_views()?)));
         }
         // Start from whichever fold is nearer: a snapshot at or before the
         // seq (then replay forward), or one after it or the head (then

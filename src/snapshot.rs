@@ -14,6 +14,9 @@ use crate::log::Head;
 use crate::projection::Views;
 use crate::state::save_checkpoint;
 
+/// Most view snapshots kept on disk.
+const MAX_SNAPSHOTS: usize = 20;
+
 /// Folder of the snapshot files, in the database folder.
 pub(crate) const SNAPSHOT_DIR: &str = "snapshots";
 
@@ -57,7 +60,7 @@ impl Annals {
             return Ok((head, views, read(&self.state).names.clone()));
         }
         let state = read(&self.state);
-        Ok((state.head, state.views.clone(), state.names.clone()))
+        Ok((state.head, state.views.to_views()?, state.names.clone()))
     }
 
     /// The first of the candidate snapshot files that is intact and
@@ -75,10 +78,23 @@ impl Annals {
         let (head, path) = {
             let state = read(&self.state);
             let path = dir.join(format!("{:020}.views", state.head.seq));
-            save_checkpoint(&path, &(state.head, &state.views), true)?;
+            save_checkpoint(&path, &(state.head, state.views.borrowed()?), true)?;
             (state.head, path)
         };
-        lock(&self.snapshots).insert(head.seq, path);
+        let mut snaps = lock(&self.snapshots);
+        snaps.insert(head.seq, path);
+        // Thin out: past MAX_SNAPSHOTS, every other one goes (the newest
+        // stays), so disk stays bounded while the snapshots stay spread
+        // over the whole log: an as-of view replays about head / (2 *
+        // MAX_SNAPSHOTS) entries on average, a few percent of a rebuild.
+        if snaps.len() > MAX_SNAPSHOTS {
+            let drop: Vec<u64> = snaps.keys().rev().skip(1).step_by(2).copied().collect();
+            for seq in drop {
+                if let Some(p) = snaps.remove(&seq) {
+                    let _ = fs::remove_file(p);
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,9 @@ use crate::index::{Index, Meta};
 use crate::intern::{Keys, Names};
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::Event;
-use crate::projection::{ActorRow, CountryRow, DateRow, Views};
+use crate::projection::{
+    apply_to, ActorRow, ByActor, ByCountry, ByDate, CountryRow, DateRow, Display, Views,
+};
 use crate::query::Query;
 use crate::segment::{self, Segment};
 use crate::sync::{read, sync_dir, write};
@@ -28,7 +30,123 @@ pub(crate) struct State {
     pub head: Head,
     pub names: Names,
     pub index: Index,
-    pub views: Views,
+    pub views: HeadViews,
+}
+
+/// The built-in views at the head. Each is read from its own file on
+/// first use: opening reads none of them, the by-country view reads only
+/// its own. The actors' display names, which two views show, are read
+/// with the string table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HeadViews {
+    /// The files of the manifest head's views (none: they start empty).
+    base: Option<PathBuf>,
+    display: Display,
+    by_country: OnceLock<ByCountry>,
+    by_actor: OnceLock<ByActor>,
+    by_date: OnceLock<ByDate>,
+}
+
+/// [`Views`] by reference (same fields, same order, same encoding).
+#[derive(Serialize)]
+pub(crate) struct ViewsRef<'a> {
+    by_country: &'a ByCountry,
+    by_actor: &'a ByActor,
+    by_date: &'a ByDate,
+    display: &'a Display,
+}
+
+fn part<'a, T: DeserializeOwned + Default>(
+    cell: &'a OnceLock<T>,
+    base: Option<&Path>,
+    ext: &str,
+) -> Result<&'a T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = match base {
+        None => T::default(),
+        Some(b) => {
+            let path = b.with_extension(ext);
+            load_checkpoint(&path).ok_or_else(|| {
+                Error::corruption(
+                    0,
+                    format!(
+                        "view file {} is missing or damaged; `annals rebuild` rebuilds it \
+                         from the log",
+                        path.display()
+                    ),
+                )
+            })?
+        }
+    };
+    Ok(cell.get_or_init(|| v))
+}
+
+impl HeadViews {
+    pub(crate) fn by_country(&self) -> Result<&ByCountry> {
+        part(&self.by_country, self.base.as_deref(), "country")
+    }
+
+    pub(crate) fn by_actor(&self) -> Result<&ByActor> {
+        part(&self.by_actor, self.base.as_deref(), "actor")
+    }
+
+    pub(crate) fn by_date(&self) -> Result<&ByDate> {
+        part(&self.by_date, self.base.as_deref(), "date")
+    }
+
+    /// All of the views, as one value.
+    pub(crate) fn to_views(&self) -> Result<Views> {
+        Ok(Views {
+            by_country: self.by_country()?.clone(),
+            by_actor: self.by_actor()?.clone(),
+            by_date: self.by_date()?.clone(),
+            display: self.display.clone(),
+        })
+    }
+
+    /// All of the views, borrowed, serialized exactly as [`Views`].
+    pub(crate) fn borrowed(&self) -> Result<ViewsRef<'_>> {
+        Ok(ViewsRef {
+            by_country: self.by_country()?,
+            by_actor: self.by_actor()?,
+            by_date: self.by_date()?,
+            display: &self.display,
+        })
+    }
+
+    /// Removes `before`'s contribution and adds `after`'s.
+    fn apply(&mut self, before: Option<&Keys>, after: Option<&Keys>) -> Result<()> {
+        self.by_country()?;
+        self.by_actor()?;
+        self.by_date()?;
+        if let (Some(c), Some(a), Some(d)) = (
+            self.by_country.get_mut(),
+            self.by_actor.get_mut(),
+            self.by_date.get_mut(),
+        ) {
+            apply_to(c, a, d, &mut self.display, before, after);
+        }
+        Ok(())
+    }
+
+    /// Writes the views to files named after `base`.
+    fn save(&self, base: &Path, head: Head, names: &Names) -> Result<()> {
+        save_checkpoint(&base.with_extension("country"), self.by_country()?, false)?;
+        save_checkpoint(&base.with_extension("actor"), self.by_actor()?, false)?;
+        save_checkpoint(&base.with_extension("date"), self.by_date()?, false)?;
+        save_checkpoint(
+            &base.with_extension("names"),
+            &(head, names, &self.display),
+            false,
+        )
+    }
+
+    /// The names of the files [`HeadViews::save`] writes.
+    fn file_names(base: &str) -> [String; 4] {
+        ["country", "actor", "date", "names"].map(|ext| format!("{base}.{ext}"))
+    }
 }
 
 impl State {
@@ -38,23 +156,28 @@ impl State {
         let before = before.map(|e| Keys::of(&mut self.names, e));
         let after = entry.body.event().map(|e| Keys::of(&mut self.names, e));
         self.index.apply(entry, before.as_ref(), after.as_ref())?;
-        self.views.apply(before.as_ref(), after.as_ref());
-        Ok(())
+        self.views.apply(before.as_ref(), after.as_ref())
     }
 
     /// Rows of the by-country view.
-    pub(crate) fn country_rows(&self) -> Vec<CountryRow> {
-        self.views.country_rows(&self.names)
+    pub(crate) fn country_rows(&self) -> Result<Vec<CountryRow>> {
+        Ok(self
+            .views
+            .by_country()?
+            .rows(&self.names, &self.views.display))
     }
 
     /// Rows of the by-actor view.
-    pub(crate) fn actor_rows(&self) -> Vec<ActorRow> {
-        self.views.actor_rows(&self.names)
+    pub(crate) fn actor_rows(&self) -> Result<Vec<ActorRow>> {
+        Ok(self
+            .views
+            .by_actor()?
+            .rows(&self.names, &self.views.display))
     }
 
     /// Rows of the by-date view.
-    pub(crate) fn date_rows(&self, g: Granularity) -> Vec<DateRow> {
-        self.views.date_rows(&self.names, g)
+    pub(crate) fn date_rows(&self, g: Granularity) -> Result<Vec<DateRow>> {
+        Ok(self.views.by_date()?.rows(&self.names, g))
     }
 
     /// Current events matching a query, as index metadata.
@@ -120,7 +243,8 @@ pub(crate) const INDEX_DIR: &str = "index";
 const MANIFEST_FILE: &str = "MANIFEST";
 
 /// What the derived state on disk covers: the head, the segment files
-/// (oldest first) and the views checkpoint, all in [`INDEX_DIR`].
+/// (oldest first) and the base name of the views' files, all in
+/// [`INDEX_DIR`].
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
     head: Head,
@@ -173,8 +297,9 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
     if next.0 != m.head.seq + 1 {
         return Ok(None);
     }
-    let Some((head, mut names, views)) =
-        load_checkpoint::<(Head, Names, Views)>(&dir.join(&m.views))
+    let base = dir.join(&m.views);
+    let Some((head, mut names, display)) =
+        load_checkpoint::<(Head, Names, Display)>(&base.with_extension("names"))
     else {
         return Ok(None);
     };
@@ -186,7 +311,11 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
         head,
         names,
         index: Index::with_segments(segments),
-        views,
+        views: HeadViews {
+            base: Some(base),
+            display,
+            ..HeadViews::default()
+        },
     }))
 }
 
@@ -197,22 +326,28 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
 pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64) -> Result<State> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let log_head = log.head()?;
-    let state = match load(dir, log, log_head)? {
-        Some(s) => s,
-        None => {
-            remove_unlisted(dir, &[])?;
-            State::default()
+    if let Some(loaded) = load(dir, log, log_head)? {
+        // A replay that fails on the persisted state (a damaged segment
+        // block or view file) falls back to a rebuild from the log, which
+        // reports damage in the log itself.
+        if let Ok(state) = replay(loaded, dir, log, log_head, flush_every) {
+            return Ok(state);
         }
-    };
+    }
+    discard(dir)?;
+    replay(State::default(), dir, log, log_head, flush_every)
+}
+
+/// Replays the log from `state`'s head to `log_head`, flushing every
+/// `flush_every` entries.
+fn replay(state: State, dir: &Path, log: &Log, log_head: Head, flush_every: u64) -> Result<State> {
     let state = RwLock::new(state);
     loop {
         let upto = read(&state).head.seq + flush_every.max(1);
         write(&state).catch_up(log, Some(upto), |_, _| {})?;
-        let s = read(&state);
-        if s.head.seq >= log_head.seq {
+        if read(&state).head.seq >= log_head.seq {
             break;
         }
-        drop(s);
         log.store().sync()?;
         flush(&state, dir)?;
     }
@@ -245,12 +380,12 @@ pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
         let seg = s
             .index
             .seal(&segment_path(dir, lo, s.head.seq), s.head.seq)?;
-        let views = dir.join(format!("views-{:020}.ckpt", s.head.seq));
-        save_checkpoint(&views, &(s.head, &s.names, &s.views), true)?;
+        let views = format!("views-{:020}", s.head.seq);
+        s.views.save(&dir.join(&views), s.head, &s.names)?;
         let head = s.head;
         drop(s);
         write(state).index.install(seg);
-        (head, file_name(&views))
+        (head, views)
     };
     loop {
         let (i, a, b) = {
@@ -275,7 +410,7 @@ pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
         .map(|s| file_name(s.path()))
         .collect();
     let mut keep = segments.clone();
-    keep.push(views_name.clone());
+    keep.extend(HeadViews::file_names(&views_name));
     let manifest = Manifest {
         head,
         segments,

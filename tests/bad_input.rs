@@ -183,7 +183,7 @@ fn conflicting_duplicate_id_is_refused_and_identical_is_a_no_op() {
         "{err}"
     );
     assert_eq!(db.head().seq, 1);
-    assert_eq!(db.by_date(annals::Granularity::Year).len(), 1);
+    assert_eq!(db.by_date(annals::Granularity::Year).unwrap().len(), 1);
 }
 
 #[test]

@@ -33,7 +33,7 @@ fn readers_see_whole_batches_and_writers_lose_nothing() {
                     while !stop.load(Ordering::Relaxed) {
                         let n = db.query(&Query::new().country("BE")).unwrap().len();
                         assert!(n.is_multiple_of(BATCH), "a reader saw part of a batch");
-                        let rows = db.by_country();
+                        let rows = db.by_country().unwrap();
                         assert!(rows
                             .iter()
                             .all(|r| (r.count as usize).is_multiple_of(BATCH)));

@@ -139,18 +139,18 @@ fn kill_the_writer_at_random_moments() {
             "kill {kill}: partial batch, head {head}"
         );
         let kept = (
-            db.by_country(),
-            db.by_actor(),
-            db.by_date(Granularity::Month),
+            db.by_country().unwrap(),
+            db.by_actor().unwrap(),
+            db.by_date(Granularity::Month).unwrap(),
         );
         db.verify().unwrap();
         db.rebuild().unwrap();
         assert_eq!(
             kept,
             (
-                db.by_country(),
-                db.by_actor(),
-                db.by_date(Granularity::Month)
+                db.by_country().unwrap(),
+                db.by_actor().unwrap(),
+                db.by_date(Granularity::Month).unwrap()
             )
         );
     }

@@ -126,6 +126,7 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     .unwrap();
     let days: Vec<(String, &str, u64)> = db
         .by_date(Granularity::Day)
+        .unwrap()
         .iter()
         .map(|r| (r.bucket.clone(), r.precision.name(), r.count))
         .collect();
@@ -140,6 +141,7 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     );
     let row = db
         .by_date(Granularity::Day)
+        .unwrap()
         .iter()
         .find(|r| r.bucket == "2025-09-10")
         .cloned()
@@ -148,6 +150,7 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     assert_eq!(row.by_country.get("RO"), Some(&1));
     let months: Vec<(String, u64)> = db
         .by_date(Granularity::Month)
+        .unwrap()
         .iter()
         .map(|r| (r.bucket.clone(), r.count))
         .collect();
@@ -161,6 +164,7 @@ fn coarse_events_are_not_smeared_across_finer_buckets() {
     );
     let years: Vec<(String, u64)> = db
         .by_date(Granularity::Year)
+        .unwrap()
         .iter()
         .map(|r| (r.bucket.clone(), r.count))
         .collect();

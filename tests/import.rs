@@ -62,7 +62,7 @@ fn gdelt_2_row_field_by_field() {
     assert_eq!(a["actor1_code"], json!("JUD"));
     assert_eq!(a["date_added"], json!("20191024143000"));
     // FIPS codes are converted: the slice has Ukraine, Poland and Russia.
-    let by_country = db.by_country();
+    let by_country = db.by_country().unwrap();
     for cc in ["UA", "PL", "RU"] {
         assert!(by_country.iter().any(|r| r.country == cc), "{cc}");
     }
@@ -130,7 +130,7 @@ fn gdelt_r_export_reads_by_header_with_na() {
         assert!(r.event.sources.is_empty());
         assert!(!r.event.attrs.values().any(|v| v == "NA"));
     }
-    assert!(db.by_country().iter().any(|r| r.country == "GE"));
+    assert!(db.by_country().unwrap().iter().any(|r| r.country == "GE"));
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn living_dataset_corrections_and_deletions() {
         .as_deref()
         .unwrap()
         .starts_with("deleted by ACLED at 2022-12-02"));
-    assert!(!db.by_country().iter().any(|r| r.country == "XK"));
+    assert!(!db.by_country().unwrap().iter().any(|r| r.country == "XK"));
     let s = import(
         &db,
         ImportFormat::AcledDeletions,

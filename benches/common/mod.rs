@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+pub mod sqlite;
+
 use annals::{Event, Occurred, TimePoint};
 
 pub const BATCH: usize = 1_000;

@@ -67,14 +67,14 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
     )?;
 
     step(out, "2. View by country")?;
-    output::by_country(out, format, &db.by_country())?;
+    output::by_country(out, format, &db.by_country()?)?;
     step(out, "3. View by actor")?;
-    output::by_actor(out, format, &db.by_actor())?;
+    output::by_actor(out, format, &db.by_actor()?)?;
     step(
         out,
         "4. View by date, by month (coarser events stay in their year)",
     )?;
-    output::by_date(out, format, &db.by_date(Granularity::Month))?;
+    output::by_date(out, format, &db.by_date(Granularity::Month)?)?;
 
     step(
         out,
@@ -158,7 +158,7 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
         out,
         "11. By country now: UA gained the sabotage, LT never counted",
     )?;
-    output::by_country(out, format, &db.by_country())?;
+    output::by_country(out, format, &db.by_country()?)?;
 
     step(
         out,

@@ -21,9 +21,26 @@ struct ActorAgg {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ByActor {
     rows: BTreeMap<Name, ActorAgg>,
-    /// The name each actor key was first seen under in the log. Never
-    /// forgotten, so that it does not depend on later retractions.
+}
+
+/// The name each actor key was first seen under in the log. Never
+/// forgotten, so that it does not depend on later retractions. Kept apart
+/// from the by-actor rows because the by-country view shows it too.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Display {
     names: BTreeMap<Name, Name>,
+}
+
+impl Display {
+    pub(crate) fn remember(&mut self, k: &Keys) {
+        for (key, shown) in &k.display {
+            self.names.entry(*key).or_insert(*shown);
+        }
+    }
+
+    pub(crate) fn name<'a>(&self, names: &'a Names, key: Name) -> &'a str {
+        names.name(self.names.get(&key).copied().unwrap_or(key))
+    }
 }
 
 /// One row of the by-actor view.
@@ -46,16 +63,6 @@ pub struct ActorRow {
 }
 
 impl ByActor {
-    pub(crate) fn remember_names(&mut self, k: &Keys) {
-        for (key, shown) in &k.display {
-            self.names.entry(*key).or_insert(*shown);
-        }
-    }
-
-    pub(crate) fn display_name<'a>(&self, names: &'a Names, key: Name) -> &'a str {
-        names.name(self.names.get(&key).copied().unwrap_or(key))
-    }
-
     pub(crate) fn bump(&mut self, k: &Keys, delta: i64) {
         for (key, role) in &k.actors {
             bump(
@@ -84,7 +91,7 @@ impl ByActor {
         self.rows.len()
     }
 
-    pub(crate) fn rows(&self, names: &Names) -> Vec<ActorRow> {
+    pub(crate) fn rows(&self, names: &Names, display: &Display) -> Vec<ActorRow> {
         let mut rows: Vec<(&str, ActorRow)> = self
             .rows
             .iter()
@@ -98,7 +105,7 @@ impl ByActor {
                 (
                     names.name(*key),
                     ActorRow {
-                        actor: self.display_name(names, *key).to_string(),
+                        actor: display.name(names, *key).to_string(),
                         count: agg.count,
                         by_kind: named(names, &agg.by_kind),
                         by_role: named(names, &agg.by_role),

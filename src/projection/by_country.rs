@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::by_actor::ByActor;
+use super::by_actor::Display;
 use super::{bump, named, Extent};
 use crate::intern::{Keys, Name, Names};
 
@@ -62,7 +62,7 @@ impl ByCountry {
         self.rows.len()
     }
 
-    pub(crate) fn rows(&self, names: &Names, actors: &ByActor) -> Vec<CountryRow> {
+    pub(crate) fn rows(&self, names: &Names, display: &Display) -> Vec<CountryRow> {
         let mut rows: Vec<CountryRow> = self
             .rows
             .iter()
@@ -73,7 +73,7 @@ impl ByCountry {
                 keys.sort_unstable_by(|a, b| names.name(*a).cmp(names.name(*b)));
                 let shown: Vec<String> = keys
                     .into_iter()
-                    .map(|k| actors.display_name(names, k).to_string())
+                    .map(|k| display.name(names, k).to_string())
                     .collect();
                 CountryRow {
                     country: names.name(*country).to_string(),

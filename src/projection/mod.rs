@@ -23,7 +23,10 @@ use crate::model::Event;
 use crate::time::{Granularity, Micros, Occurred, TimePoint};
 
 pub use by_actor::ActorRow;
+pub(crate) use by_actor::{ByActor, Display};
+pub(crate) use by_country::ByCountry;
 pub use by_country::CountryRow;
+pub(crate) use by_date::ByDate;
 pub use by_date::DateRow;
 pub(crate) use user::Feed;
 pub use user::Registered;
@@ -134,30 +137,50 @@ pub(crate) struct Views {
     pub(crate) by_country: by_country::ByCountry,
     pub(crate) by_actor: by_actor::ByActor,
     pub(crate) by_date: by_date::ByDate,
+    pub(crate) display: Display,
+}
+
+/// Removes `before`'s contribution to each view and adds `after`'s.
+pub(crate) fn apply_to(
+    by_country: &mut by_country::ByCountry,
+    by_actor: &mut by_actor::ByActor,
+    by_date: &mut by_date::ByDate,
+    display: &mut Display,
+    before: Option<&Keys>,
+    after: Option<&Keys>,
+) {
+    if let Some(k) = before {
+        by_country.bump(k, -1);
+        by_actor.bump(k, -1);
+        by_date.bump(k, -1);
+    }
+    if let Some(k) = after {
+        display.remember(k);
+        by_country.bump(k, 1);
+        by_actor.bump(k, 1);
+        by_date.bump(k, 1);
+    }
 }
 
 impl Views {
     /// Removes `before`'s contribution and adds `after`'s.
     pub(crate) fn apply(&mut self, before: Option<&Keys>, after: Option<&Keys>) {
-        if let Some(k) = before {
-            self.by_country.bump(k, -1);
-            self.by_actor.bump(k, -1);
-            self.by_date.bump(k, -1);
-        }
-        if let Some(k) = after {
-            self.by_actor.remember_names(k);
-            self.by_country.bump(k, 1);
-            self.by_actor.bump(k, 1);
-            self.by_date.bump(k, 1);
-        }
+        apply_to(
+            &mut self.by_country,
+            &mut self.by_actor,
+            &mut self.by_date,
+            &mut self.display,
+            before,
+            after,
+        );
     }
 
     pub(crate) fn country_rows(&self, names: &Names) -> Vec<CountryRow> {
-        self.by_country.rows(names, &self.by_actor)
+        self.by_country.rows(names, &self.display)
     }
 
     pub(crate) fn actor_rows(&self, names: &Names) -> Vec<ActorRow> {
-        self.by_actor.rows(names)
+        self.by_actor.rows(names, &self.display)
     }
 
     pub(crate) fn date_rows(&self, names: &Names, g: Granularity) -> Vec<DateRow> {

@@ -1,0 +1,302 @@
+//! Scaling: one database grown in steps (by default to 1M, 3M and 10M
+//! synthetic events, the compare bench's generator), and after each step,
+//! each figure in a fresh process: open + head, peak RSS of read-only
+//! commands, country + month and actor queries (p50, p99), the by-country
+//! view at the head, the step's ingest rate and peak RSS, disk per event.
+//! SQLite gets the same events and answers the same queries.
+//!
+//!     cargo bench --bench scale                                    # 1M, 3M, 10M (about an hour, most of it SQLite)
+//!     ANNALS_SCALE_STEPS=100000,300000 cargo bench --bench scale   # other steps
+//!     ANNALS_SCALE_SQLITE=0 cargo bench --bench scale              # annals only
+//!     ANNALS_BENCH_QUICK=1 cargo bench --bench scale               # CI: 20k, 50k
+//!
+//! Children are this executable with `--child`, so that each figure's
+//! memory is its own. No timing is asserted; the figures are for
+//! `docs/performance.md`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use annals::{Annals, ImportFormat, Query};
+use common::sqlite::{month_days, Sqlite};
+use common::{dir_bytes, peak_rss_kib, Rng, Workload};
+
+type Figures = BTreeMap<String, f64>;
+
+/// Query picks per step.
+const PICKS: usize = 200;
+/// Runs of each open/view child (median taken).
+const RUNS: usize = 5;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+fn report(out: &Figures) {
+    for (k, v) in out {
+        println!("{k} {v}");
+    }
+}
+
+/// `country month actor` lines, one per pick.
+fn read_picks(work: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(work.join("picks"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((
+                f.next()?.to_string(),
+                f.next()?.to_string(),
+                f.next()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn child(what: &str, work: &Path) {
+    let db_path = work.join("annals.db");
+    let mut out = Figures::new();
+    match what {
+        "import" => {
+            let t = Instant::now();
+            let db = Annals::open(&db_path).unwrap();
+            let s = db
+                .import(ImportFormat::Jsonl)
+                .file(work.join("step.jsonl"))
+                .unwrap();
+            db.close().unwrap();
+            out.insert("secs".into(), t.elapsed().as_secs_f64());
+            out.insert("appended".into(), s.appended as f64);
+        }
+        "open" => {
+            let t = Instant::now();
+            let db = Annals::open(&db_path).unwrap();
+            std::hint::black_box(db.head());
+            out.insert("ms".into(), ms(t.elapsed()));
+        }
+        "view" => {
+            let t = Instant::now();
+            let db = Annals::open(&db_path).unwrap();
+            let rows = db.by_country().unwrap();
+            out.insert("ms".into(), ms(t.elapsed()));
+            out.insert("rows".into(), rows.len() as f64);
+        }
+        "queries" => {
+            let db = Annals::open(&db_path).unwrap();
+            let (mut country, mut actor, mut hits) = (Vec::new(), Vec::new(), 0usize);
+            for (c, m, a) in read_picks(work) {
+                let q = Query::new().country(&c).from(&m).unwrap().to(&m).unwrap();
+                let t = Instant::now();
+                hits += db.query(&q).unwrap().len();
+                country.push(ms(t.elapsed()));
+                let t = Instant::now();
+                hits += db.query(&Query::new().actor(&a)).unwrap().len();
+                actor.push(ms(t.elapsed()));
+            }
+            out.insert("country_p50".into(), pct(&mut country, 0.5));
+            out.insert("country_p99".into(), pct(&mut country, 0.99));
+            out.insert("actor_p50".into(), pct(&mut actor, 0.5));
+            out.insert("actor_p99".into(), pct(&mut actor, 0.99));
+            out.insert("hits".into(), hits as f64);
+        }
+        "sqlite-import" => {
+            let mut s = Sqlite::open(work);
+            let t = Instant::now();
+            let text = std::fs::read_to_string(work.join("step.jsonl")).unwrap();
+            let events: Vec<annals::Event> = text
+                .lines()
+                .map(|l| annals::parse_event(l).unwrap())
+                .collect();
+            drop(text);
+            for batch in events.chunks(common::BATCH) {
+                s.append(batch);
+            }
+            out.insert("secs".into(), t.elapsed().as_secs_f64());
+        }
+        "sqlite-queries" => {
+            let s = Sqlite::open(work);
+            let (mut country, mut actor, mut hits) = (Vec::new(), Vec::new(), 0usize);
+            for (c, m, a) in read_picks(work) {
+                let (d0, d1) = month_days(&m);
+                let t = Instant::now();
+                hits += s.events(
+                    "SELECT e.body FROM by_country c JOIN events e ON e.seq = c.seq \
+                     WHERE c.country = ?1 AND c.day BETWEEN ?2 AND ?3",
+                    rusqlite::params![c, d0, d1],
+                );
+                country.push(ms(t.elapsed()));
+                let t = Instant::now();
+                hits += s.events(
+                    "SELECT e.body FROM by_actor a JOIN events e ON e.seq = a.seq WHERE a.actor = ?1",
+                    rusqlite::params![annals::actor_key(&a)],
+                );
+                actor.push(ms(t.elapsed()));
+            }
+            out.insert("country_p50".into(), pct(&mut country, 0.5));
+            out.insert("country_p99".into(), pct(&mut country, 0.99));
+            out.insert("actor_p50".into(), pct(&mut actor, 0.5));
+            out.insert("actor_p99".into(), pct(&mut actor, 0.99));
+            out.insert("hits".into(), hits as f64);
+        }
+        other => panic!("unknown child {other}"),
+    }
+    out.insert("rss_mib".into(), peak_rss_kib() as f64 / 1024.0);
+    report(&out);
+}
+
+/// Runs a child and parses its `name value` lines.
+fn run(what: &str, work: &Path) -> Figures {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--child", what, work.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The median of a figure over several runs of a child.
+fn median_of(what: &str, work: &Path, runs: usize, key: &str) -> (f64, f64) {
+    let figs: Vec<Figures> = (0..runs).map(|_| run(what, work)).collect();
+    let mut v: Vec<f64> = figs.iter().map(|f| f[key]).collect();
+    let mut rss: Vec<f64> = figs.iter().map(|f| f["rss_mib"]).collect();
+    (pct(&mut v, 0.5), pct(&mut rss, 0.5))
+}
+
+/// Wall time of the release CLI's `head` (process start included).
+fn cli_head_ms(db: &Path, runs: usize) -> f64 {
+    let bin = env!("CARGO_BIN_EXE_annals");
+    let mut v: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let out = Command::new(bin)
+                .args(["--db", db.to_str().unwrap(), "head"])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            ms(t.elapsed())
+        })
+        .collect();
+    pct(&mut v, 0.5)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(&args[i + 1], Path::new(&args[i + 2]));
+        return;
+    }
+    let quick = common::quick();
+    let steps: Vec<usize> = std::env::var("ANNALS_SCALE_STEPS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| {
+            if quick {
+                vec![20_000, 50_000]
+            } else {
+                vec![1_000_000, 3_000_000, 10_000_000]
+            }
+        });
+    let sqlite = std::env::var("ANNALS_SCALE_SQLITE").map_or(true, |v| v != "0");
+    let runs = if quick { 1 } else { RUNS };
+    let tmp = tempfile::tempdir().unwrap();
+    let work: PathBuf = std::env::var("ANNALS_SCALE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&work).unwrap();
+    println!(
+        "annals scale: steps {steps:?}, synthetic events in batches of {} \
+         (import reads JSON Lines), figures per step in fresh processes",
+        annals::DEFAULT_BATCH_ROWS
+    );
+    println!(
+        "| events | ingest ev/s (step) | import peak RSS MiB | open+head ms (lib) | `annals head` ms (CLI) | RSS read-only MiB | country+month p50/p99 ms | actor p50/p99 ms | by-country view ms (fresh process) | disk B/event | JSON B/event | SQLite country+month p50/p99 ms | SQLite actor p50/p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut gen = Workload::new(7);
+    let mut rng = Rng(4242);
+    let mut done = 0usize;
+    let mut json_bytes = 0u64;
+    for &target in &steps {
+        let mut picks: Vec<String> = Vec::new();
+        let n = target.saturating_sub(done);
+        // The step's events as JSON Lines; a few become query picks.
+        {
+            let mut f = BufWriter::new(File::create(work.join("step.jsonl")).unwrap());
+            for _ in 0..n {
+                let e = gen.event();
+                let line = annals::event_to_line(&e, None);
+                json_bytes += line.len() as u64 + 1;
+                writeln!(f, "{line}").unwrap();
+                // About PICKS of the step's events, drawn uniformly.
+                if rng.below(n) < PICKS {
+                    // Country and month from a real event (Zipf-weighted,
+                    // like the data); the actor uniform over all actors, as
+                    // in PERFORMANCE.md's peers (~110 rows at 1M events).
+                    if let Some(c) = e.countries.first() {
+                        let month = &annals::format_micros(e.occurred.start())[..7];
+                        let actor = rng.below(common::ACTORS);
+                        picks.push(format!("{c}\t{month}\tActor {actor}"));
+                    }
+                }
+            }
+            f.flush().unwrap();
+        }
+        let picks: String = picks.iter().map(|s| format!("{s}\n")).collect();
+        std::fs::write(work.join("picks"), picks).unwrap();
+        let import = run("import", &work);
+        done = target;
+        let rate = n as f64 / import["secs"];
+        let (open_ms, open_rss) = median_of("open", &work, runs, "ms");
+        let cli = cli_head_ms(&work.join("annals.db"), runs);
+        let (view_ms, view_rss) = median_of("view", &work, runs, "ms");
+        let q = run("queries", &work);
+        let disk = dir_bytes(&work.join("annals.db")) as f64 / done as f64;
+        let sql = if sqlite {
+            run("sqlite-import", &work);
+            let s = run("sqlite-queries", &work);
+            format!(
+                "{:.2} / {:.2} | {:.2} / {:.2}",
+                s["country_p50"], s["country_p99"], s["actor_p50"], s["actor_p99"]
+            )
+        } else {
+            "– | –".to_string()
+        };
+        std::fs::remove_file(work.join("step.jsonl")).unwrap();
+        println!(
+            "| {done} | {rate:.0} | {:.0} | {open_ms:.1} | {cli:.1} | {:.0} (open) / {:.0} (view) / {:.0} (queries) | {:.2} / {:.2} | {:.2} / {:.2} | {view_ms:.1} | {disk:.0} | {:.0} | {sql} |",
+            import["rss_mib"],
+            open_rss,
+            view_rss,
+            q["rss_mib"],
+            q["country_p50"],
+            q["country_p99"],
+            q["actor_p50"],
+            q["actor_p99"],
+            json_bytes as f64 / done as f64,
+        );
+    }
+}
