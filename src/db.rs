@@ -631,26 +631,32 @@ impl Annals {
         Reader::at(self, Line::Main, self.head().seq)
     }
 
-    /// The record of an event whose current version is the one `meta`
-    /// points at.
-    pub(crate) fn current_record(&self, meta: &Meta) -> Result<Record> {
-        Ok(Record {
-            event: self.log.read_event(meta.current)?,
-            position: Position {
-                seq: meta.seq,
-                recorded_at: meta.recorded_at,
-                corrected_seq: meta.corrected_seq(),
-            },
-            retracted_seq: meta.retracted,
-        })
-    }
-
     /// Current events matching `query`, ordered by occurrence start then
     /// seq. Only the matching events are read from the log.
     pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
         query.validate()?;
         let hits = read(&self.state).select(query)?;
-        hits.iter().map(|m| self.current_record(m)).collect()
+        self.current_records(&hits)
+    }
+
+    /// The records of events whose current versions `metas` point at,
+    /// read from the log in seq order (a chunk once for all it holds).
+    pub(crate) fn current_records(&self, metas: &[Meta]) -> Result<Vec<Record>> {
+        let seqs: Vec<u64> = metas.iter().map(|m| m.current).collect();
+        let events = self.log.read_events(&seqs)?;
+        Ok(metas
+            .iter()
+            .zip(events)
+            .map(|(meta, event)| Record {
+                event,
+                position: Position {
+                    seq: meta.seq,
+                    recorded_at: meta.recorded_at,
+                    corrected_seq: meta.corrected_seq(),
+                },
+                retracted_seq: meta.retracted,
+            })
+            .collect())
     }
 
     /// The by-country view: one row per country, sorted by code. Fails

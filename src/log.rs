@@ -174,6 +174,57 @@ impl Log {
         }
     }
 
+    /// The event versions carried by entries `seqs` (in that order), each
+    /// chunk read once however many of them it holds.
+    pub(crate) fn read_events(&self, seqs: &[u64]) -> Result<Vec<Event>> {
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_unstable_by_key(|&i| seqs.get(i).copied().unwrap_or(0));
+        let mut out: Vec<Option<Event>> = vec![None; seqs.len()];
+        let mut chunk: Option<(u64, crate::store::Bytes)> = None;
+        for i in order {
+            let Some(&seq) = seqs.get(i) else { continue };
+            let inherited = self
+                .parent
+                .as_ref()
+                .is_some_and(|(_, base)| seq <= base.seq);
+            let event =
+                if inherited {
+                    self.read_event(seq)?
+                } else {
+                    let fits = |c: &Option<(u64, crate::store::Bytes)>| {
+                        c.as_ref().is_some_and(|(first, bytes)| {
+                            seq >= *first
+                                && unpack_chunk(*first, bytes)
+                                    .is_ok_and(|e| seq - first < e.len() as u64)
+                        })
+                    };
+                    if !fits(&chunk) {
+                        chunk = self.store.chunk_at(&self.name, seq)?;
+                    }
+                    let missing = || Error::corruption(seq, "entry is missing from the log");
+                    let (first, bytes) = chunk.as_ref().ok_or_else(missing)?;
+                    let entries = unpack_chunk(*first, bytes)?;
+                    let stored = usize::try_from(seq - first)
+                        .ok()
+                        .and_then(|k| entries.get(k))
+                        .ok_or_else(missing)?;
+                    match decode_entry(seq, stored)?.0.body {
+                        Body::Event(e) | Body::Correction(e) => e,
+                        Body::Retraction { .. } => return Err(Error::corruption(
+                            seq,
+                            "the index points at a retraction where an event version was expected",
+                        )),
+                    }
+                };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(event);
+            }
+        }
+        out.into_iter()
+            .map(|e| e.ok_or_else(|| Error::Storage("internal: an event was not read".into())))
+            .collect()
+    }
+
     /// The head as stored: the last entry, checked.
     pub(crate) fn head(&self) -> Result<Head> {
         let Some((first, chunk)) = self.store.last_chunk(&self.name)? else {

@@ -238,7 +238,14 @@ impl<'a> Reader<'a> {
             return self.query(q)?.into_iter().try_for_each(f);
         }
         let hits = self.db.read_state().select(q)?;
-        hits.iter().try_for_each(|m| f(self.db.current_record(m)?))
+        // In slices, so that memory holds a slice of events at a time.
+        for slice in hits.chunks(4096) {
+            self.db
+                .current_records(slice)?
+                .into_iter()
+                .try_for_each(&mut *f)?;
+        }
+        Ok(())
     }
 
     fn query_unsorted(&self, q: &Query) -> Result<Vec<Record>> {
@@ -282,10 +289,7 @@ impl<'a> Reader<'a> {
             }
             (unchanged, at_seq)
         };
-        let mut hits = Vec::with_capacity(unchanged.len() + changed.len());
-        for m in &unchanged {
-            hits.push(self.db.current_record(m)?);
-        }
+        let mut hits = self.db.current_records(&unchanged)?;
         for (m, v) in changed {
             let event = self.db.log().read_event(v)?;
             if q.matches(&event) {

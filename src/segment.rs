@@ -25,13 +25,15 @@ use crate::sync::lock;
 
 const MAGIC: &[u8; 8] = b"annalsSG";
 const VERSION: u8 = 1;
-/// Blocks of the tables read a record at a time (first versions, ids) are
-/// cut once they pass this many bytes, so that a point read decodes
-/// little; blocks of the tables read in runs (changes, postings) at
-/// [`RUN_BLOCK_BYTES`].
+/// Blocks of the ids table, read a record at a time, are cut once they
+/// pass this many bytes, so that a point read decodes little; blocks of
+/// the tables read in runs (changes, postings) at [`RUN_BLOCK_BYTES`].
 const POINT_BLOCK_BYTES: usize = 1024;
 const RUN_BLOCK_BYTES: usize = 4096;
-const SUM_BYTES: usize = 8;
+/// A CRC-32 per block: damage in a derived file is an accident to detect,
+/// not an attack (the log's chain hash is BLAKE3), and it is cheap enough
+/// to check on every point read.
+const SUM_BYTES: usize = 4;
 /// Footer length (u32), footer checksum, magic, version.
 const TRAILER_BYTES: usize = 4 + SUM_BYTES + 8 + 1;
 /// Bloom filter bits per id: about 1% false positives with 7 probes.
@@ -90,9 +92,36 @@ impl Footer {
 }
 
 fn checksum(bytes: &[u8]) -> [u8; SUM_BYTES] {
-    let mut out = [0u8; SUM_BYTES];
-    out.copy_from_slice(&blake3::hash(bytes).as_bytes()[..SUM_BYTES]);
-    out
+    crc32fast::hash(bytes).to_le_bytes()
+}
+
+/// First versions are fixed-size records in pages of [`PAGE_RECORDS`],
+/// each page followed by its checksum: event numbers are dense, so a
+/// record's place is computed, with no block index, and a point read
+/// decodes one record.
+const CREATED_BYTES: usize = 32;
+const PAGE_RECORDS: usize = 64;
+const PAGE_BYTES: usize = PAGE_RECORDS * CREATED_BYTES + SUM_BYTES;
+
+impl Created {
+    fn to_bytes(self) -> [u8; CREATED_BYTES] {
+        let mut b = [0u8; CREATED_BYTES];
+        b[..8].copy_from_slice(&self.seq.to_le_bytes());
+        b[8..16].copy_from_slice(&self.recorded_at.to_le_bytes());
+        b[16..24].copy_from_slice(&self.start.to_le_bytes());
+        b[24..].copy_from_slice(&self.end.to_le_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Created> {
+        let word = |i: usize| -> Option<[u8; 8]> { b.get(i..i + 8)?.try_into().ok() };
+        Some(Created {
+            seq: u64::from_le_bytes(word(0)?),
+            recorded_at: i64::from_le_bytes(word(8)?),
+            start: i64::from_le_bytes(word(16)?),
+            end: i64::from_le_bytes(word(24)?),
+        })
+    }
 }
 
 fn config() -> bincode::config::Configuration {
@@ -220,6 +249,26 @@ impl Writer {
         self.put(&bytes)
     }
 
+    /// Writes first versions, in event-number order, as checksummed pages.
+    fn created(&mut self, records: impl Iterator<Item = Result<(u32, Created)>>) -> Result<Region> {
+        let start = self.offset;
+        let mut page: Vec<u8> = Vec::with_capacity(PAGE_BYTES);
+        for r in records {
+            let (_, c) = r?;
+            page.extend_from_slice(&c.to_bytes());
+            if page.len() == PAGE_RECORDS * CREATED_BYTES {
+                self.put_checked(std::mem::take(&mut page))?;
+            }
+        }
+        if !page.is_empty() {
+            self.put_checked(page)?;
+        }
+        Ok(Region {
+            offset: start,
+            len: self.offset - start,
+        })
+    }
+
     /// Writes a sorted table in blocks and its block index; returns the
     /// index's region and the number of records.
     fn table<K: Serialize + Clone, V: Serialize>(
@@ -294,7 +343,7 @@ where
         offset: 0,
         path: tmp.clone(),
     };
-    let (created, _) = w.table(parts.created, POINT_BLOCK_BYTES, |_, _| {})?;
+    let created = w.created(parts.created)?;
     let mut bloom = Bloom::new(parts.id_count);
     let (ids, _) = w.table(parts.ids, POINT_BLOCK_BYTES, |id, _| bloom.insert(id))?;
     let (changes, _) = w.table(parts.changes, RUN_BLOCK_BYTES, |_, _| {})?;
@@ -519,7 +568,8 @@ pub(crate) struct Segment {
     path: PathBuf,
     file: File,
     pub footer: Footer,
-    created: Table<u32, Created>,
+    /// The last page of first versions read: (page, records).
+    created_page: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
     ids: Table<[u8; 16], u32>,
     changes: Table<(u32, u64), Changed>,
     postings: Table<(u64, u32), Vec<u32>>,
@@ -573,7 +623,7 @@ impl Segment {
         Ok(Segment {
             path: path.to_path_buf(),
             file,
-            created: Table::new(footer.tables[0]),
+            created_page: Mutex::new(None),
             ids: Table::new(footer.tables[1]),
             changes: Table::new(footer.tables[2]),
             postings: Table::new(footer.tables[3]),
@@ -588,16 +638,62 @@ impl Segment {
         &self.path
     }
 
+    /// The records of page `p` of first versions.
+    fn created_page(&self, p: u64) -> Result<Arc<Vec<u8>>> {
+        if let Some((at, page)) = &*lock(&self.created_page) {
+            if *at == p {
+                return Ok(Arc::clone(page));
+            }
+        }
+        let count = u64::from(self.footer.ev_hi - self.footer.ev_lo);
+        let first = p * PAGE_RECORDS as u64;
+        let records = count.saturating_sub(first).min(PAGE_RECORDS as u64);
+        if records == 0 {
+            return Err(damaged(
+                &self.path,
+                format!("no page {p} of first versions"),
+            ));
+        }
+        let region = self.footer.tables[0];
+        let offset = region.offset + p * PAGE_BYTES as u64;
+        let len = records * CREATED_BYTES as u64 + SUM_BYTES as u64;
+        if offset + len > region.offset + region.len {
+            return Err(damaged(&self.path, "first versions region too short"));
+        }
+        let page = Arc::new(read_checked(
+            &self.file,
+            &self.path,
+            Region { offset, len },
+        )?);
+        *lock(&self.created_page) = Some((p, Arc::clone(&page)));
+        Ok(page)
+    }
+
     /// The first version of event `n`, created in this segment.
     pub(crate) fn created(&self, n: u32) -> Result<Created> {
-        self.created
-            .get(&self.file, &self.path, &n)?
+        let i = u64::from(n.wrapping_sub(self.footer.ev_lo));
+        if n < self.footer.ev_lo || n >= self.footer.ev_hi {
+            return Err(damaged(&self.path, format!("event number {n} is not here")));
+        }
+        let page = self.created_page(i / PAGE_RECORDS as u64)?;
+        let at = (i % PAGE_RECORDS as u64) as usize * CREATED_BYTES;
+        page.get(at..at + CREATED_BYTES)
+            .and_then(Created::from_bytes)
             .ok_or_else(|| damaged(&self.path, format!("event number {n} missing")))
     }
 
     /// Every event created here, in order.
     pub(crate) fn scan_created(&self) -> impl Iterator<Item = Result<(u32, Created)>> + '_ {
-        self.created.scan(&self.file, &self.path, None)
+        let (lo, hi) = (self.footer.ev_lo, self.footer.ev_hi);
+        let mut failed = false;
+        (lo..hi).map_while(move |n| {
+            if failed {
+                return None;
+            }
+            let r = self.created(n).map(|c| (n, c));
+            failed = r.is_err();
+            Some(r)
+        })
     }
 
     fn bloom(&self) -> Result<Arc<Bloom>> {
