@@ -116,14 +116,19 @@ fn child(what: &str, work: &Path) {
         "sqlite-import" => {
             let mut s = Sqlite::open(work);
             let t = Instant::now();
-            let text = std::fs::read_to_string(work.join("step.jsonl")).unwrap();
-            let events: Vec<annals::Event> = text
-                .lines()
-                .map(|l| annals::parse_event(l).unwrap())
-                .collect();
-            drop(text);
-            for batch in events.chunks(common::BATCH) {
-                s.append(batch);
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+                File::open(work.join("step.jsonl")).unwrap(),
+            ));
+            loop {
+                let batch: Vec<annals::Event> = lines
+                    .by_ref()
+                    .take(common::BATCH)
+                    .map(|l| annals::parse_event(&l.unwrap()).unwrap())
+                    .collect();
+                if batch.is_empty() {
+                    break;
+                }
+                s.append(&batch);
             }
             out.insert("secs".into(), t.elapsed().as_secs_f64());
         }

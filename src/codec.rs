@@ -7,13 +7,19 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::entry::{Body, Entry, Hash};
 use crate::error::{Error, Result};
-use crate::log::{Body, Entry, Hash};
 use crate::model::{Actor, Event, Location, Source};
 use crate::time::{Micros, Occurred, Precision, TimePoint};
 
-/// Version byte of the entry envelope.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version byte of the entry envelope written now. Version 2 chains a
+/// digest of the payload instead of the payload itself, so that an
+/// event's payload can later be erased (a legal erasure request) while the
+/// chain still verifies from the digest. Version 1 entries (annals before
+/// December 2026) are still read and verified.
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format, whose chain hash covers the payload bytes.
+const FORMAT_V1: u8 = 1;
 /// Bytes before the payload: version, seq, previous hash, hash.
 pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
 /// Largest encoded entry, so that an entry always fits one chunk and a
@@ -21,6 +27,7 @@ pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
 pub const MAX_ENTRY_BYTES: usize = 96 * 1024;
 
 const HASH_DOMAIN: &[u8] = b"annals/entry/v1";
+const HASH_DOMAIN_V2: &[u8] = b"annals/entry/v2";
 
 #[derive(Serialize, Deserialize)]
 struct StoredEntry<'a> {
@@ -174,9 +181,26 @@ fn event_from(seq: u64, s: StoredEvent<'_>) -> Result<Event> {
     })
 }
 
-/// The chain hash of an entry: BLAKE3 over a domain tag, the seq, the
-/// predecessor's hash and the payload bytes.
+/// The chain hash of a current (version 2) entry: BLAKE3 over a domain
+/// tag, the seq, the predecessor's hash and the BLAKE3 digest of the
+/// payload.
 pub fn chain_hash(seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
+    chain_hash_of_digest(seq, prev, blake3::hash(payload).as_bytes())
+}
+
+/// The version 2 chain hash from the payload's digest alone: what lets an
+/// erased payload's entry still verify.
+pub fn chain_hash_of_digest(seq: u64, prev: &Hash, digest: &Hash) -> Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(HASH_DOMAIN_V2);
+    h.update(&seq.to_be_bytes());
+    h.update(prev);
+    h.update(digest);
+    *h.finalize().as_bytes()
+}
+
+/// The chain hash of a version 1 entry: over the payload bytes.
+fn chain_hash_v1(seq: u64, prev: &Hash, payload: &[u8]) -> Hash {
     let mut h = blake3::Hasher::new();
     h.update(HASH_DOMAIN);
     h.update(&seq.to_be_bytes());
@@ -257,12 +281,16 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
     seq_bytes.copy_from_slice(&header[1..9]);
     prev.copy_from_slice(&header[9..41]);
     hash.copy_from_slice(&header[41..73]);
-    if header[0] != FORMAT_VERSION {
-        return Err(Error::corruption(
-            seq,
-            format!("unknown format version {}", header[0]),
-        ));
-    }
+    let expected = match header[0] {
+        FORMAT_VERSION => chain_hash(seq, &prev, payload),
+        FORMAT_V1 => chain_hash_v1(seq, &prev, payload),
+        other => {
+            return Err(Error::corruption(
+                seq,
+                format!("unknown format version {other}"),
+            ))
+        }
+    };
     let stored_seq = u64::from_be_bytes(seq_bytes);
     if stored_seq != seq {
         return Err(Error::corruption(
@@ -270,7 +298,7 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
             format!("entry stored under seq {seq} says it is seq {stored_seq}"),
         ));
     }
-    if chain_hash(seq, &prev, payload) != hash {
+    if expected != hash {
         return Err(Error::corruption(
             seq,
             "checksum mismatch: the entry's bytes changed",
@@ -464,5 +492,26 @@ mod tests {
         }
         assert!(decode_entry(6, &bytes).is_err());
         assert!(decode_entry(5, &bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn version_1_entries_still_verify_and_v2_chains_a_digest() {
+        let prev = [3u8; 32];
+        let original = sample();
+        let (mut bytes, hash) = encode_entry(&original, &prev).unwrap();
+        let payload = bytes[HEADER_BYTES..].to_vec();
+        assert_eq!(
+            hash,
+            chain_hash_of_digest(5, &prev, blake3::hash(&payload).as_bytes())
+        );
+        // The same payload as a version 1 entry.
+        let v1 = chain_hash_v1(5, &prev, &payload);
+        bytes[0] = FORMAT_V1;
+        bytes[41..73].copy_from_slice(&v1);
+        let (entry, env) = decode_entry(5, &bytes).unwrap();
+        assert_eq!((entry, env.hash), (original, v1));
+        // A version 1 entry with a version 2 hash is damage.
+        bytes[41..73].copy_from_slice(&hash);
+        assert!(decode_entry(5, &bytes).is_err());
     }
 }

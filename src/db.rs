@@ -327,6 +327,7 @@ impl Annals {
             store = wrap(store);
         }
         let log = Arc::new(Log::main(store));
+        upgrade_derived(&dir)?;
         let state = state::open(&dir.join(INDEX_DIR), &log, b.checkpoint_every_entries)?;
         let branches = load_branches(&log)?;
         let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
@@ -794,6 +795,23 @@ impl Annals {
         }
         Ok(())
     }
+}
+
+/// Removes the derived files of the first on-disk format (annals before
+/// December 2026): a whole-state checkpoint and view snapshots of another
+/// layout. The log is read as it is (its entries keep their format); the
+/// index and views are rebuilt from it on this open.
+fn upgrade_derived(dir: &Path) -> Result<()> {
+    let legacy = dir.join("state.ckpt");
+    if !legacy.exists() {
+        return Ok(());
+    }
+    let snapshots = dir.join(SNAPSHOT_DIR);
+    match fs::remove_dir_all(&snapshots) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&snapshots, e)),
+        _ => {}
+    }
+    fs::remove_file(&legacy).map_err(|e| Error::io(&legacy, e))
 }
 
 /// Where a version of an event is while a batch is prepared.

@@ -47,6 +47,7 @@ mod branch;
 mod codec;
 mod country;
 mod db;
+mod entry;
 mod error;
 mod export;
 mod import;
@@ -71,6 +72,7 @@ pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_N
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
+pub use entry::{hex, Body, Entry, Hash, Head};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, CSV_COLUMNS};
 pub use import::{
@@ -81,7 +83,6 @@ pub use integrity::VerifyReport;
 pub use json::{
     event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES,
 };
-pub use log::{hex, Body, Entry, Hash, Head};
 pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
     MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,

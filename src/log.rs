@@ -1,105 +1,17 @@
 //! The append-only log: entries, the hash chain that links them, and the
 //! checked reads and writes over a [`Storage`].
 
-use uuid::Uuid;
-
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::codec::{decode_entry, encode_entry, pack_chunks, unpack_chunk};
+pub(crate) use crate::entry::{Body, Entry, Hash, Head};
 use crate::error::{Error, Result};
 use crate::model::Event;
 use crate::store::{Storage, MAIN_LOG};
 
 /// A checked iterator over entries with their chain hashes.
 pub(crate) type EntryIter<'a> = Box<dyn Iterator<Item = Result<(Entry, Hash)>> + 'a>;
-use crate::time::Micros;
-
-/// A BLAKE3 chain hash.
-pub type Hash = [u8; 32];
-
-/// What a log entry does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Body {
-    /// A new event.
-    Event(Event),
-    /// The complete new version of an existing event (same id).
-    Correction(Event),
-    /// Withdraws an event.
-    Retraction {
-        /// The retracted event.
-        id: Uuid,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl Body {
-    /// The id of the event the entry concerns.
-    pub fn id(&self) -> Uuid {
-        match self {
-            Body::Event(e) | Body::Correction(e) => e.id,
-            Body::Retraction { id, .. } => *id,
-        }
-    }
-
-    /// `created`, `corrected` or `retracted`.
-    pub fn action(&self) -> &'static str {
-        match self {
-            Body::Event(_) => "created",
-            Body::Correction(_) => "corrected",
-            Body::Retraction { .. } => "retracted",
-        }
-    }
-
-    /// The event version this entry carries (none for a retraction).
-    pub fn event(&self) -> Option<&Event> {
-        match self {
-            Body::Event(e) | Body::Correction(e) => Some(e),
-            Body::Retraction { .. } => None,
-        }
-    }
-}
-
-/// One entry of the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// Position in the log, gapless from 1.
-    pub seq: u64,
-    /// Transaction time (UTC microseconds), never decreasing along seq.
-    pub recorded_at: Micros,
-    /// What the entry does.
-    pub body: Body,
-}
-
-/// The last entry of a log: what a user anchors elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct Head {
-    /// Seq of the last entry (0 when empty).
-    pub seq: u64,
-    /// Its chain hash (all zeros when empty).
-    pub hash: Hash,
-    /// Its transaction time (0 when empty).
-    pub recorded_at: Micros,
-}
-
-impl Head {
-    /// The chain hash as lowercase hex.
-    pub fn hash_hex(&self) -> String {
-        hex(&self.hash)
-    }
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
 
 /// Checked access to the entries of one log of a [`Storage`]: main, or a
 /// branch, whose entries up to its base come from its parent's log.

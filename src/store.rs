@@ -118,7 +118,7 @@ impl SledStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&dir, e)),
         };
-        let mut synced = crate::db::lock(&self.synced_blobs);
+        let mut synced = crate::sync::lock(&self.synced_blobs);
         let mut present = std::collections::HashSet::new();
         let mut any_new = false;
         for entry in entries {
