@@ -157,6 +157,19 @@ fn child(what: &str, work: &Path) {
             out.insert("actor_p99".into(), pct(&mut actor, 0.99));
             out.insert("hits".into(), hits as f64);
         }
+        "writer" => {
+            // Appends fresh events (durable batches) until killed, saying
+            // how many entries each batch left after the last flush.
+            let db = Annals::open(&db_path).unwrap();
+            let mut w = Workload::new(99);
+            let mut written = 0usize;
+            loop {
+                let batch: Vec<annals::Event> = (0..common::BATCH).map(|_| w.event()).collect();
+                db.append(batch).unwrap();
+                written += common::BATCH;
+                println!("{written}");
+            }
+        }
         other => panic!("unknown child {other}"),
     }
     out.insert("rss_mib".into(), peak_rss_kib() as f64 / 1024.0);
@@ -206,6 +219,26 @@ fn cli_head_ms(db: &Path, runs: usize) -> f64 {
         })
         .collect();
     pct(&mut v, 0.5)
+}
+
+/// Kills a writer after it acknowledged `entries` entries, then times
+/// opens (each replays the tail since the last flush).
+fn open_after_kill(work: &Path, entries: usize, runs: usize) -> (f64, f64) {
+    use std::io::BufRead;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--child", "writer", work.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    for line in std::io::BufReader::new(out).lines() {
+        if line.unwrap().parse::<usize>().unwrap() >= entries {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    median_of("open", work, runs, "ms")
 }
 
 fn main() {
@@ -291,6 +324,7 @@ fn main() {
             "– | –".to_string()
         };
         std::fs::remove_file(work.join("step.jsonl")).unwrap();
+        let last = Some(&target) == steps.last();
         println!(
             "| {done} | {rate:.0} | {:.0} | {open_ms:.1} | {cli:.1} | {:.0} (open) / {:.0} (view) / {:.0} (queries) | {:.2} / {:.2} | {:.2} / {:.2} | {view_ms:.1} | {disk:.0} | {:.0} | {sql} |",
             import["rss_mib"],
@@ -303,5 +337,14 @@ fn main() {
             q["actor_p99"],
             json_bytes as f64 / done as f64,
         );
+        if last {
+            // Last: a writer killed (SIGKILL) half a flush interval after
+            // its last flush, then opens that replay that tail.
+            let tail = if quick { 2_000 } else { 50_000 };
+            let (ms, rss) = open_after_kill(&work, tail, runs);
+            println!(
+                "\nopen after kill -9 with {tail} entries since the last flush: {ms:.1} ms (median of {runs}), peak RSS {rss:.0} MiB"
+            );
+        }
     }
 }

@@ -384,7 +384,11 @@ pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
         s.views.save(&dir.join(&views), s.head, &s.names)?;
         let head = s.head;
         drop(s);
-        write(state).index.install(seg);
+        let mut s = write(state);
+        s.index.install(seg);
+        // Every part is loaded (saving loaded it), so this only matters
+        // if one is dropped later; the old files are about to go.
+        s.views.base = Some(dir.join(&views));
         (head, views)
     };
     loop {
