@@ -101,26 +101,69 @@ pub(crate) fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, delta: i64) {
 }
 
 /// Smallest and largest of a multiset of time points, kept under removal.
+/// A point is packed into one `i64` (start × 8 + precision code, which
+/// keeps the order of (start, precision)) and counted in a `u32`: these
+/// multisets are most of the views' memory (one entry per distinct day
+/// an actor or a country was active), so each entry is kept small.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Extent {
-    firsts: BTreeMap<TimePoint, u64>,
-    lasts: BTreeMap<TimePoint, u64>,
+    firsts: BTreeMap<i64, u32>,
+    lasts: BTreeMap<i64, u32>,
+}
+
+/// Valid starts (years 1-9999) are within ±2^58 µs, so the packing never
+/// overflows; anything else saturates (and would only misorder itself).
+fn pack(p: TimePoint) -> i64 {
+    p.start
+        .saturating_mul(8)
+        .saturating_add(i64::from(p.precision.code()))
+}
+
+fn unpack(k: i64) -> Option<TimePoint> {
+    let code = u8::try_from(k.rem_euclid(8)).ok()?;
+    TimePoint::from_parts(k.div_euclid(8), crate::time::Precision::from_code(code)?)
+}
+
+fn bump_small(map: &mut BTreeMap<i64, u32>, key: i64, delta: i64) {
+    use std::collections::btree_map::Entry as Slot;
+    match map.entry(key) {
+        Slot::Occupied(mut slot) => {
+            let v = slot.get_mut();
+            *v = u32::try_from(i64::from(*v).saturating_add(delta).max(0)).unwrap_or(u32::MAX);
+            if *v == 0 {
+                slot.remove();
+            }
+        }
+        Slot::Vacant(slot) => {
+            if delta > 0 {
+                slot.insert(u32::try_from(delta).unwrap_or(u32::MAX));
+            }
+        }
+    }
 }
 
 impl Extent {
     pub(crate) fn bump(&mut self, occurred: &Occurred, delta: i64) {
-        bump(&mut self.firsts, occurred.from, delta);
-        bump(&mut self.lasts, occurred.to, delta);
+        bump_small(&mut self.firsts, pack(occurred.from), delta);
+        bump_small(&mut self.lasts, pack(occurred.to), delta);
     }
 
     /// The earliest `from` point, as text at its own precision.
     pub(crate) fn first(&self) -> Option<String> {
-        self.firsts.keys().next().map(ToString::to_string)
+        self.firsts
+            .keys()
+            .next()
+            .and_then(|k| unpack(*k))
+            .map(|p| p.to_string())
     }
 
     /// The latest `to` point, as text at its own precision.
     pub(crate) fn last(&self) -> Option<String> {
-        self.lasts.keys().next_back().map(ToString::to_string)
+        self.lasts
+            .keys()
+            .next_back()
+            .and_then(|k| unpack(*k))
+            .map(|p| p.to_string())
     }
 }
 
@@ -185,5 +228,36 @@ impl Views {
 
     pub(crate) fn date_rows(&self, names: &Names, g: Granularity) -> Vec<DateRow> {
         self.by_date.rows(names, g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_points_keep_their_order_and_round_trip() {
+        let points: Vec<TimePoint> = [
+            "0001",
+            "0001-01-01",
+            "1969-12-31",
+            "1970",
+            "1970-01",
+            "1970-01-01",
+            "1970-01-01T00:00:00.000001Z",
+            "2025-09",
+            "2025-09-01",
+            "2025-09-10",
+            "9999-12-31",
+        ]
+        .iter()
+        .map(|s| TimePoint::parse(s).unwrap())
+        .collect();
+        for a in &points {
+            assert_eq!(unpack(pack(*a)), Some(*a));
+            for b in &points {
+                assert_eq!(a.cmp(b), pack(*a).cmp(&pack(*b)), "{a} {b}");
+            }
+        }
     }
 }
