@@ -263,6 +263,11 @@ impl Annals {
         Annals::builder(path).open()
     }
 
+    /// Whether folder `path` holds an annals database.
+    pub fn exists(path: impl AsRef<Path>) -> bool {
+        path.as_ref().join(STORE_DIR).is_dir()
+    }
+
     /// Options for opening the database in folder `path`.
     pub fn builder(path: impl AsRef<Path>) -> Builder {
         Builder {

@@ -91,3 +91,20 @@ pub fn hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+/// Parses a chain hash from 64 hex digits (as [`hex`] and `annals head`
+/// print it).
+pub fn parse_hash(text: &str) -> crate::error::Result<Hash> {
+    let bad =
+        || crate::error::Error::invalid("anchor_hash", format!("`{text}` is not 64 hex digits"));
+    let bytes = text.trim().as_bytes();
+    if bytes.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (slot, pair) in out.iter_mut().zip(bytes.chunks(2)) {
+        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *slot = u8::from_str_radix(s, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}

@@ -378,6 +378,41 @@ pub fn event_to_line(e: &Event, pos: Option<Position>) -> String {
     event_to_value(e, pos).to_string()
 }
 
+/// Reads every event of a JSON Lines input, validating each; `name` names
+/// the input in errors. Blank lines are skipped; a bad line (malformed,
+/// invalid, longer than [`MAX_LINE_BYTES`], not UTF-8) fails the whole
+/// read with its line number, so that nothing is written from a bad file.
+pub fn read_events(input: &mut dyn std::io::BufRead, name: &str) -> Result<Vec<Event>> {
+    use std::io::{BufRead, Read};
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = input
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(name, e))?;
+        if n == 0 {
+            return Ok(events);
+        }
+        line_no += 1;
+        let at = || format!("{name} line {line_no}");
+        if buf.len() > MAX_LINE_BYTES {
+            return Err(
+                Error::invalid("-", format!("line is longer than {MAX_LINE_BYTES} bytes")).at(at()),
+            );
+        }
+        let text = std::str::from_utf8(&buf).map_err(|e| {
+            Error::invalid("-", format!("not valid UTF-8 (byte {})", e.valid_up_to())).at(at())
+        })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        events.push(parse_event(text).map_err(|e| e.at(at()))?);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,7 +72,7 @@ pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_N
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
-pub use entry::{hex, Body, Entry, Hash, Head};
+pub use entry::{hex, parse_hash, Body, Entry, Hash, Head};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, CSV_COLUMNS};
 pub use import::{
@@ -81,7 +81,8 @@ pub use import::{
 };
 pub use integrity::VerifyReport;
 pub use json::{
-    event_from_value, event_to_line, event_to_value, parse_event, Position, MAX_LINE_BYTES,
+    event_from_value, event_to_line, event_to_value, parse_event, read_events, Position,
+    MAX_LINE_BYTES,
 };
 pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,

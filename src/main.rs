@@ -380,7 +380,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         }
         Command::Demo => cli::demo::run(out, format)?,
         Command::Init => {
-            if cli.db.join("store").exists() {
+            if Annals::exists(&cli.db) {
                 return Err(Error::BadPath {
                     path: cli.db,
                     reason: "a database already exists here".into(),
@@ -524,7 +524,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             anchor_hash,
         } => {
             let db = open(&cli.db)?;
-            let hash = parse_hash(&anchor_hash)?;
+            let hash = annals::parse_hash(&anchor_hash).map_err(|e| e.at("arguments"))?;
             let anchor = annals::Head {
                 seq: anchor_seq,
                 hash,
@@ -602,24 +602,6 @@ fn first_seq(written: Vec<annals::Written>) -> u64 {
     written.first().map_or(0, |w| w.seq)
 }
 
-fn parse_hash(hex: &str) -> Result<annals::Hash, Error> {
-    let bad = || Error::Invalid {
-        at: "arguments".into(),
-        field: "anchor_hash".into(),
-        reason: format!("`{hex}` is not 64 hex digits"),
-    };
-    let bytes = hex.trim().as_bytes();
-    if bytes.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
-        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
 fn not_found(id: Uuid) -> Error {
     Error::NotFound {
         at: String::new(),
@@ -684,44 +666,7 @@ fn open_input(file: &str) -> Result<Box<dyn BufRead>, Error> {
 /// Reads and validates every line of a JSON Lines input before anything is
 /// written: a bad line fails the whole batch.
 fn read_events(file: &str) -> Result<Vec<Event>, Error> {
-    let name = input_name(file);
-    let mut input = open_input(file)?;
-    let mut events = Vec::new();
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = input
-            .by_ref()
-            .take(annals::MAX_LINE_BYTES as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::Io {
-                path: name.clone().into(),
-                source: e,
-            })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let at = format!("{name} line {line_no}");
-        if buf.len() > annals::MAX_LINE_BYTES {
-            return Err(Error::Invalid {
-                at,
-                field: "-".into(),
-                reason: format!("line is longer than {} bytes", annals::MAX_LINE_BYTES),
-            });
-        }
-        let text = std::str::from_utf8(&buf).map_err(|e| Error::Invalid {
-            at: at.clone(),
-            field: "-".into(),
-            reason: format!("not valid UTF-8 (byte {})", e.valid_up_to()),
-        })?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        events.push(annals::parse_event(text).map_err(|e| e.at(at))?);
-    }
-    Ok(events)
+    annals::read_events(&mut *open_input(file)?, &input_name(file))
 }
 
 /// Reads one event (a JSON object, possibly over several lines) for
