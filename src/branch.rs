@@ -256,14 +256,16 @@ impl Annals {
         *write(&branch.head) = new_head;
         *lock(&branch.views) = None;
         // Record the head, so that a branch log found shorter on open is
-        // reported as damage rather than read as a shorter history.
+        // reported as damage rather than read as a shorter history. The
+        // batch is committed already: a failure here must not report it
+        // as failed (a retry would apply it twice); it stops further
+        // writes instead, since the storage is failing.
         let meta = BranchMeta {
             durable_head: new_head,
             ..branch.meta.clone()
         };
         if let Err(e) = self.put_branch_meta(&meta) {
-            writer.poisoned = Some(e.to_string());
-            return Err(e);
+            writer.poisoned = Some(format!("recording branch `{name}`'s head: {e}"));
         }
         Ok(written)
     }

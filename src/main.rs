@@ -163,6 +163,25 @@ enum Command {
         #[arg(long)]
         anchor_hash: String,
     },
+    /// List the events that differ between two points of the log (created,
+    /// corrected, retracted), each with its version before and after
+    Changes {
+        /// The earlier point: a seq, or an RFC 3339 time (the last entry
+        /// recorded by then).
+        #[arg(long)]
+        since: String,
+        /// The later point (default: the head).
+        #[arg(long)]
+        until: Option<String>,
+        /// Read this branch instead of main.
+        #[arg(long)]
+        branch: Option<String>,
+        /// Print counts per kind of change, country and actor instead of rows.
+        #[arg(long)]
+        summary: bool,
+        #[command(flatten)]
+        filters: QueryArgs,
+    },
     /// Print sizes and counts.
     Stats,
     /// Check the log and compare every view with a replay; exit 3 on damage.
@@ -452,6 +471,37 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             let db = open(&cli.db)?;
             let records = db.reader(&at.at()?)?.query(&build_query(filters)?)?;
             output::records(out, format, &records)?;
+        }
+        Command::Changes {
+            since,
+            until,
+            branch,
+            summary,
+            filters,
+        } => {
+            let db = open(&cli.db)?;
+            let since = db
+                .reader(&At {
+                    branch: branch.clone(),
+                    as_of: Some(since.parse::<AsOf>().map_err(|e| e.at("--since"))?),
+                })?
+                .seq();
+            let until = until
+                .as_deref()
+                .map(str::parse::<AsOf>)
+                .transpose()
+                .map_err(|e| e.at("--until"))?;
+            let rows = db
+                .reader(&At {
+                    branch,
+                    as_of: until,
+                })?
+                .changes_since(since, &build_query(filters)?)?;
+            if summary {
+                output::change_summary(out, format, &rows)?;
+            } else {
+                output::changes(out, format, &rows)?;
+            }
         }
         Command::View {
             view,

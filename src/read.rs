@@ -456,6 +456,95 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How an event differs between two points of a log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Absent (or not yet created) at the earlier point, current at the later.
+    Created,
+    /// Current at both, in different versions.
+    Corrected,
+    /// Current at the earlier point, retracted at the later.
+    Retracted,
+}
+
+/// One event whose state differs between two points of a log; see
+/// [`Reader::changes_since`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventChange {
+    /// The event.
+    pub id: Uuid,
+    /// What happened to it between the two points.
+    pub kind: ChangeKind,
+    /// Seq of the last entry in the window that concerns it.
+    pub seq: u64,
+    /// Its current record at the earlier point (none if created since).
+    pub before: Option<Record>,
+    /// Its current record at the later point (none if retracted since).
+    pub after: Option<Record>,
+}
+
+impl Reader<'_> {
+    /// Every event whose current state at this reader's seq differs from
+    /// its state at `since` (a seq before it), in the order of the last
+    /// entry that changed it, keeping those whose version before or after
+    /// matches `q` (its limit caps the rows). An event created and
+    /// retracted within the window, or corrected back to what it was, is
+    /// not listed. Memory holds the changed events, not the window.
+    pub fn changes_since(&self, since: u64, q: &Query) -> Result<Vec<EventChange>> {
+        q.validate()?;
+        if since > self.seq {
+            return Err(Error::invalid(
+                "since",
+                format!(
+                    "seq {since} is after the end of the window (seq {})",
+                    self.seq
+                ),
+            ));
+        }
+        let log = line_log(self.db, &self.line);
+        // Ids in the order of their last entry in the window.
+        let mut last: HashMap<Uuid, u64> = HashMap::new();
+        for item in log.entries_after(log.head_at(since)?) {
+            let (entry, _) = item?;
+            if entry.seq > self.seq {
+                break;
+            }
+            last.insert(entry.body.id(), entry.seq);
+        }
+        let mut touched: Vec<(u64, Uuid)> = last.into_iter().map(|(id, s)| (s, id)).collect();
+        touched.sort_unstable();
+        let earlier = Reader::at(self.db, self.line.clone(), since);
+        let live = |r: Option<Record>| r.filter(|r| r.retracted_seq.is_none());
+        let mut out = Vec::new();
+        for (seq, id) in touched {
+            let before = live(earlier.get(id)?);
+            let after = live(self.get(id)?);
+            let kind = match (&before, &after) {
+                (None, Some(_)) => ChangeKind::Created,
+                (Some(_), None) => ChangeKind::Retracted,
+                (Some(b), Some(a)) if b.event != a.event => ChangeKind::Corrected,
+                _ => continue,
+            };
+            let matches = |r: &Option<Record>| r.as_ref().is_some_and(|r| q.matches(&r.event));
+            if !matches(&before) && !matches(&after) {
+                continue;
+            }
+            out.push(EventChange {
+                id,
+                kind,
+                seq,
+                before,
+                after,
+            });
+            if q.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The log a line reads.
 fn line_log(db: &Annals, line: &Line) -> Arc<Log> {
     match line {

@@ -350,3 +350,85 @@ pub fn diff(out: &mut dyn Write, format: Format, rows: &[DiffRow]) -> std::io::R
         .collect();
     print_table(out, &["ROW", "MAIN", "BRANCH", "DIFFERS IN"], &t)
 }
+
+/// Prints the events that changed between two points.
+pub fn changes(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[annals::EventChange],
+) -> std::io::Result<()> {
+    if format != Format::Table {
+        let rows: Vec<Value> = rows
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id.to_string(),
+                    "change": c.kind,
+                    "seq": c.seq,
+                    "before": c.before.as_ref().map(record_json),
+                    "after": c.after.as_ref().map(record_json),
+                })
+            })
+            .collect();
+        return print_json(out, format, &rows);
+    }
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|c| {
+            let shown = c.after.as_ref().or(c.before.as_ref());
+            let e = shown.map(|r| &r.event);
+            vec![
+                c.seq.to_string(),
+                serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                c.id.to_string(),
+                e.map(|e| e.kind.clone()).unwrap_or_default(),
+                e.map(|e| e.countries.join(",")).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(out, &["SEQ", "CHANGE", "ID", "KIND", "COUNTRIES"], &rows)
+}
+
+/// Prints counts of changed events per kind of change, and per country
+/// and actor (of the version after the change, or before a retraction).
+pub fn change_summary(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[annals::EventChange],
+) -> std::io::Result<()> {
+    use std::collections::BTreeMap;
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    let mut countries: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut actors: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for c in rows {
+        let kind = serde_json::to_value(c.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *total.entry(kind.clone()).or_default() += 1;
+        if let Some(r) = c.after.as_ref().or(c.before.as_ref()) {
+            for country in &r.event.countries {
+                *countries
+                    .entry(country.clone())
+                    .or_default()
+                    .entry(kind.clone())
+                    .or_default() += 1;
+            }
+            for a in &r.event.actors {
+                *actors
+                    .entry(a.name.clone())
+                    .or_default()
+                    .entry(kind.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+    print_object(
+        out,
+        format,
+        &json!({"changes": total, "by_country": countries, "by_actor": actors}),
+    )
+}

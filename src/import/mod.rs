@@ -85,10 +85,18 @@ pub struct ImportSummary {
     /// Invalid rows (with `skip_invalid`; otherwise the first one stops the
     /// import).
     pub rejected: u64,
+    /// Seqs of the first and last entries the import wrote (none if it
+    /// wrote nothing): `changes --since first-1 --until last` lists
+    /// exactly what it changed.
+    pub seqs: Option<(u64, u64)>,
 }
 
 impl ImportSummary {
     fn add(&mut self, o: &ImportSummary) {
+        self.seqs = match (self.seqs, o.seqs) {
+            (Some((a, _)), Some((_, d))) => Some((a, d)),
+            (a, b) => a.or(b),
+        };
         self.read += o.read;
         self.appended += o.appended;
         self.corrected += o.corrected;
@@ -338,7 +346,11 @@ impl<'a> Import<'a> {
             return Ok(());
         }
         let db = self.db;
-        let (_, counts) = db.write_with(None, true, |state| decide(db, state, items))?;
+        let (written, mut counts) = db.write_with(None, true, |state| decide(db, state, items))?;
+        let mut new = written.iter().filter(|w| w.new_entry).map(|w| w.seq);
+        if let Some(first) = new.next() {
+            counts.seqs = Some((first, new.next_back().unwrap_or(first)));
+        }
         summary.add(&counts);
         Ok(())
     }
