@@ -81,20 +81,27 @@ pub trait Projection: Send + Sync + 'static {
 }
 
 /// Adds `delta` to a counter, dropping it at zero so that a view after a
-/// retraction equals one that never saw the event.
-pub(crate) fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K, delta: i64) {
+/// retraction equals one that never saw the event. Counters are `u64`,
+/// or `u32` where there are many of them.
+pub(crate) fn bump<K: Ord, V: Copy + Into<i128> + TryFrom<i128>>(
+    map: &mut BTreeMap<K, V>,
+    key: K,
+    delta: i64,
+) {
     use std::collections::btree_map::Entry as Slot;
     match map.entry(key) {
         Slot::Occupied(mut slot) => {
-            let v = slot.get_mut();
-            *v = v.saturating_add_signed(delta);
-            if *v == 0 {
+            let new = (*slot.get()).into() + i128::from(delta);
+            if new <= 0 {
                 slot.remove();
+            } else if let Ok(v) = V::try_from(new) {
+                // (Past the counter's range it stays at its last value.)
+                *slot.get_mut() = v;
             }
         }
         Slot::Vacant(slot) => {
-            if delta > 0 {
-                slot.insert(delta.unsigned_abs());
+            if let (true, Ok(v)) = (delta > 0, V::try_from(i128::from(delta))) {
+                slot.insert(v);
             }
         }
     }
@@ -124,28 +131,10 @@ fn unpack(k: i64) -> Option<TimePoint> {
     TimePoint::from_parts(k.div_euclid(8), crate::time::Precision::from_code(code)?)
 }
 
-fn bump_small(map: &mut BTreeMap<i64, u32>, key: i64, delta: i64) {
-    use std::collections::btree_map::Entry as Slot;
-    match map.entry(key) {
-        Slot::Occupied(mut slot) => {
-            let v = slot.get_mut();
-            *v = u32::try_from(i64::from(*v).saturating_add(delta).max(0)).unwrap_or(u32::MAX);
-            if *v == 0 {
-                slot.remove();
-            }
-        }
-        Slot::Vacant(slot) => {
-            if delta > 0 {
-                slot.insert(u32::try_from(delta).unwrap_or(u32::MAX));
-            }
-        }
-    }
-}
-
 impl Extent {
     pub(crate) fn bump(&mut self, occurred: &Occurred, delta: i64) {
-        bump_small(&mut self.firsts, pack(occurred.from), delta);
-        bump_small(&mut self.lasts, pack(occurred.to), delta);
+        bump(&mut self.firsts, pack(occurred.from), delta);
+        bump(&mut self.lasts, pack(occurred.to), delta);
     }
 
     /// The earliest `from` point, as text at its own precision.
