@@ -440,16 +440,19 @@ impl Annals {
         // as failed (a retried correction would then apply twice).
         {
             let mut state = write(&self.state);
+            state.head = new_head;
             for (entry, before) in entries.iter().zip(&befores) {
                 if let Err(e) = state.apply(entry, before.as_ref()) {
-                    // The derived state cannot follow the log: refuse
-                    // further writes until a reopen rebuilds it.
-                    writer.poisoned =
-                        Some(format!("updating the index after seq {}: {e}", entry.seq));
+                    // The derived state cannot follow the log (a damaged
+                    // segment or view file): reads stay at the prefix it
+                    // holds, writes are refused until a reopen rebuilds it.
+                    writer.poisoned = Some(format!("updating the index at seq {}: {e}", entry.seq));
+                    if let Ok(h) = self.log.head_at(entry.seq - 1) {
+                        state.head = h;
+                    }
                     break;
                 }
             }
-            state.head = new_head;
         }
         self.feed(&entries, &befores);
         lock(&self.subscribers).retain(|tx| entries.iter().all(|e| tx.send(e.clone()).is_ok()));
