@@ -76,7 +76,8 @@ pub(crate) struct Footer {
     /// Event numbers `ev_lo..ev_hi`, created in those seqs.
     pub ev_lo: u32,
     pub ev_hi: u32,
-    /// Block indexes of: created, ids, changes, postings.
+    /// The pages of first versions, then the block indexes of the ids,
+    /// changes and postings tables.
     tables: [Region; 4],
     bloom: Region,
     changed: Region,
@@ -270,17 +271,16 @@ impl Writer {
     }
 
     /// Writes a sorted table in blocks and its block index; returns the
-    /// index's region and the number of records.
+    /// index's region.
     fn table<K: Serialize + Clone, V: Serialize>(
         &mut self,
         records: impl Iterator<Item = Result<(K, V)>>,
         block_bytes: usize,
         mut each: impl FnMut(&K, &V),
-    ) -> Result<(Region, u64)> {
+    ) -> Result<Region> {
         let mut index: Vec<(K, u64, u64)> = Vec::new();
         let mut block: Vec<u8> = Vec::with_capacity(block_bytes + 256);
         let mut first: Option<K> = None;
-        let mut count = 0u64;
         for r in records {
             let (k, v) = r?;
             each(&k, &v);
@@ -288,7 +288,6 @@ impl Writer {
                 first = Some(k.clone());
             }
             encode_into(&(&k, &v), &mut block)?;
-            count += 1;
             if block.len() >= block_bytes {
                 let region = self.put_checked(std::mem::take(&mut block))?;
                 if let Some(k) = first.take() {
@@ -304,7 +303,7 @@ impl Writer {
         }
         let mut bytes = Vec::new();
         encode_into(&index, &mut bytes)?;
-        Ok((self.put_checked(bytes)?, count))
+        self.put_checked(bytes)
     }
 }
 
@@ -345,10 +344,10 @@ where
     };
     let created = w.created(parts.created)?;
     let mut bloom = Bloom::new(parts.id_count);
-    let (ids, _) = w.table(parts.ids, POINT_BLOCK_BYTES, |id, _| bloom.insert(id))?;
-    let (changes, _) = w.table(parts.changes, RUN_BLOCK_BYTES, |_, _| {})?;
+    let ids = w.table(parts.ids, POINT_BLOCK_BYTES, |id, _| bloom.insert(id))?;
+    let changes = w.table(parts.changes, RUN_BLOCK_BYTES, |_, _| {})?;
     let mut postings_total = 0u64;
-    let (postings, _) = w.table(
+    let postings = w.table(
         chunk_postings(parts.postings),
         RUN_BLOCK_BYTES,
         |_, gaps: &Vec<u32>| {
