@@ -1,6 +1,6 @@
 //! Everything derived from the log (index and built-in views) as of one
 //! head: applying entries, catching up from the log, and its persistence
-//! (index segments, a views checkpoint and the manifest naming them, all
+//! (index segments, the views' files and the manifest naming them, all
 //! in `<db>/index/`).
 
 use std::fs;
