@@ -327,11 +327,13 @@ pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64) -> Result<State> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let log_head = log.head()?;
     if let Some(loaded) = load(dir, log, log_head)? {
-        // A replay that fails on the persisted state (a damaged segment
-        // block or view file) falls back to a rebuild from the log, which
-        // reports damage in the log itself.
-        if let Ok(state) = replay(loaded, dir, log, log_head, flush_every) {
-            return Ok(state);
+        match replay(loaded, dir, log, log_head, flush_every) {
+            Ok(state) => return Ok(state),
+            // Damage in a derived file (a segment block, a view file: they
+            // report seq 0) means a rebuild from the log; damage in the
+            // log itself is reported as it is.
+            Err(Error::Corruption { seq: 0, .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     discard(dir)?;
@@ -364,8 +366,8 @@ fn replay(state: State, dir: &Path, log: &Log, log_head: Head, flush_every: u64)
     Ok(state)
 }
 
-/// Persists the tail: seals it into a segment, merges neighbouring
-/// segments of similar size, writes the views checkpoint and then the
+/// Persists the tail: seals it into a segment, writes the views' files,
+/// merges neighbouring segments of similar size, then writes the
 /// manifest, and removes the files it no longer names. The caller holds
 /// the writer lock and has synced the log up to the state's head (the
 /// manifest must never be ahead of the durable log). Readers are held
