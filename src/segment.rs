@@ -710,6 +710,10 @@ impl Segment {
             })
             .collect();
         let b = Arc::new(Bloom { bits });
+        // An empty filter (only a damaged file has one) would divide by zero.
+        if b.bits.is_empty() {
+            return Err(damaged(&self.path, "empty Bloom filter"));
+        }
         *slot = Some(Arc::clone(&b));
         Ok(b)
     }
