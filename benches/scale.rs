@@ -67,6 +67,30 @@ fn read_picks(work: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Times both queries of every pick: p50 and p99 of each, and the rows.
+fn time_picks(
+    work: &Path,
+    mut country_month: impl FnMut(&str, &str) -> usize,
+    mut actor: impl FnMut(&str) -> usize,
+) -> Figures {
+    let (mut country, mut actors, mut hits) = (Vec::new(), Vec::new(), 0usize);
+    for (c, m, a) in read_picks(work) {
+        let t = Instant::now();
+        hits += country_month(&c, &m);
+        country.push(ms(t.elapsed()));
+        let t = Instant::now();
+        hits += actor(&a);
+        actors.push(ms(t.elapsed()));
+    }
+    let mut out = Figures::new();
+    out.insert("country_p50".into(), pct(&mut country, 0.5));
+    out.insert("country_p99".into(), pct(&mut country, 0.99));
+    out.insert("actor_p50".into(), pct(&mut actors, 0.5));
+    out.insert("actor_p99".into(), pct(&mut actors, 0.99));
+    out.insert("hits".into(), hits as f64);
+    out
+}
+
 fn child(what: &str, work: &Path) {
     let db_path = work.join("annals.db");
     let mut out = Figures::new();
@@ -97,21 +121,14 @@ fn child(what: &str, work: &Path) {
         }
         "queries" => {
             let db = Annals::open(&db_path).unwrap();
-            let (mut country, mut actor, mut hits) = (Vec::new(), Vec::new(), 0usize);
-            for (c, m, a) in read_picks(work) {
-                let q = Query::new().country(&c).from(&m).unwrap().to(&m).unwrap();
-                let t = Instant::now();
-                hits += db.query(&q).unwrap().len();
-                country.push(ms(t.elapsed()));
-                let t = Instant::now();
-                hits += db.query(&Query::new().actor(&a)).unwrap().len();
-                actor.push(ms(t.elapsed()));
-            }
-            out.insert("country_p50".into(), pct(&mut country, 0.5));
-            out.insert("country_p99".into(), pct(&mut country, 0.99));
-            out.insert("actor_p50".into(), pct(&mut actor, 0.5));
-            out.insert("actor_p99".into(), pct(&mut actor, 0.99));
-            out.insert("hits".into(), hits as f64);
+            out = time_picks(
+                work,
+                |c, m| {
+                    let q = Query::new().country(c).from(m).unwrap().to(m).unwrap();
+                    db.query(&q).unwrap().len()
+                },
+                |a| db.query(&Query::new().actor(a)).unwrap().len(),
+            );
         }
         "sqlite-import" => {
             let mut s = Sqlite::open(work);
@@ -134,32 +151,27 @@ fn child(what: &str, work: &Path) {
         }
         "sqlite-queries" => {
             let s = Sqlite::open(work);
-            let (mut country, mut actor, mut hits) = (Vec::new(), Vec::new(), 0usize);
-            for (c, m, a) in read_picks(work) {
-                let (d0, d1) = month_days(&m);
-                let t = Instant::now();
-                hits += s.events(
-                    "SELECT e.body FROM by_country c JOIN events e ON e.seq = c.seq \
-                     WHERE c.country = ?1 AND c.day BETWEEN ?2 AND ?3",
-                    rusqlite::params![c, d0, d1],
-                );
-                country.push(ms(t.elapsed()));
-                let t = Instant::now();
-                hits += s.events(
-                    "SELECT e.body FROM by_actor a JOIN events e ON e.seq = a.seq WHERE a.actor = ?1",
-                    rusqlite::params![annals::actor_key(&a)],
-                );
-                actor.push(ms(t.elapsed()));
-            }
-            out.insert("country_p50".into(), pct(&mut country, 0.5));
-            out.insert("country_p99".into(), pct(&mut country, 0.99));
-            out.insert("actor_p50".into(), pct(&mut actor, 0.5));
-            out.insert("actor_p99".into(), pct(&mut actor, 0.99));
-            out.insert("hits".into(), hits as f64);
+            out = time_picks(
+                work,
+                |c, m| {
+                    let (d0, d1) = month_days(m);
+                    s.events(
+                        "SELECT e.body FROM by_country c JOIN events e ON e.seq = c.seq \
+                         WHERE c.country = ?1 AND c.day BETWEEN ?2 AND ?3",
+                        rusqlite::params![c, d0, d1],
+                    )
+                },
+                |a| {
+                    s.events(
+                        "SELECT e.body FROM by_actor a JOIN events e ON e.seq = a.seq WHERE a.actor = ?1",
+                        rusqlite::params![annals::actor_key(a)],
+                    )
+                },
+            );
         }
         "writer" => {
-            // Appends fresh events (durable batches) until killed, saying
-            // how many entries each batch left after the last flush.
+            // Appends fresh events (durable batches) until killed, printing
+            // how many it has written after each batch.
             let db = Annals::open(&db_path).unwrap();
             let mut w = Workload::new(99);
             let mut written = 0usize;

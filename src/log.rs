@@ -60,14 +60,8 @@ impl Log {
                 return parent.read_hashed(seq);
             }
         }
-        let missing = || Error::corruption(seq, "entry is missing from the log");
-        let (first, chunk) = self.store.chunk_at(&self.name, seq)?.ok_or_else(missing)?;
-        let entries = unpack_chunk(first, &chunk)?;
-        let bytes = usize::try_from(seq - first)
-            .ok()
-            .and_then(|i| entries.get(i))
-            .ok_or_else(missing)?;
-        decode_entry(seq, bytes).map(|(e, env)| (e, env.hash))
+        let chunk = self.store.chunk_at(&self.name, seq)?;
+        decode_entry(seq, entry_in(chunk.as_ref(), seq)?).map(|(e, env)| (e, env.hash))
     }
 
     /// Reads and checks one entry.
@@ -77,13 +71,7 @@ impl Log {
 
     /// The event version carried by entry `seq`.
     pub(crate) fn read_event(&self, seq: u64) -> Result<Event> {
-        match self.read(seq)?.body {
-            Body::Event(e) | Body::Correction(e) => Ok(e),
-            Body::Retraction { .. } => Err(Error::corruption(
-                seq,
-                "the index points at a retraction where an event version was expected",
-            )),
-        }
+        version_of(self.read(seq)?)
     }
 
     /// The event versions carried by entries `seqs` (in that order), each
@@ -92,42 +80,29 @@ impl Log {
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_unstable_by_key(|&i| seqs.get(i).copied().unwrap_or(0));
         let mut out: Vec<Option<Event>> = vec![None; seqs.len()];
+        // The chunk last read, with the seqs it holds.
         let mut chunk: Option<(u64, crate::store::Bytes)> = None;
+        let mut holds = 0..0;
         for i in order {
             let Some(&seq) = seqs.get(i) else { continue };
             let inherited = self
                 .parent
                 .as_ref()
                 .is_some_and(|(_, base)| seq <= base.seq);
-            let event =
-                if inherited {
-                    self.read_event(seq)?
-                } else {
-                    let fits = |c: &Option<(u64, crate::store::Bytes)>| {
-                        c.as_ref().is_some_and(|(first, bytes)| {
-                            seq >= *first
-                                && unpack_chunk(*first, bytes)
-                                    .is_ok_and(|e| seq - first < e.len() as u64)
-                        })
+            let event = if inherited {
+                self.read_event(seq)?
+            } else {
+                if !holds.contains(&seq) {
+                    chunk = self.store.chunk_at(&self.name, seq)?;
+                    holds = match &chunk {
+                        Some((first, bytes)) => {
+                            *first..first + unpack_chunk(*first, bytes)?.len() as u64
+                        }
+                        None => 0..0,
                     };
-                    if !fits(&chunk) {
-                        chunk = self.store.chunk_at(&self.name, seq)?;
-                    }
-                    let missing = || Error::corruption(seq, "entry is missing from the log");
-                    let (first, bytes) = chunk.as_ref().ok_or_else(missing)?;
-                    let entries = unpack_chunk(*first, bytes)?;
-                    let stored = usize::try_from(seq - first)
-                        .ok()
-                        .and_then(|k| entries.get(k))
-                        .ok_or_else(missing)?;
-                    match decode_entry(seq, stored)?.0.body {
-                        Body::Event(e) | Body::Correction(e) => e,
-                        Body::Retraction { .. } => return Err(Error::corruption(
-                            seq,
-                            "the index points at a retraction where an event version was expected",
-                        )),
-                    }
-                };
+                }
+                version_of(decode_entry(seq, entry_in(chunk.as_ref(), seq)?)?.0)?
+            };
             if let Some(slot) = out.get_mut(i) {
                 *slot = Some(event);
             }
@@ -258,6 +233,31 @@ impl Log {
             self.store.sync()?;
         }
         Ok(prev)
+    }
+}
+
+/// The stored bytes of entry `seq` in `chunk` (the chunk at or before
+/// it). A missing entry is corruption: callers ask only for seqs the index
+/// or the head says exist.
+fn entry_in(chunk: Option<&(u64, crate::store::Bytes)>, seq: u64) -> Result<&[u8]> {
+    let missing = || Error::corruption(seq, "entry is missing from the log");
+    let (first, bytes) = chunk.ok_or_else(missing)?;
+    let entries = unpack_chunk(*first, bytes)?;
+    seq.checked_sub(*first)
+        .and_then(|k| usize::try_from(k).ok())
+        .and_then(|k| entries.get(k).copied())
+        .ok_or_else(missing)
+}
+
+/// The event version an entry carries; a retraction where a version was
+/// expected means the index is damaged.
+fn version_of(entry: Entry) -> Result<Event> {
+    match entry.body {
+        Body::Event(e) | Body::Correction(e) => Ok(e),
+        Body::Retraction { .. } => Err(Error::corruption(
+            entry.seq,
+            "the index points at a retraction where an event version was expected",
+        )),
     }
 }
 
