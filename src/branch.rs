@@ -213,6 +213,20 @@ impl Annals {
         Ok(diff_rows(main, mine))
     }
 
+    /// Writes a batch to main (`None` or `Some("main")`) or to a branch:
+    /// [`Annals::write`] or [`Annals::write_branch`].
+    pub fn write_on(
+        &self,
+        branch: Option<&str>,
+        ops: Vec<Op>,
+        expect_seq: Option<u64>,
+    ) -> Result<Vec<Written>> {
+        match branch {
+            None | Some("main") => self.write(ops, expect_seq),
+            Some(name) => self.write_branch(name, ops, expect_seq),
+        }
+    }
+
     /// Writes a batch to branch `name`; see [`Annals::write`]. Main never
     /// sees it.
     pub fn write_branch(

@@ -173,6 +173,19 @@ pub struct Record {
     pub retracted_seq: Option<u64>,
 }
 
+impl Record {
+    /// The interchange JSON of the event with its place in the log
+    /// (`seq`, `recorded_at`, `corrected_seq`) and, when retracted,
+    /// `retracted_seq`: what `annals get` and `annals query` print.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = crate::json::event_to_value(&self.event, Some(self.position));
+        if let (Some(seq), serde_json::Value::Object(m)) = (self.retracted_seq, &mut v) {
+            m.insert("retracted_seq".into(), seq.into());
+        }
+        v
+    }
+}
+
 /// One version of an event, from [`Annals::history`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Version {
@@ -186,6 +199,27 @@ pub struct Version {
     pub event: Option<Event>,
     /// A retraction's reason.
     pub reason: Option<String>,
+}
+
+impl Version {
+    /// `{seq, recorded_at, action, event | reason}`: what `annals history`
+    /// prints for the version.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("seq".into(), self.seq.into());
+        m.insert(
+            "recorded_at".into(),
+            crate::time::format_micros(self.recorded_at).into(),
+        );
+        m.insert("action".into(), self.action.into());
+        if let Some(e) = &self.event {
+            m.insert("event".into(), crate::json::event_to_value(e, None));
+        }
+        if let Some(r) = &self.reason {
+            m.insert("reason".into(), r.as_str().into());
+        }
+        serde_json::Value::Object(m)
+    }
 }
 
 /// Sizes and counts, from [`Annals::stats`].

@@ -63,6 +63,30 @@ pub struct Entry {
     pub body: Body,
 }
 
+impl Entry {
+    /// `{seq, recorded_at, action, id, event | reason}`, the event in the
+    /// interchange format: what a subscriber is handed.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("seq".into(), self.seq.into());
+        m.insert(
+            "recorded_at".into(),
+            crate::time::format_micros(self.recorded_at).into(),
+        );
+        m.insert("action".into(), self.body.action().into());
+        m.insert("id".into(), self.body.id().to_string().into());
+        match &self.body {
+            Body::Event(e) | Body::Correction(e) => {
+                m.insert("event".into(), crate::json::event_to_value(e, None));
+            }
+            Body::Retraction { reason, .. } => {
+                m.insert("reason".into(), reason.as_str().into());
+            }
+        }
+        serde_json::Value::Object(m)
+    }
+}
+
 /// The last entry of a log: what a user anchors elsewhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Head {

@@ -45,6 +45,7 @@
 
 mod branch;
 mod codec;
+pub mod columnar;
 mod country;
 mod db;
 mod entry;

@@ -416,7 +416,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         } => {
             let db = open(&cli.db)?;
             let ops = read_events(&file)?.into_iter().map(Op::Append).collect();
-            let written = write_to(&db, branch.as_deref(), ops, expect_seq)?;
+            let written = db.write_on(branch.as_deref(), ops, expect_seq)?;
             let rows: Vec<_> = written
                 .iter()
                 .map(|w| json!({"seq": w.seq, "id": w.id.to_string()}))
@@ -450,12 +450,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             let db = open(&cli.db)?;
             let id = parse_id(&id)?;
             let event = read_one_event(&file, id)?;
-            let seq = first_seq(write_to(
-                &db,
-                branch.as_deref(),
-                vec![Op::Correct(event)],
-                None,
-            )?);
+            let seq = first_seq(db.write_on(branch.as_deref(), vec![Op::Correct(event)], None)?);
             output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
             db.close()?;
         }
@@ -463,7 +458,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             let db = open(&cli.db)?;
             let id = parse_id(&id)?;
             let op = Op::Retract { id, reason };
-            let seq = first_seq(write_to(&db, branch.as_deref(), vec![op], None)?);
+            let seq = first_seq(db.write_on(branch.as_deref(), vec![op], None)?);
             output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
             db.close()?;
         }
@@ -636,18 +631,6 @@ fn damage(out: &mut dyn Write, format: Format, seq: u64, reason: &str) -> Result
 }
 
 /// Writes a batch to main or to a branch.
-fn write_to(
-    db: &Annals,
-    branch: Option<&str>,
-    ops: Vec<Op>,
-    expect_seq: Option<u64>,
-) -> Result<Vec<annals::Written>, Error> {
-    match branch {
-        None | Some("main") => db.write(ops, expect_seq),
-        Some(b) => db.write_branch(b, ops, expect_seq),
-    }
-}
-
 fn first_seq(written: Vec<annals::Written>) -> u64 {
     written.first().map_or(0, |w| w.seq)
 }

@@ -227,8 +227,9 @@ impl<'a> Reader<'a> {
     /// Calls `f` with each current event matching the query, in query
     /// order. At main's head the matches are read from the log one at a
     /// time, so memory holds only their index entries; as of another seq or
-    /// on a branch the result is built whole first.
-    pub(crate) fn for_each_record(
+    /// on a branch the result is built whole first. Stops at the first
+    /// error `f` returns, and returns it.
+    pub fn for_each_record(
         &self,
         q: &Query,
         f: &mut dyn FnMut(Record) -> Result<()>,
@@ -482,6 +483,20 @@ pub struct EventChange {
     pub before: Option<Record>,
     /// Its current record at the later point (none if retracted since).
     pub after: Option<Record>,
+}
+
+impl EventChange {
+    /// `{id, change, seq, before, after}` with both records as
+    /// [`Record::to_json`]: what `annals changes` prints.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "change": self.kind,
+            "seq": self.seq,
+            "before": self.before.as_ref().map(Record::to_json),
+            "after": self.after.as_ref().map(Record::to_json),
+        })
+    }
 }
 
 impl Reader<'_> {

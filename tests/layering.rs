@@ -27,6 +27,7 @@ const LAYERS: &[&[&str]] = &[
         "integrity",
         "projection/user",
         "export",
+        "columnar",
         "import",
     ],
     &["lib"],

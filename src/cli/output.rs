@@ -145,19 +145,10 @@ fn span(first: &Option<String>, last: &Option<String>) -> String {
     }
 }
 
-/// The JSON of an event record (interchange format plus log position).
-pub fn record_json(r: &Record) -> Value {
-    let mut v = annals::event_to_value(&r.event, Some(r.position));
-    if let (Some(seq), Value::Object(m)) = (r.retracted_seq, &mut v) {
-        m.insert("retracted_seq".into(), json!(seq));
-    }
-    v
-}
-
 /// Prints event records.
 pub fn records(out: &mut dyn Write, format: Format, records: &[Record]) -> std::io::Result<()> {
     if format != Format::Table {
-        let rows: Vec<Value> = records.iter().map(record_json).collect();
+        let rows: Vec<Value> = records.iter().map(Record::to_json).collect();
         return print_json(out, format, &rows);
     }
     let rows: Vec<Vec<String>> = records
@@ -197,23 +188,7 @@ pub fn records(out: &mut dyn Write, format: Format, records: &[Record]) -> std::
 /// Prints an event's versions.
 pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std::io::Result<()> {
     if format != Format::Table {
-        let rows: Vec<Value> = versions
-            .iter()
-            .map(|v| {
-                let mut o = json!({
-                    "seq": v.seq,
-                    "recorded_at": annals::format_micros(v.recorded_at),
-                    "action": v.action,
-                });
-                if let (Some(e), Value::Object(m)) = (&v.event, &mut o) {
-                    m.insert("event".into(), annals::event_to_value(e, None));
-                }
-                if let (Some(r), Value::Object(m)) = (&v.reason, &mut o) {
-                    m.insert("reason".into(), json!(r));
-                }
-                o
-            })
-            .collect();
+        let rows: Vec<Value> = versions.iter().map(Version::to_json).collect();
         return print_json(out, format, &rows);
     }
     let rows: Vec<Vec<String>> = versions
@@ -358,18 +333,7 @@ pub fn changes(
     rows: &[annals::EventChange],
 ) -> std::io::Result<()> {
     if format != Format::Table {
-        let rows: Vec<Value> = rows
-            .iter()
-            .map(|c| {
-                json!({
-                    "id": c.id.to_string(),
-                    "change": c.kind,
-                    "seq": c.seq,
-                    "before": c.before.as_ref().map(record_json),
-                    "after": c.after.as_ref().map(record_json),
-                })
-            })
-            .collect();
+        let rows: Vec<Value> = rows.iter().map(annals::EventChange::to_json).collect();
         return print_json(out, format, &rows);
     }
     let rows: Vec<Vec<String>> = rows
