@@ -205,20 +205,14 @@ impl Version {
     /// `{seq, recorded_at, action, event | reason}`: what `annals history`
     /// prints for the version.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        m.insert("seq".into(), self.seq.into());
-        m.insert(
-            "recorded_at".into(),
-            crate::time::format_micros(self.recorded_at).into(),
-        );
-        m.insert("action".into(), self.action.into());
-        if let Some(e) = &self.event {
-            m.insert("event".into(), crate::json::event_to_value(e, None));
-        }
-        if let Some(r) = &self.reason {
-            m.insert("reason".into(), r.as_str().into());
-        }
-        serde_json::Value::Object(m)
+        crate::entry::version_json(
+            self.seq,
+            self.recorded_at,
+            self.action,
+            None,
+            self.event.as_ref(),
+            self.reason.as_deref(),
+        )
     }
 }
 

@@ -67,24 +67,48 @@ impl Entry {
     /// `{seq, recorded_at, action, id, event | reason}`, the event in the
     /// interchange format: what a subscriber is handed.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut m = serde_json::Map::new();
-        m.insert("seq".into(), self.seq.into());
-        m.insert(
-            "recorded_at".into(),
-            crate::time::format_micros(self.recorded_at).into(),
-        );
-        m.insert("action".into(), self.body.action().into());
-        m.insert("id".into(), self.body.id().to_string().into());
-        match &self.body {
-            Body::Event(e) | Body::Correction(e) => {
-                m.insert("event".into(), crate::json::event_to_value(e, None));
-            }
-            Body::Retraction { reason, .. } => {
-                m.insert("reason".into(), reason.as_str().into());
-            }
-        }
-        serde_json::Value::Object(m)
+        let reason = match &self.body {
+            Body::Retraction { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        };
+        version_json(
+            self.seq,
+            self.recorded_at,
+            self.body.action(),
+            Some(self.body.id()),
+            self.body.event(),
+            reason,
+        )
     }
+}
+
+/// The JSON of one version of an event: `{seq, recorded_at, action, id
+/// (when given), event | reason}`; shared by entries and history versions.
+pub(crate) fn version_json(
+    seq: u64,
+    recorded_at: Micros,
+    action: &str,
+    id: Option<Uuid>,
+    event: Option<&Event>,
+    reason: Option<&str>,
+) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("seq".into(), seq.into());
+    m.insert(
+        "recorded_at".into(),
+        crate::time::format_micros(recorded_at).into(),
+    );
+    m.insert("action".into(), action.into());
+    if let Some(id) = id {
+        m.insert("id".into(), id.to_string().into());
+    }
+    if let Some(e) = event {
+        m.insert("event".into(), crate::json::event_to_value(e, None));
+    }
+    if let Some(r) = reason {
+        m.insert("reason".into(), r.into());
+    }
+    serde_json::Value::Object(m)
 }
 
 /// The last entry of a log: what a user anchors elsewhere.
