@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::{
-    check_batch, check_expected, lock, read, write, Annals, Op, Pending, Prepared, Where, Written,
+    check_batch, check_expected, lock, read, write, Annals, Op, Pending, Prepared, Where, Writer,
+    Written,
 };
+use crate::entry::Origin;
 use crate::error::{Error, Result};
 use crate::intern::Names;
 use crate::log::{Entry, Head, Log};
@@ -237,12 +239,22 @@ impl Annals {
     ) -> Result<Vec<Written>> {
         check_batch(&ops)?;
         let branch = self.branch(name)?;
-        let mut writer = lock(&self.writer);
-        if let Some(why) = &writer.poisoned {
-            return Err(Error::Poisoned(why.clone()));
-        }
+        let mut writer = self.lock_writer()?;
+        check_expected(branch.head(), expect_seq)?;
+        self.commit_branch(&mut writer, &branch, ops, &[])
+    }
+
+    /// Prepares and appends a batch to a branch under the writer lock;
+    /// `origins` (by op; may be empty) marks merged entries.
+    pub(crate) fn commit_branch(
+        &self,
+        writer: &mut Writer,
+        branch: &Branch,
+        ops: Vec<Op>,
+        origins: &[Option<Origin>],
+    ) -> Result<Vec<Written>> {
+        let name = &branch.meta.name;
         let head = branch.head();
-        check_expected(head, expect_seq)?;
         let own = read(&branch.entries).len();
         if own + ops.len() > MAX_BRANCH_ENTRIES {
             return Err(Error::invalid(
@@ -253,7 +265,7 @@ impl Annals {
         let reader = Reader::new(self, &At::head().branch(name))?;
         let Prepared {
             entries, written, ..
-        } = self.prepare(&branch.log, head, ops, false, |id| {
+        } = self.prepare(&branch.log, head, ops, false, origins, |id| {
             Ok(reader.get(id)?.map(|r| Pending {
                 created: r.position.seq,
                 original: Where::Log(r.position.seq),
@@ -265,7 +277,7 @@ impl Annals {
         if entries.is_empty() {
             return Ok(written);
         }
-        let new_head = self.append_locked(&mut writer, &branch.log, head, &entries)?;
+        let new_head = self.append_locked(writer, &branch.log, head, &entries)?;
         write(&branch.entries).extend(entries);
         *write(&branch.head) = new_head;
         *lock(&branch.views) = None;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::entry::{Body, Entry, Hash};
+use crate::entry::{Body, Entry, Hash, Origin};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location, Source};
 use crate::time::{Micros, Occurred, Precision, TimePoint};
@@ -20,6 +20,10 @@ use crate::time::{Micros, Occurred, Precision, TimePoint};
 pub const FORMAT_VERSION: u8 = 2;
 /// The first format, whose chain hash covers the payload bytes.
 const FORMAT_V1: u8 = 1;
+/// Version 2 with the entry's merge origin after the entry, in the
+/// payload (so covered by the chain): written only for merged entries, so
+/// that every other entry stays byte for byte what version 2 wrote.
+const FORMAT_MERGED: u8 = 3;
 /// Bytes before the payload: version, seq, previous hash, hash.
 pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
 /// Largest encoded entry, so that an entry always fits one chunk and a
@@ -34,6 +38,9 @@ struct StoredEntry<'a> {
     recorded_at: i64,
     body: StoredBody<'a>,
 }
+
+/// A merged entry's origin: branch, seq, hash.
+type StoredOrigin<'a> = (Cow<'a, str>, u64, [u8; 32]);
 
 #[derive(Serialize, Deserialize)]
 enum StoredBody<'a> {
@@ -226,8 +233,17 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
         body,
     };
     let mut bytes = vec![0u8; HEADER_BYTES];
-    bincode::serde::encode_into_std_write(&stored, &mut bytes, config())
-        .map_err(|e| Error::Storage(format!("encoding entry {}: {e}", entry.seq)))?;
+    let encoding = |e| Error::Storage(format!("encoding entry {}: {e}", entry.seq));
+    bincode::serde::encode_into_std_write(&stored, &mut bytes, config()).map_err(encoding)?;
+    let version = match &entry.origin {
+        None => FORMAT_VERSION,
+        Some(o) => {
+            let origin: StoredOrigin<'_> = (Cow::Borrowed(&o.branch), o.seq, o.hash);
+            bincode::serde::encode_into_std_write(origin, &mut bytes, config())
+                .map_err(encoding)?;
+            FORMAT_MERGED
+        }
+    };
     if bytes.len() > MAX_ENTRY_BYTES {
         return Err(Error::invalid(
             "-",
@@ -242,13 +258,13 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
         prev,
         bytes.get(HEADER_BYTES..).unwrap_or_default(),
     );
-    write_header(&mut bytes, entry.seq, prev, &hash);
+    write_header(&mut bytes, version, entry.seq, prev, &hash);
     Ok((bytes, hash))
 }
 
-fn write_header(bytes: &mut [u8], seq: u64, prev: &Hash, hash: &Hash) {
+fn write_header(bytes: &mut [u8], version: u8, seq: u64, prev: &Hash, hash: &Hash) {
     if let Some(h) = bytes.get_mut(..HEADER_BYTES) {
-        h[0] = FORMAT_VERSION;
+        h[0] = version;
         h[1..9].copy_from_slice(&seq.to_be_bytes());
         h[9..41].copy_from_slice(prev);
         h[41..73].copy_from_slice(hash);
@@ -263,6 +279,8 @@ pub struct Envelope<'a> {
     pub hash: Hash,
     /// The bincode payload.
     pub payload: &'a [u8],
+    /// The format version byte.
+    pub version: u8,
 }
 
 /// Splits and checks the envelope of the entry stored under `seq`: version,
@@ -282,7 +300,7 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
     prev.copy_from_slice(&header[9..41]);
     hash.copy_from_slice(&header[41..73]);
     let expected = match header[0] {
-        FORMAT_VERSION => chain_hash(seq, &prev, payload),
+        FORMAT_VERSION | FORMAT_MERGED => chain_hash(seq, &prev, payload),
         FORMAT_V1 => chain_hash_v1(seq, &prev, payload),
         other => {
             return Err(Error::corruption(
@@ -308,15 +326,28 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
         prev,
         hash,
         payload,
+        version: header[0],
     })
 }
 
 /// Decodes and checks the entry stored under `seq`.
 pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
     let env = open_envelope(seq, bytes)?;
-    let (stored, used): (StoredEntry<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(env.payload, config())
-            .map_err(|e| Error::corruption(seq, format!("undecodable entry: {e}")))?;
+    let undecodable = |e| Error::corruption(seq, format!("undecodable entry: {e}"));
+    let (stored, mut used): (StoredEntry<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(env.payload, config()).map_err(undecodable)?;
+    let mut origin = None;
+    if env.version == FORMAT_MERGED {
+        let rest = env.payload.get(used..).unwrap_or_default();
+        let ((branch, from_seq, hash), n): (StoredOrigin<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(rest, config()).map_err(undecodable)?;
+        used += n;
+        origin = Some(Origin {
+            branch: branch.into_owned(),
+            seq: from_seq,
+            hash,
+        });
+    }
     if used != env.payload.len() {
         return Err(Error::corruption(seq, "trailing bytes after the entry"));
     }
@@ -332,6 +363,7 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
         seq,
         recorded_at: stored.recorded_at as Micros,
         body,
+        origin,
     };
     Ok((entry, env))
 }
@@ -435,22 +467,32 @@ mod tests {
             r#"{"kind":"sabotage","occurred":{"from":"2025-11","to":"2025-11-17"},"countries":["PL"],"actors":[{"name":"Russia","role":"alleged_perpetrator"}],"attrs":{"x":[1,{"y":null}]}}"#,
         )
         .unwrap();
+        Entry::new(5, 1_700_000_000_000_000, Body::Event(e))
+    }
+
+    fn merged() -> Entry {
         Entry {
-            seq: 5,
-            recorded_at: 1_700_000_000_000_000,
-            body: Body::Event(e),
+            origin: Some(Origin {
+                branch: "what-if".into(),
+                seq: 9,
+                hash: [4; 32],
+            }),
+            ..sample()
         }
     }
 
     #[test]
     fn round_trip_and_chain() {
         let prev = [7u8; 32];
-        let entry = sample();
-        let (bytes, hash) = encode_entry(&entry, &prev).unwrap();
-        let (back, env) = decode_entry(5, &bytes).unwrap();
-        assert_eq!(back, entry);
-        assert_eq!(env.prev, prev);
-        assert_eq!(env.hash, hash);
+        for entry in [sample(), merged()] {
+            let (bytes, hash) = encode_entry(&entry, &prev).unwrap();
+            let (back, env) = decode_entry(5, &bytes).unwrap();
+            assert_eq!(back, entry);
+            assert_eq!(env.prev, prev);
+            assert_eq!(env.hash, hash);
+            let merged = entry.origin.is_some();
+            assert_eq!(bytes[0], if merged { FORMAT_MERGED } else { 2 });
+        }
     }
 
     #[test]
@@ -479,7 +521,13 @@ mod tests {
 
     #[test]
     fn every_flipped_bit_is_detected() {
-        let (bytes, _) = encode_entry(&sample(), &[0u8; 32]).unwrap();
+        for entry in [sample(), merged()] {
+            flipped_bits_are_detected(&entry);
+        }
+    }
+
+    fn flipped_bits_are_detected(entry: &Entry) {
+        let (bytes, _) = encode_entry(entry, &[0u8; 32]).unwrap();
         for i in 0..bytes.len() {
             for bit in 0..8 {
                 let mut b = bytes.clone();

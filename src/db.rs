@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::branch::{load_branches, Branch};
+use crate::entry::Origin;
 use crate::error::{Error, Result};
 use crate::index::Meta;
 use crate::json::Position;
@@ -199,11 +200,13 @@ pub struct Version {
     pub event: Option<Event>,
     /// A retraction's reason.
     pub reason: Option<String>,
+    /// For a version written by a merge, the branch entry it came from.
+    pub origin: Option<Origin>,
 }
 
 impl Version {
-    /// `{seq, recorded_at, action, event | reason}`: what `annals history`
-    /// prints for the version.
+    /// `{seq, recorded_at, action, event | reason, merged_from?}`: what
+    /// `annals history` prints for the version.
     pub fn to_json(&self) -> serde_json::Value {
         crate::entry::version_json(
             self.seq,
@@ -212,6 +215,7 @@ impl Version {
             None,
             self.event.as_ref(),
             self.reason.as_deref(),
+            self.origin.as_ref(),
         )
     }
 }
@@ -437,21 +441,41 @@ impl Annals {
         validated: bool,
         decide: impl FnOnce(&State) -> Result<(Vec<Op>, T)>,
     ) -> Result<(Vec<Written>, T)> {
-        let mut writer = lock(&self.writer);
+        let mut writer = self.lock_writer()?;
+        check_expected(read(&self.state).head, expect_seq)?;
+        let (ops, decided) = decide(&read(&self.state))?;
+        check_batch(&ops)?;
+        let written = self.commit_main(&mut writer, ops, validated, &[])?;
+        Ok((written, decided))
+    }
+
+    /// The writer lock, refused while a failed write poisons it.
+    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        let writer = lock(&self.writer);
         if let Some(why) = &writer.poisoned {
             return Err(Error::Poisoned(why.clone()));
         }
+        Ok(writer)
+    }
+
+    /// Prepares and appends a batch to main under the writer lock, then
+    /// brings the derived state, feeds and subscribers up to it. `origins`
+    /// (by op; may be empty) marks merged entries.
+    pub(crate) fn commit_main(
+        &self,
+        writer: &mut Writer,
+        ops: Vec<Op>,
+        validated: bool,
+        origins: &[Option<Origin>],
+    ) -> Result<Vec<Written>> {
         let head = read(&self.state).head;
-        check_expected(head, expect_seq)?;
-        let (ops, decided) = decide(&read(&self.state))?;
-        check_batch(&ops)?;
         let Prepared {
             entries,
             befores,
             written,
         } = {
             let state = read(&self.state);
-            self.prepare(&self.log, head, ops, validated, |id| {
+            self.prepare(&self.log, head, ops, validated, origins, |id| {
                 Ok(state.index.lookup(&id)?.map(|(_, m)| Pending {
                     created: m.seq,
                     original: Where::Log(m.seq),
@@ -460,9 +484,9 @@ impl Annals {
             })?
         };
         if entries.is_empty() {
-            return Ok((written, decided));
+            return Ok(written);
         }
-        let new_head = self.append_locked(&mut writer, &self.log, head, &entries)?;
+        let new_head = self.append_locked(writer, &self.log, head, &entries)?;
         writer.dirty = true;
         // From here the batch is committed: nothing below may report it
         // as failed (a retried correction would then apply twice).
@@ -487,12 +511,12 @@ impl Annals {
         // Snapshots and flushes are caches of the log: a failure here is
         // retried at the next batch, at close, or rebuilt on open.
         if new_head.seq / self.snapshot_every_entries > head.seq / self.snapshot_every_entries {
-            let _ = self.snapshot_locked(&writer);
+            let _ = self.snapshot_locked(writer);
         }
         if read(&self.state).index.tail_entries() >= self.checkpoint_every_entries {
-            let _ = self.checkpoint_locked(&mut writer);
+            let _ = self.checkpoint_locked(writer);
         }
-        Ok((written, decided))
+        Ok(written)
     }
 
     /// Appends prepared entries to a log, poisoning the writer on failure:
@@ -519,6 +543,7 @@ impl Annals {
         head: Head,
         ops: Vec<Op>,
         validated: bool,
+        origins: &[Option<Origin>],
         known_before: impl Fn(Uuid) -> Result<Option<Pending>>,
     ) -> Result<Prepared> {
         let recorded_at = now_micros().max(head.recorded_at);
@@ -526,7 +551,7 @@ impl Annals {
         let mut entries: Vec<Entry> = Vec::with_capacity(ops.len());
         let mut befores = Vec::with_capacity(ops.len());
         let mut written = Vec::with_capacity(ops.len());
-        for op in ops {
+        for (i, op) in ops.into_iter().enumerate() {
             let id = op.id();
             let at = || format!("event {id}");
             let next = head.seq + 1 + entries.len() as u64;
@@ -611,6 +636,7 @@ impl Annals {
                 seq: next,
                 recorded_at,
                 body,
+                origin: origins.get(i).cloned().flatten(),
             });
         }
         Ok(Prepared {

@@ -52,6 +52,26 @@ impl Body {
     }
 }
 
+/// Where a merged entry came from: the branch entry whose change it
+/// applies (see [`crate::Annals::merge`]). Stored in the entry, so that it
+/// is covered by the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The branch the change was made on.
+    pub branch: String,
+    /// The seq of the branch entry.
+    pub seq: u64,
+    /// That entry's chain hash on the branch.
+    pub hash: Hash,
+}
+
+impl Origin {
+    /// `{branch, seq, hash}` (hash in hex).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"branch": self.branch, "seq": self.seq, "hash": hex(&self.hash)})
+    }
+}
+
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -61,11 +81,23 @@ pub struct Entry {
     pub recorded_at: Micros,
     /// What the entry does.
     pub body: Body,
+    /// For an entry written by a merge, the branch entry it applies.
+    pub origin: Option<Origin>,
 }
 
 impl Entry {
-    /// `{seq, recorded_at, action, id, event | reason}`, the event in the
-    /// interchange format: what a subscriber is handed.
+    /// An entry of its own (not merged from a branch).
+    pub fn new(seq: u64, recorded_at: Micros, body: Body) -> Entry {
+        Entry {
+            seq,
+            recorded_at,
+            body,
+            origin: None,
+        }
+    }
+
+    /// `{seq, recorded_at, action, id, event | reason, merged_from?}`, the
+    /// event in the interchange format: what a subscriber is handed.
     pub fn to_json(&self) -> serde_json::Value {
         let reason = match &self.body {
             Body::Retraction { reason, .. } => Some(reason.as_str()),
@@ -78,12 +110,14 @@ impl Entry {
             Some(self.body.id()),
             self.body.event(),
             reason,
+            self.origin.as_ref(),
         )
     }
 }
 
 /// The JSON of one version of an event: `{seq, recorded_at, action, id
-/// (when given), event | reason}`; shared by entries and history versions.
+/// (when given), event | reason, merged_from (when merged)}`; shared by
+/// entries and history versions.
 pub(crate) fn version_json(
     seq: u64,
     recorded_at: Micros,
@@ -91,6 +125,7 @@ pub(crate) fn version_json(
     id: Option<Uuid>,
     event: Option<&Event>,
     reason: Option<&str>,
+    origin: Option<&Origin>,
 ) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     m.insert("seq".into(), seq.into());
@@ -107,6 +142,9 @@ pub(crate) fn version_json(
     }
     if let Some(r) = reason {
         m.insert("reason".into(), r.into());
+    }
+    if let Some(o) = origin {
+        m.insert("merged_from".into(), o.to_json());
     }
     serde_json::Value::Object(m)
 }

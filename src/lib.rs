@@ -73,7 +73,7 @@ pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_N
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
-pub use entry::{hex, parse_hash, Body, Entry, Hash, Head};
+pub use entry::{hex, parse_hash, Body, Entry, Hash, Head, Origin};
 pub use error::{Error, Result};
 pub use export::{ExportFormat, CSV_COLUMNS};
 pub use import::{
@@ -117,11 +117,7 @@ pub mod fuzz {
 
     /// Encodes an event as the stored entry `seq` chained to zeros.
     pub fn encode_event(seq: u64, event: &crate::Event) -> Option<Vec<u8>> {
-        let entry = crate::Entry {
-            seq,
-            recorded_at: 0,
-            body: crate::Body::Event(event.clone()),
-        };
+        let entry = crate::Entry::new(seq, 0, crate::Body::Event(event.clone()));
         crate::codec::encode_entry(&entry, &[0; 32])
             .ok()
             .map(|(b, _)| b)

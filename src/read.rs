@@ -598,6 +598,7 @@ fn version(entry: Entry) -> Version {
         action,
         event,
         reason,
+        origin: entry.origin,
     }
 }
 
