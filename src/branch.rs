@@ -334,6 +334,9 @@ impl Annals {
                     ),
                 ));
             }
+            for entry in &stored {
+                crate::merge::check_origin(self, entry)?;
+            }
         }
         Ok(branches.len() as u64)
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::index::{Digest, EventNo};
 use crate::intern::Keys;
 use crate::log::{Body, Head};
+use crate::merge::check_origin;
 use crate::projection::Views;
 use crate::read::{Line, Reader};
 
@@ -65,6 +66,8 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
                 format!("the index does not list this entry as a version of event {id}"),
             ));
         }
+        drop(state);
+        check_origin(db, &entry)?;
         entries += 1;
         last = Head {
             seq: entry.seq,

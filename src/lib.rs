@@ -57,6 +57,7 @@ mod integrity;
 mod intern;
 mod json;
 mod log;
+mod merge;
 mod model;
 pub mod projection;
 mod query;
@@ -85,6 +86,7 @@ pub use json::{
     event_from_value, event_to_line, event_to_value, parse_event, read_events, Position,
     MAX_LINE_BYTES,
 };
+pub use merge::{MergeChange, MergeConflict, MergeOptions, MergeReport, OnConflict};
 pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
     MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,

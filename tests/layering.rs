@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "db",
         "read",
         "branch",
+        "merge",
         "snapshot",
         "subscribe",
         "integrity",
