@@ -7,7 +7,10 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use annals::{Against, Annals, AsOf, At, Error, Event, Granularity, Op, Query, ViewKind};
+use annals::{
+    Against, Annals, AsOf, At, Error, Event, Granularity, MergeOptions, OnConflict, Op, Query,
+    ViewKind,
+};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use uuid::Uuid;
@@ -148,6 +151,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "base")]
         against: AgainstArg,
     },
+    /// Merge a branch into main (or another branch): three-way by event
+    /// id against the branch's base, one atomic batch on the target.
+    /// Conflicts (events changed on both sides) are listed and, by
+    /// default, nothing is written.
+    Merge {
+        /// The branch to merge.
+        branch: String,
+        /// The branch to merge into (default: main).
+        #[arg(long)]
+        into: Option<String>,
+        /// Print what the merge would do, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Refuse on conflicts, or let the branch's or the target's version win.
+        #[arg(long, value_enum, default_value = "fail")]
+        on_conflict: OnConflictArg,
+    },
     /// Rebuild the index and views from the log.
     Rebuild,
     /// Print the seq and chain hash of the last entry.
@@ -213,6 +233,14 @@ enum BranchCommand {
         /// The branch's name.
         name: String,
     },
+}
+
+/// `--on-conflict` of `merge`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnConflictArg {
+    Fail,
+    Branch,
+    Target,
 }
 
 /// Every value of `--format`; which ones apply depends on the command.
@@ -547,6 +575,41 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                 AgainstArg::Head => Against::Head,
             };
             output::diff(out, format, &db.diff(&branch, kind, against)?)?;
+        }
+        Command::Merge {
+            branch,
+            into,
+            dry_run,
+            on_conflict,
+        } => {
+            let db = open(&cli.db)?;
+            let on_conflict = match on_conflict {
+                OnConflictArg::Fail => OnConflict::Fail,
+                OnConflictArg::Branch => OnConflict::Branch,
+                OnConflictArg::Target => OnConflict::Target,
+            };
+            let opts = MergeOptions {
+                into,
+                dry_run,
+                on_conflict,
+            };
+            match db.merge(&branch, &opts) {
+                Ok(report) => output::merge(out, format, &report)?,
+                Err(e @ Error::Conflict { .. }) if on_conflict == OnConflict::Fail => {
+                    // Show what conflicts, in the dry run's form, then fail.
+                    let plan = db.merge(
+                        &branch,
+                        &MergeOptions {
+                            dry_run: true,
+                            ..opts
+                        },
+                    )?;
+                    output::merge(out, format, &plan)?;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            db.close()?;
         }
         Command::Rebuild => {
             let db = open(&cli.db)?;

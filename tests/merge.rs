@@ -470,3 +470,75 @@ fn origins_survive_reopening_and_dropping_the_branch() {
     );
     db.verify().unwrap();
 }
+
+#[test]
+fn cli_merge_lists_conflicts_and_writes_nothing_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::db_path(&dir);
+    let ev = common::scenario();
+    {
+        let db = Annals::open(&path).unwrap();
+        db.append(ev[..3].to_vec()).unwrap();
+        db.create_branch("no-attribution", None, None).unwrap();
+        db.correct(summary(ev[0].clone(), "main")).unwrap();
+        db.write_branch(
+            "no-attribution",
+            vec![
+                Op::Correct(summary(ev[0].clone(), "branch")),
+                Op::Append(ev[3].clone()),
+            ],
+            None,
+        )
+        .unwrap();
+        db.close().unwrap();
+    }
+    let run = |args: &[&str]| common::annals(&path, args, None);
+    let head = || common::stdout(&run(&["head"]));
+    let before = head();
+
+    let out = run(&["merge", "no-attribution", "--dry-run"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(
+        text.starts_with("would merge `no-attribution` into `main` from base seq 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("conflicts:") && text.contains(&ev[0].id.to_string()),
+        "{text}"
+    );
+
+    let out = run(&["merge", "no-attribution"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::stdout(&out).contains("conflicts:"));
+    assert!(
+        common::stderr(&out).contains("changed on both sides"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(head(), before);
+
+    let out = run(&[
+        "--format",
+        "json",
+        "merge",
+        "no-attribution",
+        "--on-conflict",
+        "branch",
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!(report["changes"].as_array().unwrap().len(), 2);
+    assert_eq!(report["written"], 2);
+
+    let out = run(&["history", &ev[0].id.to_string()]);
+    assert!(
+        common::stdout(&out).contains("(merged from no-attribution@4)"),
+        "{}",
+        common::stdout(&out)
+    );
+    let out = run(&["merge", "no-attribution", "--into", "no-attribution"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::stderr(&out).contains("into itself"));
+    assert!(run(&["verify"]).status.success());
+}

@@ -211,7 +211,10 @@ pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std
                     .chars()
                     .take(19)
                     .collect(),
-                v.action.to_string(),
+                match &v.origin {
+                    Some(o) => format!("{} (merged from {}@{})", v.action, o.branch, o.seq),
+                    None => v.action.to_string(),
+                },
                 what,
             ]
         })
@@ -343,10 +346,7 @@ pub fn changes(
             let e = shown.map(|r| &r.event);
             vec![
                 c.seq.to_string(),
-                serde_json::to_value(c.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                kind_name(c.kind),
                 c.id.to_string(),
                 e.map(|e| e.kind.clone()).unwrap_or_default(),
                 e.map(|e| e.countries.join(",")).unwrap_or_default(),
@@ -395,4 +395,86 @@ pub fn change_summary(
         format,
         &json!({"changes": total, "by_country": countries, "by_actor": actors}),
     )
+}
+
+/// Prints a merge report: a line on what was merged, the changes, and the
+/// conflicts with their base, target and branch versions.
+pub fn merge(out: &mut dyn Write, format: Format, r: &annals::MergeReport) -> std::io::Result<()> {
+    if format != Format::Table {
+        return print_object(out, format, &r.to_json());
+    }
+    let written = r.written.iter().filter(|w| w.new_entry).count();
+    writeln!(
+        out,
+        "{} `{}` into `{}` from base seq {}{}: {} change(s), {} conflict(s){}",
+        if r.dry_run { "would merge" } else { "merged" },
+        r.branch,
+        r.into,
+        r.base_seq,
+        if r.fast_forward {
+            " (fast-forward)"
+        } else {
+            ""
+        },
+        r.changes.len(),
+        r.conflicts.len(),
+        if r.dry_run {
+            String::new()
+        } else {
+            format!(", {written} entries written, head seq {}", r.head.seq)
+        },
+    )?;
+    if !r.changes.is_empty() {
+        let rows: Vec<Vec<String>> = r
+            .changes
+            .iter()
+            .map(|c| {
+                vec![
+                    kind_name(c.kind),
+                    c.id.to_string(),
+                    format!("{}@{}", c.origin.branch, c.origin.seq),
+                    if c.resolves_conflict {
+                        "branch wins"
+                    } else {
+                        ""
+                    }
+                    .to_string(),
+                ]
+            })
+            .collect();
+        print_table(out, &["CHANGE", "ID", "FROM", "CONFLICT"], &rows)?;
+    }
+    if !r.conflicts.is_empty() {
+        let version = |rec: &Option<Record>| match rec {
+            None => "absent".to_string(),
+            Some(rec) if rec.retracted_seq.is_some() => "retracted".to_string(),
+            Some(rec) => format!(
+                "seq {} {}",
+                rec.position.corrected_seq.unwrap_or(rec.position.seq),
+                rec.event.summary.clone().unwrap_or_default()
+            ),
+        };
+        let rows: Vec<Vec<String>> = r
+            .conflicts
+            .iter()
+            .map(|c| {
+                vec![
+                    c.id.to_string(),
+                    version(&c.base),
+                    version(&c.target),
+                    version(&c.branch),
+                ]
+            })
+            .collect();
+        writeln!(out, "conflicts:")?;
+        print_table(out, &["ID", "BASE", "TARGET", "BRANCH"], &rows)?;
+    }
+    Ok(())
+}
+
+fn kind_name(kind: annals::ChangeKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
