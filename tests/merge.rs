@@ -542,3 +542,126 @@ fn cli_merge_lists_conflicts_and_writes_nothing_by_default() {
     assert!(common::stderr(&out).contains("into itself"));
     assert!(run(&["verify"]).status.success());
 }
+
+const CHILD_ENV: &str = "ANNALS_MERGE_CHILD_DB";
+
+/// The merging side of the crash test: runs only inside the child process.
+#[test]
+fn child_merger() {
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let db = Annals::open(&path).unwrap();
+    println!("opened");
+    let opts = MergeOptions {
+        on_conflict: OnConflict::Branch,
+        ..MergeOptions::default()
+    };
+    let report = db.merge("b", &opts).unwrap();
+    println!("merged {}", report.head.seq);
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+fn numbered(n: u64, summary: &str) -> Event {
+    let mut e = gen::event(
+        (n % 200) as u8,
+        n as usize,
+        &[n as usize],
+        Some(n as usize),
+        n as usize,
+    );
+    e.id = Uuid::from_u128(u128::from(n) + 1000);
+    e.summary = Some(format!("{summary} {n}"));
+    e
+}
+
+/// kill -9 during a merge of a branch of a few thousand entries into a
+/// main that moved: afterwards the merge is either wholly there or not at
+/// all, and `verify` passes. `ANNALS_MERGE_KILLS` sets the number of kills.
+#[test]
+fn a_killed_merge_is_all_or_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let kills: u64 = std::env::var("ANNALS_MERGE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template");
+    let (base_head, merged_head) = {
+        let db = Annals::open(&template).unwrap();
+        db.append((0..500).map(|n| numbered(n, "main")).collect())
+            .unwrap();
+        db.create_branch("b", None, None).unwrap();
+        db.write(
+            (0..50)
+                .map(|n| Op::Correct(numbered(n, "main fix")))
+                .collect(),
+            None,
+        )
+        .unwrap();
+        let mut ops: Vec<Op> = (500..3000)
+            .map(|n| Op::Append(numbered(n, "branch")))
+            .collect();
+        ops.extend((0..100).map(|n| Op::Correct(numbered(n, "branch fix"))));
+        db.write_branch("b", ops, None).unwrap();
+        let plan = db
+            .merge(
+                "b",
+                &MergeOptions {
+                    dry_run: true,
+                    on_conflict: OnConflict::Branch,
+                    ..MergeOptions::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(plan.conflicts.len(), 50);
+        let head = db.head().seq;
+        db.close().unwrap();
+        (head, head + plan.changes.len() as u64)
+    };
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let (mut whole, mut none) = (0, 0);
+    for kill in 0..kills {
+        let path = dir.path().join(format!("db{kill}"));
+        common::copy_dir(&template, &path);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_merger", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(
+            lines
+                .by_ref()
+                .map_while(Result::ok)
+                .any(|l| l.contains("opened")),
+            "kill {kill}: the child did not open the database"
+        );
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(std::time::Duration::from_micros(seed % 150_000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let acked = lines.map_while(Result::ok).any(|l| l.contains("merged"));
+        let db = Annals::open(&path).unwrap();
+        let head = db.head().seq;
+        if head == merged_head {
+            whole += 1;
+            let e = db.get(Uuid::from_u128(1000 + 2999)).unwrap().unwrap();
+            assert_eq!(e.event.summary.as_deref(), Some("branch 2999"));
+        } else {
+            assert!(!acked, "kill {kill}: an acknowledged merge was lost");
+            assert_eq!(
+                head, base_head,
+                "kill {kill}: a partial merge (head {head})"
+            );
+            none += 1;
+        }
+        db.verify().unwrap();
+    }
+    eprintln!("{kills} kills during a merge: {whole} merged whole, {none} not at all");
+}
