@@ -93,7 +93,9 @@ pub use model::{
 };
 pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection, Registered};
 pub use query::Query;
-pub use read::{Against, AsOf, At, ChangeKind, DiffRow, EventChange, Reader, ViewKind};
+pub use read::{
+    Against, AsOf, At, ChangeKind, DiffRow, EventChange, EventDiff, EventDiffKind, Reader, ViewKind,
+};
 pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
 pub use subscribe::Subscription;
 pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};

@@ -150,6 +150,10 @@ enum Command {
         /// Compare with main as of the branch's base, or at main's head.
         #[arg(long, value_enum, default_value = "base")]
         against: AgainstArg,
+        /// List the events that differ (added, removed, changed fields)
+        /// instead of view rows.
+        #[arg(long)]
+        events: bool,
     },
     /// Merge a branch into main (or another branch): three-way by event
     /// id against the branch's base, one atomic batch on the target.
@@ -563,16 +567,21 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             view,
             granularity,
             against,
+            events,
         } => {
             let db = open(&cli.db)?;
+            let against = match against {
+                AgainstArg::Base => Against::Base,
+                AgainstArg::Head => Against::Head,
+            };
+            if events {
+                output::event_diff(out, format, &db.diff_events(&branch, against)?)?;
+                return Ok(0);
+            }
             let kind = match view {
                 ViewName::ByCountry => ViewKind::ByCountry,
                 ViewName::ByActor => ViewKind::ByActor,
                 ViewName::ByDate => ViewKind::ByDate(granularity.parse()?),
-            };
-            let against = match against {
-                AgainstArg::Base => Against::Base,
-                AgainstArg::Head => Against::Head,
             };
             output::diff(out, format, &db.diff(&branch, kind, against)?)?;
         }

@@ -666,6 +666,90 @@ pub struct DiffRow {
     pub branch: Option<Value>,
 }
 
+/// How an event differs between a branch and its parent; see
+/// [`crate::Annals::diff_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventDiffKind {
+    /// Current on the branch only.
+    Added,
+    /// Current on the parent only (retracted on the branch, or created on
+    /// the parent since the base when comparing with its head).
+    Removed,
+    /// Current on both, in different versions.
+    Changed,
+}
+
+/// One event that differs between a branch and its parent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDiff {
+    /// The event.
+    pub id: Uuid,
+    /// How it differs.
+    pub kind: EventDiffKind,
+    /// The interchange fields whose values differ (`summary`, `actors`,
+    /// ...), for a changed event; empty otherwise.
+    pub fields: Vec<String>,
+    /// The parent's current record.
+    pub main: Option<Record>,
+    /// The branch's current record.
+    pub branch: Option<Record>,
+}
+
+impl EventDiff {
+    /// `{id, diff, fields, main, branch}`, records as [`Record::to_json`]:
+    /// what `annals diff --events` prints.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "diff": self.kind,
+            "fields": self.fields,
+            "main": self.main.as_ref().map(Record::to_json),
+            "branch": self.branch.as_ref().map(Record::to_json),
+        })
+    }
+}
+
+/// The event's current record and the one on the other side, compared.
+pub(crate) fn event_diff(
+    id: Uuid,
+    main: Option<Record>,
+    branch: Option<Record>,
+) -> Option<EventDiff> {
+    let live = |r: Option<Record>| r.filter(|r| r.retracted_seq.is_none());
+    let (main, branch) = (live(main), live(branch));
+    let (kind, fields) = match (&main, &branch) {
+        (None, None) => return None,
+        (None, Some(_)) => (EventDiffKind::Added, Vec::new()),
+        (Some(_), None) => (EventDiffKind::Removed, Vec::new()),
+        (Some(a), Some(b)) if a.event == b.event => return None,
+        (Some(a), Some(b)) => {
+            let (a, b) = (
+                crate::json::event_to_value(&a.event, None),
+                crate::json::event_to_value(&b.event, None),
+            );
+            let (Value::Object(a), Value::Object(b)) = (a, b) else {
+                return None;
+            };
+            let mut fields: Vec<String> = a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(*v))
+                .map(|(k, _)| k.clone())
+                .chain(b.keys().filter(|k| !a.contains_key(*k)).cloned())
+                .collect();
+            fields.sort();
+            (EventDiffKind::Changed, fields)
+        }
+    };
+    Some(EventDiff {
+        id,
+        kind,
+        fields,
+        main,
+        branch,
+    })
+}
+
 /// Rows of a view as (key, JSON), for comparison.
 pub(crate) fn keyed_rows(r: &Reader<'_>, view: ViewKind) -> Result<Vec<(String, Value)>> {
     fn keyed<T: Serialize>(rows: Arc<[T]>, key: &str) -> Vec<(String, Value)> {

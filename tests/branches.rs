@@ -265,3 +265,120 @@ fn creating_a_branch_copies_nothing() {
     // No log entry was copied: the store grows by at most sled's metadata.
     assert!(db.stats().unwrap().disk_bytes < before + 64 * 1024);
 }
+
+fn events_at(db: &Annals, at: &At) -> std::collections::BTreeMap<uuid::Uuid, annals::Event> {
+    db.reader(at)
+        .unwrap()
+        .query(&Query::new())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.event.id, r.event))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// `diff --events`: applying the differences to the parent's events
+    /// gives exactly the branch's events.
+    #[test]
+    fn event_diff_turns_the_parents_events_into_the_branchs(
+        base in gen::batches(5),
+        on_main in prop::collection::vec(prop::collection::vec(gen::op(), 1..3), 0..5),
+        on_branch in prop::collection::vec(prop::collection::vec(gen::op(), 1..3), 0..6),
+        head in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Annals::builder(dir.path().join("db"))
+            .durability(Durability::Buffered)
+            .open()
+            .unwrap();
+        for batch in base {
+            let _ = db.write(batch, None);
+        }
+        let base_seq = db.head().seq;
+        db.create_branch("b", None, None).unwrap();
+        for batch in on_main {
+            let _ = db.write(batch, None);
+        }
+        for batch in on_branch {
+            let _ = db.write_branch("b", batch, None);
+        }
+        let (against, parent) = if head {
+            (Against::Head, At::head())
+        } else {
+            (Against::Base, At::head().as_of(AsOf::Seq(base_seq)))
+        };
+        let mut events = events_at(&db, &parent);
+        for d in db.diff_events("b", against).unwrap() {
+            match d.kind {
+                annals::EventDiffKind::Added => {
+                    prop_assert!(d.main.is_none());
+                    prop_assert!(events.insert(d.id, d.branch.unwrap().event).is_none());
+                }
+                annals::EventDiffKind::Removed => {
+                    prop_assert!(d.branch.is_none());
+                    prop_assert!(events.remove(&d.id).is_some());
+                }
+                annals::EventDiffKind::Changed => {
+                    prop_assert!(!d.fields.is_empty());
+                    let old = events.insert(d.id, d.branch.unwrap().event);
+                    prop_assert_eq!(old, Some(d.main.unwrap().event));
+                }
+            }
+        }
+        prop_assert_eq!(events, events_at(&db, &At::head().branch("b")));
+    }
+}
+
+#[test]
+fn diff_events_names_the_fields_that_differ() {
+    let (dir, db) = common::fresh();
+    let ev = common::scenario();
+    db.append(ev[..3].to_vec()).unwrap();
+    db.create_branch("b", None, None).unwrap();
+    let mut fixed = ev[0].clone();
+    fixed.summary = Some("unattributed".into());
+    fixed.actors.clear();
+    db.write_branch(
+        "b",
+        vec![
+            Op::Correct(fixed),
+            Op::Append(ev[3].clone()),
+            Op::Retract {
+                id: ev[1].id,
+                reason: "hoax".into(),
+            },
+        ],
+        None,
+    )
+    .unwrap();
+    let diffs = db.diff_events("b", Against::Base).unwrap();
+    let got: Vec<(uuid::Uuid, annals::EventDiffKind, Vec<String>)> = diffs
+        .iter()
+        .map(|d| (d.id, d.kind, d.fields.clone()))
+        .collect();
+    let mut want = vec![
+        (
+            ev[0].id,
+            annals::EventDiffKind::Changed,
+            vec!["actors".to_string(), "summary".to_string()],
+        ),
+        (ev[1].id, annals::EventDiffKind::Removed, vec![]),
+        (ev[3].id, annals::EventDiffKind::Added, vec![]),
+    ];
+    want.sort_by_key(|w| w.0);
+    assert_eq!(got, want);
+    assert!(db
+        .diff_events("nope", Against::Base)
+        .unwrap_err()
+        .to_string()
+        .contains("no branch"));
+    db.close().unwrap();
+    let out = common::annals(&dir.path().join("db"), &["diff", "b", "--events"], None);
+    let text = common::stdout(&out);
+    assert!(
+        text.contains("changed") && text.contains("actors,summary"),
+        "{text}"
+    );
+}

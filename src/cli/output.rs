@@ -329,6 +329,36 @@ pub fn diff(out: &mut dyn Write, format: Format, rows: &[DiffRow]) -> std::io::R
     print_table(out, &["ROW", "MAIN", "BRANCH", "DIFFERS IN"], &t)
 }
 
+/// Prints the events that differ between a branch and its parent.
+pub fn event_diff(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[annals::EventDiff],
+) -> std::io::Result<()> {
+    if format != Format::Table {
+        let rows: Vec<Value> = rows.iter().map(annals::EventDiff::to_json).collect();
+        return print_json(out, format, &rows);
+    }
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|d| {
+            let shown = d.branch.as_ref().or(d.main.as_ref());
+            vec![
+                serde_json::to_value(d.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                d.id.to_string(),
+                d.fields.join(","),
+                shown
+                    .and_then(|r| r.event.summary.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(out, &["DIFF", "ID", "FIELDS", "SUMMARY"], &t)
+}
+
 /// Prints the events that changed between two points.
 pub fn changes(
     out: &mut dyn Write,
