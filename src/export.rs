@@ -6,6 +6,10 @@
 //! are read, one page at a time.
 
 use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
 
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
@@ -16,7 +20,7 @@ use crate::db::{Annals, Record};
 use crate::error::{Error, Result};
 use crate::json::event_to_value;
 use crate::query::Query;
-use crate::read::At;
+use crate::read::{At, ChangeKind, EventChange};
 use crate::time::format_micros;
 
 /// The formats [`Annals::export`] writes.
@@ -142,37 +146,41 @@ struct Csv<W: Write>(csv::Writer<W>);
 
 impl<W: Write> Sink for Csv<W> {
     fn put(&mut self, r: Record) -> Result<()> {
-        let e = &r.event;
-        let v = event_to_value(e, None);
-        let loc = e.location.as_ref();
-        let opt = |x: Option<String>| x.unwrap_or_default();
-        let row: [String; 20] = [
-            e.id.to_string(),
-            r.position.seq.to_string(),
-            format_micros(r.position.recorded_at),
-            opt(r.position.corrected_seq.map(|s| s.to_string())),
-            e.kind.clone(),
-            occurred_text(&v),
-            format_micros(e.occurred.start()),
-            format_micros(e.occurred.end()),
-            e.occurred.precision().name().to_string(),
-            e.countries.join(";"),
-            opt(loc.and_then(|l| l.name.clone())),
-            opt(loc.and_then(|l| l.country.clone())),
-            opt(loc.and_then(|l| l.lat).map(|x| x.to_string())),
-            opt(loc.and_then(|l| l.lon).map(|x| x.to_string())),
-            json_text(v.get("actors")),
-            opt(e.summary.clone()),
-            json_text(v.get("sources")),
-            opt(e.confidence.map(|c| c.to_string())),
-            json_text(v.get("tags")),
-            json_text(v.get("attrs")),
-        ];
-        self.0.write_record(&row).map_err(export_error)
+        self.0.write_record(&csv_row(&r)).map_err(export_error)
     }
     fn finish(mut self: Box<Self>) -> Result<()> {
         self.0.flush().map_err(export_error)
     }
+}
+
+/// One event's CSV cells, in [`CSV_COLUMNS`] order.
+fn csv_row(r: &Record) -> [String; 20] {
+    let e = &r.event;
+    let v = event_to_value(e, None);
+    let loc = e.location.as_ref();
+    let opt = |x: Option<String>| x.unwrap_or_default();
+    [
+        e.id.to_string(),
+        r.position.seq.to_string(),
+        format_micros(r.position.recorded_at),
+        opt(r.position.corrected_seq.map(|s| s.to_string())),
+        e.kind.clone(),
+        occurred_text(&v),
+        format_micros(e.occurred.start()),
+        format_micros(e.occurred.end()),
+        e.occurred.precision().name().to_string(),
+        e.countries.join(";"),
+        opt(loc.and_then(|l| l.name.clone())),
+        opt(loc.and_then(|l| l.country.clone())),
+        opt(loc.and_then(|l| l.lat).map(|x| x.to_string())),
+        opt(loc.and_then(|l| l.lon).map(|x| x.to_string())),
+        json_text(v.get("actors")),
+        opt(e.summary.clone()),
+        json_text(v.get("sources")),
+        opt(e.confidence.map(|c| c.to_string())),
+        json_text(v.get("tags")),
+        json_text(v.get("attrs")),
+    ]
 }
 
 struct Parquet<W: Write + Send> {
@@ -198,4 +206,91 @@ impl<W: Write + Send> Sink for Parquet<W> {
         self.w.close().map_err(export_error)?;
         Ok(())
     }
+}
+
+/// The columns a changes export puts before the event's (CSV and Parquet).
+pub const CHANGE_COLUMNS: [&str; 3] = ["change", "change_seq", "side"];
+
+impl Annals {
+    /// Writes the changes between seq `since` and `at` (see
+    /// [`crate::Reader::changes_since`]) to `out`. JSON Lines: one change
+    /// per line as [`crate::EventChange::to_json`]. CSV and Parquet: one
+    /// row per version, `side` `before` or `after` (a created event has an
+    /// after row, a retracted one a before row, a corrected one both),
+    /// with [`CHANGE_COLUMNS`] then the event export's columns. Returns
+    /// the number of changes written.
+    pub fn export_changes(
+        &self,
+        at: &At,
+        since: u64,
+        query: &Query,
+        format: ExportFormat,
+        out: impl Write + Send,
+    ) -> Result<u64> {
+        let changes = self.reader(at)?.changes_since(since, query)?;
+        match format {
+            ExportFormat::Jsonl => {
+                let mut w = std::io::BufWriter::new(out);
+                for c in &changes {
+                    writeln!(w, "{}", c.to_json()).map_err(export_error)?;
+                }
+                w.flush().map_err(export_error)?;
+            }
+            ExportFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                let header = CHANGE_COLUMNS.iter().chain(CSV_COLUMNS.iter());
+                w.write_record(header).map_err(export_error)?;
+                for (kind, seq, side, r) in changes.iter().flat_map(sides) {
+                    let lead = [kind.to_string(), seq.to_string(), side.to_string()];
+                    w.write_record(lead.iter().chain(csv_row(r).iter()))
+                        .map_err(export_error)?;
+                }
+                w.flush().map_err(export_error)?;
+            }
+            ExportFormat::Parquet => {
+                let rows: Vec<_> = changes.iter().flat_map(sides).collect();
+                let schema = change_batch(&[])?.schema();
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                let mut w = ArrowWriter::try_new(out, schema, Some(props)).map_err(export_error)?;
+                for chunk in rows.chunks(BATCH_ROWS) {
+                    w.write(&change_batch(chunk)?).map_err(export_error)?;
+                }
+                w.close().map_err(export_error)?;
+            }
+        }
+        Ok(changes.len() as u64)
+    }
+}
+
+/// The rows of one change: (kind, seq, side, version), before then after.
+fn sides(c: &EventChange) -> impl Iterator<Item = (&'static str, u64, &'static str, &Record)> {
+    let kind = match c.kind {
+        ChangeKind::Created => "created",
+        ChangeKind::Corrected => "corrected",
+        ChangeKind::Retracted => "retracted",
+    };
+    [("before", &c.before), ("after", &c.after)]
+        .into_iter()
+        .filter_map(move |(side, r)| r.as_ref().map(|r| (kind, c.seq, side, r)))
+}
+
+/// Change rows as a record batch: [`CHANGE_COLUMNS`], then the events'.
+fn change_batch(rows: &[(&str, u64, &str, &Record)]) -> Result<RecordBatch> {
+    let records: Vec<Record> = rows.iter().map(|(_, _, _, r)| (*r).clone()).collect();
+    let events = events_batch(&records)?;
+    let mut fields: Vec<Field> = vec![
+        Field::new("change", DataType::Utf8, false),
+        Field::new("change_seq", DataType::UInt64, false),
+        Field::new("side", DataType::Utf8, false),
+    ];
+    fields.extend(events.schema().fields().iter().map(|f| f.as_ref().clone()));
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+    ];
+    columns.extend(events.columns().iter().cloned());
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(export_error)
 }

@@ -76,7 +76,7 @@ pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
 pub use entry::{hex, parse_hash, Body, Entry, Hash, Head, Origin};
 pub use error::{Error, Result};
-pub use export::{ExportFormat, CSV_COLUMNS};
+pub use export::{ExportFormat, CHANGE_COLUMNS, CSV_COLUMNS};
 pub use import::{
     acled_id, gdelt_id, Import, ImportFormat, ImportSummary, Progress, Rejection,
     DEFAULT_BATCH_ROWS,

@@ -203,6 +203,10 @@ enum Command {
         /// Print counts per kind of change, country and actor instead of rows.
         #[arg(long)]
         summary: bool,
+        /// Write the changes to this file instead (with --format jsonl,
+        /// csv or parquet; replaced whole, only once complete).
+        #[arg(long, conflicts_with = "summary")]
+        out: Option<PathBuf>,
         #[command(flatten)]
         filters: QueryArgs,
     },
@@ -387,7 +391,9 @@ fn open(db: &Path) -> Result<Annals, Error> {
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
     let format = match &cli.command {
-        Command::Import { .. } | Command::Export { .. } => Format::Jsonl,
+        Command::Import { .. } | Command::Export { .. } | Command::Changes { out: Some(_), .. } => {
+            Format::Jsonl
+        }
         _ => FormatArg::output(cli.format)?,
     };
     match cli.command {
@@ -422,7 +428,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                 CliError::Usage("export needs --format jsonl, csv or parquet".into())
             })?;
             let db = open(&cli.db)?;
-            let n = cli::import::export(&db, &at.at()?, &build_query(filters)?, fmt, &path)?;
+            let (at, query) = (at.at()?, build_query(filters)?);
+            let n = cli::import::write_file(&path, |f| db.export(&at, &query, fmt, f))?;
             output::print_object(
                 out,
                 Format::Jsonl,
@@ -504,6 +511,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             until,
             branch,
             summary,
+            out: path,
             filters,
         } => {
             let db = open(&cli.db)?;
@@ -518,12 +526,27 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                 .map(str::parse::<AsOf>)
                 .transpose()
                 .map_err(|e| e.at("--until"))?;
-            let rows = db
-                .reader(&At {
-                    branch,
-                    as_of: until,
-                })?
-                .changes_since(since, &build_query(filters)?)?;
+            let at = At {
+                branch,
+                as_of: until,
+            };
+            let query = build_query(filters)?;
+            if let Some(path) = path {
+                let name = cli.format.map_or("", FormatArg::name);
+                let fmt = annals::ExportFormat::parse(name).map_err(|_| {
+                    CliError::Usage("changes --out needs --format jsonl, csv or parquet".into())
+                })?;
+                let n = cli::import::write_file(&path, |f| {
+                    db.export_changes(&at, since, &query, fmt, f)
+                })?;
+                output::print_object(
+                    out,
+                    Format::Jsonl,
+                    &json!({"out": path.display().to_string(), "format": name, "changes": n}),
+                )?;
+                return Ok(0);
+            }
+            let rows = db.reader(&at)?.changes_since(since, &query)?;
             if summary {
                 output::change_summary(out, format, &rows)?;
             } else {

@@ -181,3 +181,109 @@ fn an_import_reports_the_seqs_it_wrote_and_the_cli_lists_them() {
     let summary: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
     assert_eq!(summary["changes"]["created"], 9);
 }
+
+#[test]
+fn changes_export_as_jsonl_csv_and_parquet() {
+    use arrow_array::{Array, StringArray, UInt64Array};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let (dir, db) = common::fresh();
+    let events = common::scenario();
+    db.append(events[..3].to_vec()).unwrap();
+    let mut fixed = events[0].clone();
+    fixed.summary = Some("revised".into());
+    db.write(
+        vec![
+            Op::Append(events[3].clone()),
+            Op::Correct(fixed),
+            Op::Retract {
+                id: events[1].id,
+                reason: "hoax".into(),
+            },
+        ],
+        None,
+    )
+    .unwrap();
+    let export = |format| {
+        let mut buf = Vec::new();
+        let n = db
+            .export_changes(&At::head(), 3, &Query::new(), format, &mut buf)
+            .unwrap();
+        assert_eq!(n, 3);
+        buf
+    };
+    let jsonl = String::from_utf8(export(annals::ExportFormat::Jsonl)).unwrap();
+    let kinds: Vec<String> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["change"].to_string())
+        .collect();
+    assert_eq!(kinds, ["\"created\"", "\"corrected\"", "\"retracted\""]);
+
+    let csv = String::from_utf8(export(annals::ExportFormat::Csv)).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("change,change_seq,side,id,seq,"));
+    let rows: Vec<String> = lines
+        .map(|l| l.split(',').take(3).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "created,4,after",
+            "corrected,5,before",
+            "corrected,5,after",
+            "retracted,6,before"
+        ]
+    );
+
+    let file = dir.path().join("lib.parquet");
+    std::fs::write(&file, export(annals::ExportFormat::Parquet)).unwrap();
+    let batches: Vec<_> =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+    let batch = &batches[0];
+    assert_eq!(batch.num_rows(), 4);
+    let col = |name: &str| batch.column(batch.schema().index_of(name).unwrap()).clone();
+    let side = col("side");
+    let side = side.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(side.value(1), "before");
+    let seqs = col("change_seq");
+    let seqs = seqs.as_any().downcast_ref::<UInt64Array>().unwrap();
+    assert_eq!(seqs.values().to_vec(), [4, 5, 5, 6]);
+    let summary = col("summary");
+    let summary = summary.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(summary.value(2), "revised");
+    db.close().unwrap();
+
+    // The CLI writes the file whole; without a file format it is a usage error.
+    let path = dir.path().join("changes.parquet");
+    let out = common::annals(
+        &dir.path().join("db"),
+        &[
+            "--format",
+            "parquet",
+            "changes",
+            "--since",
+            "3",
+            "--out",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("\"changes\":3"));
+    assert!(path.metadata().unwrap().len() > 0);
+    let out = common::annals(
+        &dir.path().join("db"),
+        &["changes", "--since", "3", "--out", path.to_str().unwrap()],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("--format jsonl, csv or parquet"));
+}

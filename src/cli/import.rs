@@ -7,7 +7,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use annals::{Annals, At, Error, ExportFormat, ImportFormat, Query, Rejection};
+use annals::{Annals, Error, ImportFormat, Rejection};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -152,12 +152,11 @@ pub fn run(
 
 /// Exports to `path` through a temporary file beside it, renamed into
 /// place once complete: a failed export leaves no partial file.
-pub fn export(
-    db: &Annals,
-    at: &At,
-    query: &Query,
-    format: ExportFormat,
+/// Writes a file whole or not at all: `write` fills a temporary file
+/// beside `path`, which then replaces it once synced.
+pub fn write_file(
     path: &Path,
+    write: impl FnOnce(&std::fs::File) -> Result<u64, Error>,
 ) -> Result<u64, Error> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -168,7 +167,7 @@ pub fn export(
         source: e,
     };
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    let n = db.export(at, query, format, tmp.as_file())?;
+    let n = write(tmp.as_file())?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(n)
