@@ -146,7 +146,7 @@ struct Csv<W: Write>(csv::Writer<W>);
 
 impl<W: Write> Sink for Csv<W> {
     fn put(&mut self, r: Record) -> Result<()> {
-        self.0.write_record(&csv_row(&r)).map_err(export_error)
+        self.0.write_record(csv_row(&r)).map_err(export_error)
     }
     fn finish(mut self: Box<Self>) -> Result<()> {
         self.0.flush().map_err(export_error)
