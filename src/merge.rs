@@ -391,8 +391,12 @@ impl Annals {
             let tgt_rec = tgt.get(id)?;
             let (s, t) = (state_of(&src_rec), state_of(&tgt_rec));
             let mut base_rec = base.get(id)?;
-            if let Some(merged) = self.merged_state(&tgt, id, source, &t)? {
-                base_rec = merged;
+            // Only an event the target changed since the base can have
+            // a base moved by an earlier merge.
+            if state_of(&base_rec) != t {
+                if let Some(merged) = self.merged_state(&tgt, id, source, &t)? {
+                    base_rec = merged;
+                }
             }
             let b = state_of(&base_rec);
             if s == b || s == t {

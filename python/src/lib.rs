@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use annals::columnar::{self, BATCH_ROWS};
 use annals::{
-    Against, Annals, AsOf, At, Durability, Entry, Event, ImportFormat, Op, Query, ViewKind,
+    Against, Annals, AsOf, At, Durability, Entry, Event, ImportFormat, MergeOptions, OnConflict,
+    Op, Query, ViewKind,
 };
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{RecordBatch, RecordBatchIterator, RecordBatchReader};
@@ -707,16 +708,7 @@ impl Database {
         against: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let kind = view_kind(view, granularity)?;
-        let against = match against {
-            "base" => Against::Base,
-            "head" => Against::Head,
-            other => {
-                return Err(invalid(
-                    "against",
-                    format!("`{other}`; expected base or head"),
-                ))
-            }
-        };
+        let against = against_from(against)?;
         let db = self.handle.get()?;
         let rows = py.detach(|| db.diff(name, kind, against)).map_err(py_err)?;
         let values: Vec<Value> = rows
@@ -724,6 +716,61 @@ impl Database {
             .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
             .collect();
         json_list(py, &values)
+    }
+
+    /// The events that differ between branch `name` and main (as of the
+    /// branch's base, or main's head with `against="head"`): `[{"id",
+    /// "diff": "added"|"removed"|"changed", "fields", "main", "branch"}]`.
+    #[pyo3(signature = (name, against="base"))]
+    fn diff_events<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        against: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let against = against_from(against)?;
+        let db = self.handle.get()?;
+        let rows = py
+            .detach(|| db.diff_events(name, against))
+            .map_err(py_err)?;
+        let values: Vec<Value> = rows.iter().map(annals::EventDiff::to_json).collect();
+        json_list(py, &values)
+    }
+
+    /// Merges branch `name` into main (or branch `into`): three-way by
+    /// event id, one atomic batch. `on_conflict` is `"fail"` (raise
+    /// `Conflict`, write nothing), `"branch"` or `"target"`; `dry_run`
+    /// reports without writing. Returns the report: `{"branch", "into",
+    /// "base_seq", "fast_forward", "dry_run", "changes", "conflicts",
+    /// "written", "head"}`.
+    #[pyo3(signature = (name, into=None, dry_run=false, on_conflict="fail"))]
+    fn merge<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        into: Option<String>,
+        dry_run: bool,
+        on_conflict: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let on_conflict = match on_conflict {
+            "fail" => OnConflict::Fail,
+            "branch" => OnConflict::Branch,
+            "target" => OnConflict::Target,
+            other => {
+                return Err(invalid(
+                    "on_conflict",
+                    format!("`{other}`; expected fail, branch or target"),
+                ))
+            }
+        };
+        let opts = MergeOptions {
+            into: into.filter(|i| i != "main"),
+            dry_run,
+            on_conflict,
+        };
+        let db = self.handle.get()?;
+        let report = py.detach(|| db.merge(name, &opts)).map_err(py_err)?;
+        from_json(py, &report.to_json())
     }
 
     /// Main's entries after seq `after`, then each one committed from now
@@ -1125,4 +1172,16 @@ fn _annals(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Poisoned", py.get_type::<Poisoned>())?;
     m.add("Closed", py.get_type::<Closed>())?;
     Ok(())
+}
+
+/// `against=` of the diffs.
+fn against_from(against: &str) -> PyResult<Against> {
+    match against {
+        "base" => Ok(Against::Base),
+        "head" => Ok(Against::Head),
+        other => Err(invalid(
+            "against",
+            format!("`{other}`; expected base or head"),
+        )),
+    }
 }

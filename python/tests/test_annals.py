@@ -143,6 +143,26 @@ def test_branches_and_diff(db):
         db.query(branch="what-if")
 
 
+def test_merge_and_event_diff(db):
+    db.append([event(1, "PL"), event(2, "RO")])
+    db.create_branch("what-if")
+    db.append([event(3, "LT")], branch="what-if")
+    db.retract(event(2)["id"], reason="hypothesis", branch="what-if")
+    diff = {d["id"]: d["diff"] for d in db.diff_events("what-if")}
+    assert diff == {event(3)["id"]: "added", event(2)["id"]: "removed"}
+    plan = db.merge("what-if", dry_run=True)
+    assert plan["fast_forward"] and plan["dry_run"] and len(plan["changes"]) == 2
+    assert db.head()["seq"] == 2
+    report = db.merge("what-if")
+    assert report["head"]["seq"] == 4
+    assert {r["countries"][0] for r in db.query().to_pylist()} == {"PL", "LT"}
+    assert db.history(event(3)["id"])[-1]["merged_from"]["branch"] == "what-if"
+    with pytest.raises(annals.InvalidInput):
+        db.merge("what-if", on_conflict="maybe")
+    with pytest.raises(annals.NotFound):
+        db.merge("nope")
+
+
 def test_subscribe_backlog_then_live(db):
     db.append([event(1), event(2)])
     sub = db.subscribe(after=0, timeout=5)
