@@ -37,7 +37,7 @@ fn main() {
     let mut rng = Rng(12345);
     // A branch's edits: four fifths corrections of random events, the
     // rest new events.
-    let mut edits = |rng: &mut Rng, w: &mut Workload| -> Vec<Op> {
+    let edits = |rng: &mut Rng, w: &mut Workload| -> Vec<Op> {
         (0..k)
             .map(|i| {
                 if i % 5 == 4 {
@@ -96,6 +96,7 @@ fn main() {
     let merged = db.merge("what-if", &opts).unwrap();
     let merge_t = t.elapsed();
     assert!(!merged.fast_forward);
+    assert_eq!(plan.changes, merged.changes, "the dry run plans the merge");
 
     // Baseline: the same number of corrections written as one plain batch.
     let plain: Vec<Op> = (0..merged.changes.len())
