@@ -251,13 +251,14 @@ impl Annals {
                 format!("cannot merge branch `{branch}` into itself"),
             ));
         }
+        // The whole merge, from finding the branches on, sees one state of
+        // both lines: no write or drop can come between.
+        let mut writer = self.lock_writer()?;
         let source = self.branch(branch)?;
         let target = match into {
             "main" => None,
             name => Some(self.branch(name)?),
         };
-        // The whole merge sees one state of both lines.
-        let mut writer = self.lock_writer()?;
         let plan = self.plan(&source, target.clone(), into, opts.on_conflict)?;
         let mut report = MergeReport {
             branch: branch.to_string(),

@@ -665,3 +665,37 @@ fn a_killed_merge_is_all_or_nothing() {
     }
     eprintln!("{kills} kills during a merge: {whole} merged whole, {none} not at all");
 }
+
+#[test]
+fn a_merge_while_main_is_written_to_sees_one_state() {
+    let (_d, db) = common::fresh();
+    db.append((0..200).map(|n| numbered(n, "main")).collect())
+        .unwrap();
+    db.create_branch("b", None, None).unwrap();
+    db.write_branch(
+        "b",
+        (200..1200)
+            .map(|n| Op::Append(numbered(n, "branch")))
+            .collect(),
+        None,
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for n in 1200..1300 {
+                db.append(vec![numbered(n, "writer")]).unwrap();
+            }
+        });
+        let report = db.merge("b", &MergeOptions::default()).unwrap();
+        assert_eq!(report.changes.len(), 1000);
+        writer.join().unwrap();
+    });
+    assert_eq!(db.head().seq, 200 + 1000 + 100);
+    for n in [200u64, 1199, 1299] {
+        assert!(db
+            .get(Uuid::from_u128(u128::from(n) + 1000))
+            .unwrap()
+            .is_some());
+    }
+    db.verify().unwrap();
+}
