@@ -20,7 +20,7 @@ use crate::db::{Annals, Record};
 use crate::error::{Error, Result};
 use crate::json::event_to_value;
 use crate::query::Query;
-use crate::read::{At, ChangeKind, EventChange};
+use crate::read::{At, EventChange};
 use crate::time::format_micros;
 
 /// The formats [`Annals::export`] writes.
@@ -99,17 +99,10 @@ impl Annals {
                 w.write_record(CSV_COLUMNS).map_err(export_error)?;
                 Box::new(Csv(w))
             }
-            ExportFormat::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .build();
-                let schema = events_schema()?;
-                let w = ArrowWriter::try_new(out, schema, Some(props)).map_err(export_error)?;
-                Box::new(Parquet {
-                    w,
-                    page: Vec::new(),
-                })
-            }
+            ExportFormat::Parquet => Box::new(Parquet {
+                w: parquet_writer(out, events_schema()?)?,
+                page: Vec::new(),
+            }),
         };
         let mut n = 0u64;
         reader.for_each_record(query, &mut |r| {
@@ -119,6 +112,17 @@ impl Annals {
         sink.finish()?;
         Ok(n)
     }
+}
+
+/// A Parquet writer (Snappy) of record batches with `schema`.
+fn parquet_writer<W: Write + Send>(
+    out: W,
+    schema: arrow_schema::SchemaRef,
+) -> Result<ArrowWriter<W>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    ArrowWriter::try_new(out, schema, Some(props)).map_err(export_error)
 }
 
 fn export_error(e: impl std::fmt::Display) -> Error {
@@ -249,11 +253,7 @@ impl Annals {
             }
             ExportFormat::Parquet => {
                 let rows: Vec<_> = changes.iter().flat_map(sides).collect();
-                let schema = change_batch(&[])?.schema();
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .build();
-                let mut w = ArrowWriter::try_new(out, schema, Some(props)).map_err(export_error)?;
+                let mut w = parquet_writer(out, change_batch(&[])?.schema())?;
                 for chunk in rows.chunks(BATCH_ROWS) {
                     w.write(&change_batch(chunk)?).map_err(export_error)?;
                 }
@@ -266,11 +266,7 @@ impl Annals {
 
 /// The rows of one change: (kind, seq, side, version), before then after.
 fn sides(c: &EventChange) -> impl Iterator<Item = (&'static str, u64, &'static str, &Record)> {
-    let kind = match c.kind {
-        ChangeKind::Created => "created",
-        ChangeKind::Corrected => "corrected",
-        ChangeKind::Retracted => "retracted",
-    };
+    let kind = c.kind.name();
     [("before", &c.before), ("after", &c.after)]
         .into_iter()
         .filter_map(move |(side, r)| r.as_ref().map(|r| (kind, c.seq, side, r)))

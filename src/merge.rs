@@ -149,10 +149,15 @@ impl Step {
     }
 
     fn line(&self) -> Line {
-        match &self.branch {
-            None => Line::Main,
-            Some(b) => Line::Branch(Arc::clone(b)),
-        }
+        line_of(&self.branch)
+    }
+}
+
+/// The line of a branch, or main's for `None`.
+fn line_of(branch: &Option<Arc<Branch>>) -> Line {
+    match branch {
+        None => Line::Main,
+        Some(b) => Line::Branch(Arc::clone(b)),
     }
 }
 
@@ -379,11 +384,7 @@ impl Annals {
 
         let base = Reader::at(self, common.line(), base_seq);
         let src = Reader::at(self, Line::Branch(Arc::clone(source)), source.head().seq);
-        let tgt_line = match &target {
-            None => Line::Main,
-            Some(t) => Line::Branch(Arc::clone(t)),
-        };
-        let tgt = Reader::at(self, tgt_line, target_head.seq);
+        let tgt = Reader::at(self, line_of(&target), target_head.seq);
         for (i, id) in touched {
             let Some((entry, hash)) = entries.get(i) else {
                 continue;

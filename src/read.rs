@@ -469,6 +469,17 @@ pub enum ChangeKind {
     Retracted,
 }
 
+impl ChangeKind {
+    /// `created`, `corrected` or `retracted`, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Created => "created",
+            ChangeKind::Corrected => "corrected",
+            ChangeKind::Retracted => "retracted",
+        }
+    }
+}
+
 /// One event whose state differs between two points of a log; see
 /// [`Reader::changes_since`].
 #[derive(Debug, Clone, PartialEq)]
@@ -678,6 +689,17 @@ pub enum EventDiffKind {
     Removed,
     /// Current on both, in different versions.
     Changed,
+}
+
+impl EventDiffKind {
+    /// `added`, `removed` or `changed`, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventDiffKind::Added => "added",
+            EventDiffKind::Removed => "removed",
+            EventDiffKind::Changed => "changed",
+        }
+    }
 }
 
 /// One event that differs between a branch and its parent.

@@ -344,10 +344,7 @@ pub fn event_diff(
         .map(|d| {
             let shown = d.branch.as_ref().or(d.main.as_ref());
             vec![
-                serde_json::to_value(d.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                d.kind.name().to_string(),
                 d.id.to_string(),
                 d.fields.join(","),
                 shown
@@ -376,7 +373,7 @@ pub fn changes(
             let e = shown.map(|r| &r.event);
             vec![
                 c.seq.to_string(),
-                kind_name(c.kind),
+                c.kind.name().to_string(),
                 c.id.to_string(),
                 e.map(|e| e.kind.clone()).unwrap_or_default(),
                 e.map(|e| e.countries.join(",")).unwrap_or_default(),
@@ -398,10 +395,7 @@ pub fn change_summary(
     let mut countries: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut actors: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for c in rows {
-        let kind = serde_json::to_value(c.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let kind = c.kind.name().to_string();
         *total.entry(kind.clone()).or_default() += 1;
         if let Some(r) = c.after.as_ref().or(c.before.as_ref()) {
             for country in &r.event.countries {
@@ -460,7 +454,7 @@ pub fn merge(out: &mut dyn Write, format: Format, r: &annals::MergeReport) -> st
             .iter()
             .map(|c| {
                 vec![
-                    kind_name(c.kind),
+                    c.kind.name().to_string(),
                     c.id.to_string(),
                     format!("{}@{}", c.origin.branch, c.origin.seq),
                     if c.resolves_conflict {
@@ -500,11 +494,4 @@ pub fn merge(out: &mut dyn Write, format: Format, r: &annals::MergeReport) -> st
         print_table(out, &["ID", "BASE", "TARGET", "BRANCH"], &rows)?;
     }
     Ok(())
-}
-
-fn kind_name(kind: annals::ChangeKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
