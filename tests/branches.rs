@@ -266,16 +266,6 @@ fn creating_a_branch_copies_nothing() {
     assert!(db.stats().unwrap().disk_bytes < before + 64 * 1024);
 }
 
-fn events_at(db: &Annals, at: &At) -> std::collections::BTreeMap<uuid::Uuid, annals::Event> {
-    db.reader(at)
-        .unwrap()
-        .query(&Query::new())
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.event.id, r.event))
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -309,7 +299,7 @@ proptest! {
         } else {
             (Against::Base, At::head().as_of(AsOf::Seq(base_seq)))
         };
-        let mut events = events_at(&db, &parent);
+        let mut events = common::events_at(&db, &parent);
         for d in db.diff_events("b", against).unwrap() {
             match d.kind {
                 annals::EventDiffKind::Added => {
@@ -327,7 +317,7 @@ proptest! {
                 }
             }
         }
-        prop_assert_eq!(events, events_at(&db, &At::head().branch("b")));
+        prop_assert_eq!(events, common::events_at(&db, &At::head().branch("b")));
     }
 }
 

@@ -13,13 +13,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 fn current(db: &annals::Annals, seq: u64) -> BTreeMap<Uuid, annals::Event> {
-    db.reader(&At::head().as_of(AsOf::Seq(seq)))
-        .unwrap()
-        .query(&Query::new())
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.event.id, r.event))
-        .collect()
+    common::events_at(db, &At::head().as_of(AsOf::Seq(seq)))
 }
 
 proptest! {

@@ -6,6 +6,8 @@
 //! `verify` passes. `ANNALS_CRASH_KILLS` sets the number of kills
 //! (default 100; the long run in docs/durability.md used thousands).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -59,13 +61,6 @@ fn child_writer() {
     }
 }
 
-fn rand(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn kill_the_writer_at_random_moments() {
     let kills: usize = std::env::var("ANNALS_CRASH_KILLS")
@@ -111,7 +106,7 @@ fn kill_the_writer_at_random_moments() {
             Ok(seq) => acked_max = acked_max.max(seq),
             Err(_) => panic!("kill {kill}: the writer acknowledged nothing (it died or hung)"),
         }
-        std::thread::sleep(Duration::from_micros(rand(&mut seed) % 40_000));
+        std::thread::sleep(Duration::from_micros(common::xorshift(&mut seed) % 40_000));
         child.kill().unwrap();
         child.wait().unwrap();
         while let Ok(seq) = rx.try_recv() {

@@ -640,10 +640,8 @@ fn a_killed_merge_is_all_or_nothing() {
                 .any(|l| l.contains("opened")),
             "kill {kill}: the child did not open the database"
         );
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(std::time::Duration::from_micros(seed % 150_000));
+        let wait = common::xorshift(&mut seed) % 150_000;
+        std::thread::sleep(std::time::Duration::from_micros(wait));
         child.kill().unwrap();
         child.wait().unwrap();
         let acked = lines.map_while(Result::ok).any(|l| l.contains("merged"));

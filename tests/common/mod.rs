@@ -30,6 +30,25 @@ pub fn scenario() -> Vec<Event> {
         .collect()
 }
 
+/// The current events read at `at`, by id.
+pub fn events_at(db: &Annals, at: &annals::At) -> std::collections::BTreeMap<uuid::Uuid, Event> {
+    db.reader(at)
+        .unwrap()
+        .query(&annals::Query::new())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.event.id, r.event))
+        .collect()
+}
+
+/// One xorshift step: a seeded pseudo-random number for kill timings.
+pub fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// Runs the CLI with a database path and optional stdin.
 pub fn annals(db: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_annals"));
