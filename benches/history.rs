@@ -1,12 +1,13 @@
 //! History operations at scale: merging a what-if branch of 10,000
 //! entries into a main of 100,000 events that moved on, a fast-forward
 //! merge of the same size, `diff --events` over the branch, and the
-//! changes feed over the whole log.
+//! changes feed over the whole log; then the excision of one event.
 //!
 //! Each figure is printed beside a baseline measured in the same run: a
 //! merge beside writing the same operations as one plain batch (what the
 //! merge must at least do), the changes feed beside reading the same
-//! entries through `entries` (what it must at least read).
+//! entries through `entries` (what it must at least read), the excision
+//! beside a rebuild of the derived state from the log (which it includes).
 //! `ANNALS_BENCH_EVENTS` and `ANNALS_BENCH_BRANCH` set the sizes;
 //! `ANNALS_BENCH_QUICK=1` (CI) runs 2,000 and 500. No timing is asserted.
 
@@ -164,5 +165,30 @@ fn main() {
         head - since,
         recent.len(),
         ms(t.elapsed())
+    );
+
+    // Excision of one event: every log (main, both branches) is scanned,
+    // the store copied, then the derived state rebuilt.
+    let path = db.path().to_path_buf();
+    db.close().unwrap();
+    let size = common::dir_bytes(&path);
+    let t = Instant::now();
+    let excision = Annals::excise(&path, ids[0], "bench").unwrap();
+    let excise_t = t.elapsed();
+    let t = Instant::now();
+    for derived in ["index", "snapshots"] {
+        let _ = std::fs::remove_dir_all(path.join(derived));
+    }
+    Annals::open(&path).unwrap().close().unwrap();
+    let rebuild_t = t.elapsed();
+    println!(
+        "excise   one event ({} entries in {} logs) from {head} entries, {:.0} MiB: {:.0} ms | \
+         rebuilding the derived state alone {:.0} ms ({:.1}x)",
+        excision.entries.values().map(Vec::len).sum::<usize>(),
+        excision.entries.len(),
+        size as f64 / (1 << 20) as f64,
+        ms(excise_t),
+        ms(rebuild_t),
+        excise_t.as_secs_f64() / rebuild_t.as_secs_f64()
     );
 }

@@ -373,6 +373,7 @@ impl Annals {
             }
             for entry in &stored {
                 crate::merge::check_origin(self, entry)?;
+                crate::integrity::check_excised(self, entry)?;
             }
         }
         Ok(branches.len() as u64)

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::entry::{Body, Entry, Hash, Origin};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location, Source};
-use crate::time::{Micros, Occurred, Precision, TimePoint};
+use crate::time::{Mark, Micros, Occurred, Precision, TimePoint};
 
 /// Version byte of the entry envelope written now. Version 2 chains a
 /// digest of the payload instead of the payload itself, so that an
@@ -24,6 +24,10 @@ const FORMAT_V1: u8 = 1;
 /// payload (so covered by the chain): written only for merged entries, so
 /// that every other entry stays byte for byte what version 2 wrote.
 const FORMAT_MERGED: u8 = 3;
+/// An excised entry: the payload of a version 2 or 3 entry replaced by its
+/// BLAKE3 digest (what the chain hash covers, so the chain still
+/// verifies), then bincode of `(recorded_at, id)`.
+const FORMAT_EXCISED: u8 = 4;
 /// Bytes before the payload: version, seq, previous hash, hash.
 pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
 /// Largest encoded entry, so that an entry always fits one chunk and a
@@ -83,8 +87,10 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// The precision code in the low four bits, the EDTF mark in the high
+/// four (zero for a plain date: entries from before EDTF read the same).
 fn stored_point(p: TimePoint) -> StoredPoint {
-    (p.start, p.precision.code())
+    (p.start, p.precision.code() | p.mark.bits())
 }
 
 fn stored_event(e: &Event) -> StoredEvent<'_> {
@@ -133,8 +139,10 @@ fn stored_event(e: &Event) -> StoredEvent<'_> {
 }
 
 fn point_from(seq: u64, (start, code): StoredPoint) -> Result<TimePoint> {
-    Precision::from_code(code)
+    Precision::from_code(code & 0x0f)
         .and_then(|p| TimePoint::from_parts(start, p))
+        .zip(Mark::from_bits(code))
+        .map(|(p, mark)| TimePoint { mark, ..p })
         .ok_or_else(|| Error::corruption(seq, format!("bad time point ({start}, {code})")))
 }
 
@@ -227,6 +235,12 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
             id: *id.as_bytes(),
             reason: Cow::Borrowed(reason),
         },
+        Body::Excised { id } => {
+            return Err(Error::Storage(format!(
+            "entry {}: an excised entry is made from a stored one, never written for event {id}",
+            entry.seq
+        )))
+        }
     };
     let stored = StoredEntry {
         recorded_at: entry.recorded_at,
@@ -301,6 +315,13 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
     hash.copy_from_slice(&header[41..73]);
     let expected = match header[0] {
         FORMAT_VERSION | FORMAT_MERGED => chain_hash(seq, &prev, payload),
+        FORMAT_EXCISED => {
+            let digest = payload
+                .get(..32)
+                .and_then(|d| <Hash>::try_from(d).ok())
+                .ok_or_else(|| Error::corruption(seq, "excised entry shorter than its digest"))?;
+            chain_hash_of_digest(seq, &prev, &digest)
+        }
         FORMAT_V1 => chain_hash_v1(seq, &prev, payload),
         other => {
             return Err(Error::corruption(
@@ -334,6 +355,18 @@ pub fn open_envelope(seq: u64, bytes: &[u8]) -> Result<Envelope<'_>> {
 pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
     let env = open_envelope(seq, bytes)?;
     let undecodable = |e| Error::corruption(seq, format!("undecodable entry: {e}"));
+    if env.version == FORMAT_EXCISED {
+        let stub = env.payload.get(32..).unwrap_or_default();
+        let ((recorded_at, id), used): ((i64, [u8; 16]), usize) =
+            bincode::serde::decode_from_slice(stub, config()).map_err(undecodable)?;
+        if used != stub.len() {
+            return Err(Error::corruption(seq, "trailing bytes after the entry"));
+        }
+        let body = Body::Excised {
+            id: Uuid::from_bytes(id),
+        };
+        return Ok((Entry::new(seq, recorded_at as Micros, body), env));
+    }
     let (stored, mut used): (StoredEntry<'_>, usize) =
         bincode::serde::borrow_decode_from_slice(env.payload, config()).map_err(undecodable)?;
     let mut origin = None;
@@ -366,6 +399,33 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
         origin,
     };
     Ok((entry, env))
+}
+
+/// The stored bytes of entry `seq` with its payload erased: the same
+/// header (seq, link, hash), the payload's digest in place of the payload,
+/// then the entry's time and event id. `None` if it is already excised.
+/// Version 1 entries chain the payload itself, so they cannot be excised.
+pub fn excise_entry(seq: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
+    let (entry, env) = decode_entry(seq, bytes)?;
+    match env.version {
+        FORMAT_EXCISED => return Ok(None),
+        FORMAT_V1 => {
+            return Err(Error::Conflict {
+                at: format!("seq {seq}"),
+                reason: "the entry predates storage format 2 (its chain hash covers the payload \
+                         itself), so it cannot be erased without breaking the chain"
+                    .into(),
+            })
+        }
+        _ => {}
+    }
+    let mut out = vec![0u8; HEADER_BYTES];
+    out.extend_from_slice(blake3::hash(env.payload).as_bytes());
+    let stub = (entry.recorded_at, *entry.body.id().as_bytes());
+    bincode::serde::encode_into_std_write(stub, &mut out, config())
+        .map_err(|e| Error::Storage(format!("encoding excised entry {seq}: {e}")))?;
+    write_header(&mut out, FORMAT_EXCISED, seq, &env.prev, &env.hash);
+    Ok(Some(out))
 }
 
 /// Version byte of a chunk.
@@ -402,7 +462,8 @@ pub fn pack_chunks(first_seq: u64, entries: Vec<Vec<u8>>) -> Vec<(u64, Vec<u8>)>
     chunks
 }
 
-fn chunk_bytes(entries: &[Vec<u8>]) -> Vec<u8> {
+/// A chunk of the given encoded entries (see [`pack_chunks`]).
+pub(crate) fn chunk_bytes(entries: &[Vec<u8>]) -> Vec<u8> {
     let data: usize = entries.iter().map(Vec::len).sum();
     let mut out = Vec::with_capacity(CHUNK_HEADER_BYTES + 4 * entries.len() + data);
     out.push(CHUNK_VERSION);
@@ -540,6 +601,33 @@ mod tests {
         }
         assert!(decode_entry(6, &bytes).is_err());
         assert!(decode_entry(5, &bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn an_excised_entry_keeps_its_hash_and_loses_its_payload() {
+        let prev = [9u8; 32];
+        for entry in [sample(), merged()] {
+            let (bytes, hash) = encode_entry(&entry, &prev).unwrap();
+            let stub = excise_entry(5, &bytes).unwrap().unwrap();
+            let (back, env) = decode_entry(5, &stub).unwrap();
+            assert_eq!((env.prev, env.hash), (prev, hash));
+            assert_eq!(
+                back.body,
+                Body::Excised {
+                    id: entry.body.id()
+                }
+            );
+            assert_eq!(back.recorded_at, entry.recorded_at);
+            assert!(!stub.windows(6).any(|w| w == b"Russia"));
+            assert!(excise_entry(5, &stub).unwrap().is_none());
+            // The digest is covered like any payload (the time and id after
+            // it are not: see docs/format.md).
+            for i in 0..HEADER_BYTES + 32 {
+                let mut b = stub.clone();
+                b[i] ^= 1;
+                assert!(decode_entry(5, &b).is_err(), "byte {i}");
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`Annals`], the front door: open a database, write events, read views.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
@@ -194,21 +194,23 @@ pub struct Version {
     pub seq: u64,
     /// The entry's transaction time.
     pub recorded_at: Micros,
-    /// `created`, `corrected` or `retracted`.
+    /// `created`, `corrected`, `retracted` or `excised`.
     pub action: &'static str,
-    /// The version (none for a retraction).
+    /// The version (none for a retraction or an excised entry).
     pub event: Option<Event>,
-    /// A retraction's reason.
+    /// A retraction's or an excision's reason.
     pub reason: Option<String>,
     /// For a version written by a merge, the branch entry it came from.
     pub origin: Option<Origin>,
+    /// For an excised entry, when the excision was made.
+    pub excised_at: Option<Micros>,
 }
 
 impl Version {
-    /// `{seq, recorded_at, action, event | reason, merged_from?}`: what
-    /// `annals history` prints for the version.
+    /// `{seq, recorded_at, action, event | reason, merged_from?,
+    /// excised_at?}`: what `annals history` prints for the version.
     pub fn to_json(&self) -> serde_json::Value {
-        crate::entry::version_json(
+        let mut v = crate::entry::version_json(
             self.seq,
             self.recorded_at,
             self.action,
@@ -216,7 +218,11 @@ impl Version {
             self.event.as_ref(),
             self.reason.as_deref(),
             self.origin.as_ref(),
-        )
+        );
+        if let (Some(at), Some(m)) = (self.excised_at, v.as_object_mut()) {
+            m.insert("excised_at".into(), crate::time::format_micros(at).into());
+        }
+        v
     }
 }
 
@@ -280,13 +286,15 @@ pub struct Annals {
     pub(crate) durability: Durability,
     pub(crate) checkpoint_every_entries: u64,
     pub(crate) snapshot_every_entries: u64,
+    /// Events whose payload was excised: their ids cannot be used again.
+    pub(crate) excised: HashSet<Uuid>,
     /// Held (flock) for as long as the database is open.
     pub(crate) _lock: File,
 }
 
 const LOCK_FILE: &str = "LOCK";
 const LOCK_RETRIES: u32 = 5;
-const STORE_DIR: &str = "store";
+pub(crate) const STORE_DIR: &str = "store";
 
 impl Annals {
     /// Opens the database in folder `path`, creating it if needed, with
@@ -358,6 +366,7 @@ impl Annals {
                 Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
             }
         }
+        crate::excise::resume(&dir)?;
         let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;
         let mut store: Arc<dyn Storage> = Arc::new(store);
         if let Some(wrap) = b.wrap {
@@ -367,6 +376,7 @@ impl Annals {
         upgrade_derived(&dir)?;
         let state = state::open(&dir.join(INDEX_DIR), &log, b.checkpoint_every_entries)?;
         let branches = load_branches(&log)?;
+        let excised = crate::excise::excised_ids(log.store())?;
         let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
         Ok(Annals {
             dir,
@@ -384,8 +394,17 @@ impl Annals {
             durability: b.durability,
             checkpoint_every_entries: b.checkpoint_every_entries,
             snapshot_every_entries: b.snapshot_every_entries,
+            excised,
             _lock: lock_file,
         })
+    }
+
+    /// Another descriptor of the held database lock, which keeps it held
+    /// after this instance is dropped.
+    pub(crate) fn lock_handle(&self) -> Result<File> {
+        self._lock
+            .try_clone()
+            .map_err(|e| Error::io(self.dir.join(LOCK_FILE), e))
     }
 
     /// The database folder.
@@ -556,6 +575,12 @@ impl Annals {
             let at = || format!("event {id}");
             let next = head.seq + 1 + entries.len() as u64;
             let here = Where::Batch(entries.len());
+            if self.excised.contains(&id) {
+                return Err(Error::Conflict {
+                    at: at(),
+                    reason: "the event was excised; its id cannot be used again".into(),
+                });
+            }
             let known = match pending.get(&id) {
                 Some(p) => Some(*p),
                 None => known_before(id)?,

@@ -11,6 +11,7 @@ pub type Hash = [u8; 32];
 
 /// What a log entry does.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Body {
     /// A new event.
     Event(Event),
@@ -23,6 +24,12 @@ pub enum Body {
         /// Why.
         reason: String,
     },
+    /// An entry whose payload was erased (`annals excise`): only the id is
+    /// left. The event reads as retracted from its first entry on.
+    Excised {
+        /// The excised event.
+        id: Uuid,
+    },
 }
 
 impl Body {
@@ -30,16 +37,17 @@ impl Body {
     pub fn id(&self) -> Uuid {
         match self {
             Body::Event(e) | Body::Correction(e) => e.id,
-            Body::Retraction { id, .. } => *id,
+            Body::Retraction { id, .. } | Body::Excised { id } => *id,
         }
     }
 
-    /// `created`, `corrected` or `retracted`.
+    /// `created`, `corrected`, `retracted` or `excised`.
     pub fn action(&self) -> &'static str {
         match self {
             Body::Event(_) => "created",
             Body::Correction(_) => "corrected",
             Body::Retraction { .. } => "retracted",
+            Body::Excised { .. } => "excised",
         }
     }
 
@@ -47,7 +55,7 @@ impl Body {
     pub fn event(&self) -> Option<&Event> {
         match self {
             Body::Event(e) | Body::Correction(e) => Some(e),
-            Body::Retraction { .. } => None,
+            Body::Retraction { .. } | Body::Excised { .. } => None,
         }
     }
 }

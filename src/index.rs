@@ -43,6 +43,8 @@ pub(crate) struct Meta {
     pub end: Micros,
     /// Seq of the retraction, if retracted.
     pub retracted: Option<u64>,
+    /// Whether the event's payload was excised: no version is readable.
+    pub excised: bool,
 }
 
 impl Meta {
@@ -59,9 +61,12 @@ impl Meta {
             start: c.start,
             end: c.end,
             retracted: None,
+            excised: false,
         };
         for (seq, ch) in changes {
             if ch.retracted {
+                // Only an excision retracts an event in its creating entry.
+                m.excised |= *seq == c.seq;
                 m.retracted = Some(*seq);
             } else {
                 m.current = *seq;
@@ -357,6 +362,8 @@ impl Index {
     pub(crate) fn versions(&self, n: EventNo) -> Result<Vec<u64>> {
         let mut v = vec![self.created(n)?.seq];
         v.extend(self.changes(n)?.iter().map(|(s, _)| *s));
+        // An excised creation is also its own retraction: one entry.
+        v.dedup();
         Ok(v)
     }
 
@@ -377,6 +384,20 @@ impl Index {
         Ok(current)
     }
 
+    /// Registers a new event created by `entry`; returns its number.
+    fn create(&mut self, entry: &Entry, id: Uuid, start: i64, end: i64) -> Result<EventNo> {
+        let n = EventNo::try_from(self.len())
+            .map_err(|_| Error::Storage("the index holds at most 2^32 events".to_string()))?;
+        self.tail.created.push(Created {
+            seq: entry.seq,
+            recorded_at: entry.recorded_at,
+            start,
+            end,
+        });
+        self.tail.ids.insert(id, n);
+        Ok(n)
+    }
+
     /// Folds one entry in. `before` and `after` are the keys of the event's
     /// current version before and after the entry.
     pub(crate) fn apply(
@@ -386,23 +407,31 @@ impl Index {
         after: Option<&Keys>,
     ) -> Result<()> {
         self.tail.entries += 1;
+        let retracted = Changed {
+            retracted: true,
+            start: 0,
+            end: 0,
+        };
         let (id, changed) = match &entry.body {
             Body::Event(e) => {
-                let n = EventNo::try_from(self.len()).map_err(|_| {
-                    Error::Storage("the index holds at most 2^32 events".to_string())
-                })?;
-                self.tail.created.push(Created {
-                    seq: entry.seq,
-                    recorded_at: entry.recorded_at,
-                    start: e.occurred.start(),
-                    end: e.occurred.end(),
-                });
-                self.tail.ids.insert(e.id, n);
+                let n = self.create(entry, e.id, e.occurred.start(), e.occurred.end())?;
                 if let Some(k) = after {
                     self.tail.post(n, k);
                 }
                 return Ok(());
             }
+            // The first entry of an excised event: created with no content,
+            // retracted at once, so that no read ever finds a version.
+            Body::Excised { id } if self.id_of(id)?.is_none() => {
+                let n = self.create(entry, *id, 0, 0)?;
+                self.tail
+                    .changes
+                    .entry(n)
+                    .or_default()
+                    .push((entry.seq, retracted));
+                return Ok(());
+            }
+            Body::Excised { id } => (*id, retracted),
             Body::Correction(e) => (
                 e.id,
                 Changed {
@@ -411,14 +440,7 @@ impl Index {
                     end: e.occurred.end(),
                 },
             ),
-            Body::Retraction { id, .. } => (
-                *id,
-                Changed {
-                    retracted: true,
-                    start: 0,
-                    end: 0,
-                },
-            ),
+            Body::Retraction { id, .. } => (*id, retracted),
         };
         let n = self.id_of(&id)?.ok_or_else(|| {
             Error::corruption(entry.seq, format!("entry changes unknown event {id}"))

@@ -8,7 +8,7 @@ use crate::db::{lock, Annals};
 use crate::error::{Error, Result};
 use crate::index::{Digest, EventNo};
 use crate::intern::Keys;
-use crate::log::{Body, Head};
+use crate::log::{Body, Entry, Head};
 use crate::merge::check_origin;
 use crate::projection::Views;
 use crate::read::{Line, Reader};
@@ -37,6 +37,47 @@ fn damage(seq: u64, what: impl Into<String>) -> Error {
 
 /// Checks the database from seq `from` on (1 for everything). The caller
 /// holds the writer lock, so nothing changes meanwhile.
+/// An excised entry must belong to a recorded excision: the stub keeps
+/// the chain whole, so only the record tells an erasure from a payload
+/// that went missing.
+pub(crate) fn check_excised(db: &Annals, entry: &Entry) -> Result<()> {
+    match &entry.body {
+        Body::Excised { id } if !db.excised.contains(id) => Err(damage(
+            entry.seq,
+            format!("the entry's payload is gone, but no excision of event {id} is recorded"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Every version of excised event number `n`, created at `seq`, is an
+/// excised entry of the event the id index maps to `n`.
+fn check_excised_event(db: &Annals, n: EventNo, seq: u64) -> Result<()> {
+    let Body::Excised { id } = db.log().read(seq)?.body else {
+        return Err(damage(
+            seq,
+            "the index lists the event as excised, but this entry is not",
+        ));
+    };
+    let versions = {
+        let state = db.read_state();
+        if state.index.id_of(&id)? != Some(n) {
+            return Err(damage(
+                seq,
+                "the index points at a version of another event",
+            ));
+        }
+        state.index.versions(n)?
+    };
+    for v in versions {
+        match db.log().read(v)?.body {
+            Body::Excised { id: other } if other == id => {}
+            _ => return Err(damage(v, format!("not an excised entry of event {id}"))),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
     let from = from.max(1);
     let kept_head = db.head();
@@ -68,6 +109,7 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
         }
         drop(state);
         check_origin(db, &entry)?;
+        check_excised(db, &entry)?;
         entries += 1;
         last = Head {
             seq: entry.seq,
@@ -109,6 +151,11 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
         }
         if meta.current < meta.seq || meta.current > kept_head.seq {
             return Err(damage(meta.seq, "the index points past the log"));
+        }
+        if meta.excised {
+            check_excised_event(db, n, meta.seq)?;
+            events += 1;
+            continue;
         }
         let current = log.read_event(meta.current)?;
         {

@@ -188,18 +188,20 @@ fn point(field: &str, v: &Value) -> Result<TimePoint> {
     TimePoint::parse(as_str(field, v)?).map_err(|e| e.for_field(field))
 }
 
-/// Parses `occurred`: a time string or `{"from": .., "to": ..}`.
+/// Parses `occurred`: an EDTF string (a date or an interval) or
+/// `{"from": .., "to": ..}`, each end a date, `..` (open) or empty
+/// (unknown).
 pub fn parse_occurred(v: &Value) -> Result<Occurred> {
     match v {
-        Value::String(_) => point("occurred", v).map(Occurred::point),
+        Value::String(s) => Occurred::parse(s),
         Value::Object(_) => {
             let m = object("occurred", v, &["from", "to"])?;
             let get = |k: &str| {
                 m.get(k)
                     .ok_or_else(|| Error::invalid(format!("occurred.{k}"), "missing"))
-                    .and_then(|x| point(&format!("occurred.{k}"), x))
+                    .and_then(|x| as_str(&format!("occurred.{k}"), x))
             };
-            Occurred::range(get("from")?, get("to")?)
+            Occurred::parse_range(get("from")?, get("to")?)
         }
         other => Err(Error::invalid(
             "occurred",

@@ -48,8 +48,11 @@ mod codec;
 pub mod columnar;
 mod country;
 mod db;
+#[cfg(feature = "delta")]
+mod delta;
 mod entry;
 mod error;
+mod excise;
 mod export;
 mod import;
 mod index;
@@ -74,12 +77,15 @@ pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_N
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
+#[cfg(feature = "delta")]
+pub use delta::{PublishReport, PARTITION_COLUMN};
 pub use entry::{hex, parse_hash, Body, Entry, Hash, Head, Origin};
 pub use error::{Error, Result};
+pub use excise::Excision;
 pub use export::{ExportFormat, CHANGE_COLUMNS, CSV_COLUMNS};
 pub use import::{
-    acled_id, gdelt_id, Import, ImportFormat, ImportSummary, Progress, Rejection,
-    DEFAULT_BATCH_ROWS,
+    acled_id, gdelt_id, polecat_id, ucdp_id, Import, ImportFormat, ImportSummary, Progress,
+    Rejection, DEFAULT_BATCH_ROWS,
 };
 pub use integrity::VerifyReport;
 pub use json::{
@@ -94,11 +100,14 @@ pub use model::{
 pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection, Registered};
 pub use query::Query;
 pub use read::{
-    Against, AsOf, At, ChangeKind, DiffRow, EventChange, EventDiff, EventDiffKind, Reader, ViewKind,
+    Against, AsOf, At, ChangeKind, DatasetRow, DiffRow, EventChange, EventDiff, EventDiffKind,
+    Reader, ViewKind, HAND_ENTERED,
 };
 pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
 pub use subscribe::Subscription;
-pub use time::{format_micros, parse_rfc3339, Granularity, Micros, Occurred, Precision, TimePoint};
+pub use time::{
+    format_micros, parse_rfc3339, Bound, Granularity, Mark, Micros, Occurred, Precision, TimePoint,
+};
 
 /// Entry points for fuzzers and property tests that feed arbitrary bytes
 /// to the decoders. Not part of the stable API.

@@ -254,9 +254,12 @@ fn entry_in(chunk: Option<&(u64, crate::store::Bytes)>, seq: u64) -> Result<&[u8
 fn version_of(entry: Entry) -> Result<Event> {
     match entry.body {
         Body::Event(e) | Body::Correction(e) => Ok(e),
-        Body::Retraction { .. } => Err(Error::corruption(
+        Body::Retraction { .. } | Body::Excised { .. } => Err(Error::corruption(
             entry.seq,
-            "the index points at a retraction where an event version was expected",
+            format!(
+                "the index points at a {} entry where an event version was expected",
+                entry.body.action()
+            ),
         )),
     }
 }

@@ -25,7 +25,8 @@ struct Cli {
     #[arg(long, global = true, env = "ANNALS_DB", default_value = "annals.db")]
     db: PathBuf,
     /// Output format of commands that print data (table, jsonl, json); for
-    /// `import` the input's format (jsonl, gdelt, acled, acled-deletions);
+    /// `import` the input's format (jsonl, gdelt, acled, acled-deletions,
+    /// ucdp-ged, polecat);
     /// for `export` the file's (jsonl, csv, parquet).
     #[arg(long, global = true, value_enum)]
     format: Option<FormatArg>,
@@ -69,6 +70,10 @@ enum Command {
         /// Rows per committed batch.
         #[arg(long, default_value_t = annals::DEFAULT_BATCH_ROWS)]
         batch: usize,
+        /// The files are a full release (ACLED, UCDP GED, POLECAT):
+        /// afterwards, retract every event of the dataset they do not hold.
+        #[arg(long)]
+        retract_missing: bool,
     },
     /// Export the current events matching the filters to a file.
     Export {
@@ -116,6 +121,16 @@ enum Command {
         #[arg(long)]
         branch: Option<String>,
     },
+    /// Erase an event's payload from the whole database (every version,
+    /// branch, view and file), keeping the chain verifiable. Needs the
+    /// database to itself.
+    Excise {
+        /// The event's id.
+        id: String,
+        /// Why (kept in the database and shown by `history`).
+        #[arg(long)]
+        reason: String,
+    },
     /// List current events, ordered by occurrence start then seq.
     Query {
         #[command(flatten)]
@@ -123,6 +138,20 @@ enum Command {
         #[command(flatten)]
         at: AtArgs,
     },
+    /// Count the matching events per dataset (GDELT, ACLED, UCDP GED,
+    /// POLECAT, hand-entered) side by side, per bucket of occurrence time.
+    Sources {
+        #[command(flatten)]
+        filters: QueryArgs,
+        /// Bucket size: day, month or year.
+        #[arg(long, default_value = "month")]
+        granularity: String,
+        #[command(flatten)]
+        at: AtArgs,
+    },
+    /// Publish the log into a table format other engines read.
+    #[command(subcommand)]
+    Publish(PublishCommand),
     /// Print a view.
     View {
         /// Which view.
@@ -260,6 +289,8 @@ enum FormatArg {
     Gdelt,
     Acled,
     AcledDeletions,
+    UcdpGed,
+    Polecat,
     Csv,
     Parquet,
 }
@@ -273,6 +304,8 @@ impl FormatArg {
             FormatArg::Gdelt => "gdelt",
             FormatArg::Acled => "acled",
             FormatArg::AcledDeletions => "acled-deletions",
+            FormatArg::UcdpGed => "ucdp-ged",
+            FormatArg::Polecat => "polecat",
             FormatArg::Csv => "csv",
             FormatArg::Parquet => "parquet",
         }
@@ -290,6 +323,23 @@ impl FormatArg {
             ))),
         }
     }
+}
+
+#[derive(Subcommand)]
+enum PublishCommand {
+    /// Publish main (or a branch's own entries) as a Delta Lake table,
+    /// one commit per batch, exactly once (needs the `delta` feature).
+    Delta {
+        /// The table's folder (created if needed).
+        #[arg(long)]
+        to: PathBuf,
+        /// Publish this branch's own entries instead of main.
+        #[arg(long)]
+        branch: Option<String>,
+        /// Keep publishing as new batches land, until interrupted.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -402,20 +452,31 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             skip_invalid,
             rejects,
             batch,
+            retract_missing,
         } => {
             let name = cli.format.map_or("", FormatArg::name);
             let fmt = annals::ImportFormat::parse(name).map_err(|_| {
                 CliError::Usage(
-                    "import needs --format jsonl, gdelt, acled or acled-deletions".into(),
+                    "import needs --format jsonl, gdelt, acled, acled-deletions, ucdp-ged or polecat"
+                        .into(),
                 )
             })?;
+            if retract_missing && !fmt.has_releases() {
+                return Err(CliError::Usage(format!(
+                    "--retract-missing: only acled, ucdp-ged and polecat files are full releases, not {name}"
+                )));
+            }
             let db = open(&cli.db)?;
             let rejects = match (skip_invalid, rejects) {
                 (false, _) => None,
                 (true, Some(path)) => Some(cli::import::Rejects::file(&path)?),
                 (true, None) => Some(cli::import::Rejects::stderr()),
             };
-            cli::import::run(&db, fmt, &files, rejects, batch, out)?;
+            let opts = cli::import::Options {
+                batch,
+                retract_missing,
+            };
+            cli::import::run(&db, fmt, &files, rejects, opts, out)?;
             db.close()?;
         }
         Command::Export {
@@ -473,7 +534,20 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             let id = parse_id(&id)?;
             match db.reader(&at.at()?)?.get(id)? {
                 Some(r) => output::records(out, format, &[r])?,
-                None => return Err(not_found(id).into()),
+                None => match db.excision(id)? {
+                    Some(x) => {
+                        return Err(Error::NotFound {
+                            at: format!("event {id}"),
+                            what: format!(
+                                "the event was excised at {}: {}",
+                                annals::format_micros(x.at),
+                                x.reason
+                            ),
+                        }
+                        .into())
+                    }
+                    None => return Err(not_found(id).into()),
+                },
             }
         }
         Command::History { id, at } => {
@@ -500,6 +574,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             let seq = first_seq(db.write_on(branch.as_deref(), vec![op], None)?);
             output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
             db.close()?;
+        }
+        Command::Excise { id, reason } => {
+            let id = parse_id(&id)?;
+            let done = Annals::excise(&cli.db, id, &reason)?;
+            output::print_object(out, format, &done.to_json())?;
         }
         Command::Query { filters, at } => {
             let db = open(&cli.db)?;
@@ -552,6 +631,21 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             } else {
                 output::changes(out, format, &rows)?;
             }
+        }
+        Command::Sources {
+            filters,
+            granularity,
+            at,
+        } => {
+            let db = open(&cli.db)?;
+            let g: Granularity = granularity.parse()?;
+            let rows = db
+                .reader(&at.at()?)?
+                .by_dataset(&build_query(filters)?, g)?;
+            output::by_dataset(out, format, &rows)?;
+        }
+        Command::Publish(PublishCommand::Delta { to, branch, follow }) => {
+            publish_delta(&cli.db, &to, branch.as_deref(), follow, format, out)?;
         }
         Command::View {
             view,
@@ -834,4 +928,54 @@ fn read_one_event(file: &str, id: Uuid) -> Result<Event, Error> {
         }
     }
     annals::event_from_value(value).map_err(|e| e.at(name))
+}
+
+/// `publish delta`: one summary line per run that wrote something. With
+/// `--follow`, the database is opened for each run and closed between
+/// runs (once a second), so that imports and appends from other processes
+/// can take it in between: annals has one writer process at a time.
+#[cfg(feature = "delta")]
+fn publish_delta(
+    db: &Path,
+    to: &Path,
+    branch: Option<&str>,
+    follow: bool,
+    format: Format,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    let run = |out: &mut dyn std::io::Write, quiet: bool| -> Result<(), CliError> {
+        let db = open(db)?;
+        let report = db.publish_delta(to, branch)?;
+        db.close()?;
+        if !quiet || report.commits > 0 {
+            output::print_object(out, format, &report.to_json())?;
+            out.flush()?;
+        }
+        Ok(())
+    };
+    if !follow {
+        return run(out, false);
+    }
+    loop {
+        match run(out, true) {
+            // Another process is writing: publish what it wrote next time.
+            Err(CliError::Annals(Error::InUse { .. })) => {}
+            other => other?,
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[cfg(not(feature = "delta"))]
+fn publish_delta(
+    _db: &Path,
+    _to: &Path,
+    _branch: Option<&str>,
+    _follow: bool,
+    _format: Format,
+    _out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    Err(CliError::Usage(
+        "publish delta needs annals built with the `delta` feature: cargo install --features delta (or cargo run --features delta -- ...)".into(),
+    ))
 }

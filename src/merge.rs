@@ -136,9 +136,9 @@ fn state_of(record: &Option<Record>) -> State<'_> {
 
 /// A line of history (main, or a branch) with the seq up to which it is
 /// seen from the line it was reached from.
-struct Step {
-    branch: Option<Arc<Branch>>,
-    upto: u64,
+pub(crate) struct Step {
+    pub(crate) branch: Option<Arc<Branch>>,
+    pub(crate) upto: u64,
 }
 
 impl Step {
@@ -163,10 +163,20 @@ fn line_of(branch: &Option<Arc<Branch>>) -> Line {
 
 /// The lines `branch` reads through, from itself back to main.
 fn lineage(db: &Annals, branch: Option<Arc<Branch>>) -> Result<Vec<Step>> {
-    let mut steps = Vec::new();
-    let mut upto = branch
+    let upto = branch
         .as_ref()
         .map_or_else(|| db.head().seq, |b| b.head().seq);
+    lineage_upto(db, branch, upto)
+}
+
+/// The lines `branch` reads through as of its seq `upto`, from itself back
+/// to main, each with the last seq it contributes.
+pub(crate) fn lineage_upto(
+    db: &Annals,
+    branch: Option<Arc<Branch>>,
+    mut upto: u64,
+) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
     let mut next = branch;
     while let Some(b) = next {
         let parent = match &b.meta.parent {
@@ -368,6 +378,8 @@ impl Annals {
                     Body::Retraction { id, reason } => {
                         (Op::Retract { id, reason }, ChangeKind::Retracted)
                     }
+                    // Excised on every line alike: nothing to carry over.
+                    Body::Excised { .. } => continue,
                 };
                 plan.push(id, op, kind, origin(entry.seq, hash), false);
             }

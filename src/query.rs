@@ -55,13 +55,13 @@ impl Query {
 
     /// Sets the start of the occurrence range (`2025`, `2025-09`, ...).
     pub fn from(mut self, when: &str) -> Result<Query> {
-        self.from = Some(TimePoint::parse(when).map_err(|e| e.for_field("from"))?);
+        self.from = Some(TimePoint::parse_from(when).map_err(|e| e.for_field("from"))?);
         Ok(self)
     }
 
     /// Sets the end of the occurrence range, inclusive at its precision.
     pub fn to(mut self, when: &str) -> Result<Query> {
-        self.to = Some(TimePoint::parse(when).map_err(|e| e.for_field("to"))?);
+        self.to = Some(TimePoint::parse_to(when).map_err(|e| e.for_field("to"))?);
         Ok(self)
     }
 

@@ -7,7 +7,7 @@
 //! replay the entries after it. A branch reads its parent as of its base,
 //! overlaid with its own entries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -23,7 +23,7 @@ use crate::log::{Body, Entry, Head, Log};
 use crate::model::Event;
 use crate::projection::{ActorRow, CountryRow, DateRow, Views};
 use crate::query::Query;
-use crate::time::{parse_rfc3339, Granularity, Micros};
+use crate::time::{parse_rfc3339, Granularity, Micros, TimePoint};
 
 /// A point in transaction time: a seq, or the last entry recorded at or
 /// before an instant.
@@ -166,7 +166,7 @@ impl<'a> Reader<'a> {
             };
             (m, state.index.versions(n)?)
         };
-        if meta.seq > self.seq {
+        if meta.seq > self.seq || meta.excised {
             return Ok(None);
         }
         let retracted = meta.retracted.filter(|r| *r <= self.seq);
@@ -186,7 +186,22 @@ impl<'a> Reader<'a> {
     }
 
     /// Every version of the event up to this reader's seq, oldest first.
+    /// The entries of an excised event are listed with action `excised`,
+    /// the excision's reason and time, and no event.
     pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
+        let mut versions = self.versions(id)?;
+        if versions.iter().any(|v| v.action == "excised") {
+            if let Some(x) = self.db.excision(id)? {
+                for v in versions.iter_mut().filter(|v| v.action == "excised") {
+                    v.reason = Some(x.reason.clone());
+                    v.excised_at = Some(x.at);
+                }
+            }
+        }
+        Ok(versions)
+    }
+
+    fn versions(&self, id: Uuid) -> Result<Vec<Version>> {
         match &self.line {
             Line::Main => {
                 let seqs: Vec<u64> = {
@@ -202,7 +217,7 @@ impl<'a> Reader<'a> {
                     .collect()
             }
             Line::Branch(b) => {
-                let mut v = self.parent(b)?.history(id)?;
+                let mut v = self.parent(b)?.versions(id)?;
                 v.extend(b.own_versions(id, self.seq).into_iter().map(version));
                 Ok(v)
             }
@@ -469,6 +484,54 @@ pub enum ChangeKind {
     Retracted,
 }
 
+/// The dataset of events that carry no `dataset` attribute: those
+/// written by hand, through the API or JSON Lines.
+pub const HAND_ENTERED: &str = "hand-entered";
+
+/// One bucket of [`Reader::by_dataset`]: how many current events each
+/// dataset (GDELT, ACLED, UCDP GED, POLECAT, hand-entered) holds there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetRow {
+    /// The bucket: `2025`, `2025-09` or `2025-09-10`.
+    pub bucket: String,
+    /// The bucket's precision (`day`, `month`, `year`, `span`): the
+    /// granularity asked for, or coarser for events known only that
+    /// coarsely (as in the by-date view).
+    pub precision: &'static str,
+    /// Events per dataset (the `dataset` attribute, or [`HAND_ENTERED`]).
+    pub counts: BTreeMap<String, u64>,
+}
+
+impl Reader<'_> {
+    /// The events matching `q`, counted per bucket of occurrence time and
+    /// per dataset, side by side: analysts check one dataset against
+    /// another ("ACLED has 40 events in Poland in September, GDELT 900").
+    /// Buckets follow the by-date view: an event goes to the bucket of its
+    /// own precision when that is coarser than `g`.
+    pub fn by_dataset(&self, q: &Query, g: Granularity) -> Result<Vec<DatasetRow>> {
+        let mut rows: BTreeMap<(Micros, crate::time::Precision), BTreeMap<String, u64>> =
+            BTreeMap::new();
+        self.for_each_record(q, &mut |r| {
+            let dataset = match r.event.attrs.get("dataset").and_then(Value::as_str) {
+                Some(d) => d.to_string(),
+                None => HAND_ENTERED.to_string(),
+            };
+            let key = crate::projection::bucket(&r.event.occurred, g);
+            *rows.entry(key).or_default().entry(dataset).or_default() += 1;
+            Ok(())
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|((start, precision), counts)| DatasetRow {
+                bucket: TimePoint::at(start, precision.min(crate::time::Precision::Year))
+                    .to_string(),
+                precision: precision.name(),
+                counts,
+            })
+            .collect())
+    }
+}
+
 impl ChangeKind {
     /// `created`, `corrected` or `retracted`, as in JSON.
     pub fn name(self) -> &'static str {
@@ -602,6 +665,7 @@ fn version(entry: Entry) -> Version {
     let (event, reason) = match entry.body {
         Body::Event(e) | Body::Correction(e) => (Some(e), None),
         Body::Retraction { reason, .. } => (None, Some(reason)),
+        Body::Excised { .. } => (None, None),
     };
     Version {
         seq: entry.seq,
@@ -610,6 +674,7 @@ fn version(entry: Entry) -> Version {
         event,
         reason,
         origin: entry.origin,
+        excised_at: None,
     }
 }
 
@@ -640,6 +705,8 @@ fn overlay(inherited: Option<Record>, own: &[Entry]) -> Option<Record> {
                     r.retracted_seq = Some(entry.seq);
                 }
             }
+            // Excision reaches every log, so the parent's record is gone too.
+            Body::Excised { .. } => rec = None,
         }
     }
     rec

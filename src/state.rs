@@ -199,6 +199,16 @@ impl State {
             return Ok(None);
         }
         let id = entry.body.id();
+        if let Body::Excised { .. } = entry.body {
+            // Excision erases every entry of the event, the first included.
+            return match self.index.lookup(&id)? {
+                Some((_, m)) if !m.excised => Err(Error::corruption(
+                    entry.seq,
+                    format!("entry of event {id} is excised, but the event's first entry is not"),
+                )),
+                _ => Ok(None),
+            };
+        }
         match self.index.lookup(&id)? {
             Some((_, m)) if m.retracted.is_none() => log.read_event(m.current).map(Some),
             Some(_) => Err(Error::corruption(

@@ -185,6 +185,46 @@ impl SledStore {
     }
 }
 
+impl SledStore {
+    /// The names of the branch logs present.
+    pub(crate) fn log_names(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .iter()
+            .filter_map(|n| n.strip_prefix(b"log/"))
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect()
+    }
+
+    /// Copies every tree into a new store in `dest` and makes it durable.
+    /// The copy's files hold only live values: sled keeps overwritten and
+    /// removed ones in its files until it reuses their space.
+    pub(crate) fn copy_into(&self, dest: &Path) -> Result<()> {
+        let copy = SledStore::open(dest, 64 * 1024 * 1024)?;
+        guard("copying", || {
+            for name in self.db.tree_names() {
+                if name == b"__sled__default" {
+                    continue;
+                }
+                let (from, to) = (self.db.open_tree(&name)?, copy.db.open_tree(&name)?);
+                let mut batch = sled::Batch::default();
+                let mut n = 0;
+                for item in from.iter() {
+                    let (k, v) = item?;
+                    batch.insert(k, v);
+                    n += 1;
+                    if n % 4096 == 0 {
+                        to.apply_batch(std::mem::take(&mut batch))?;
+                    }
+                }
+                to.apply_batch(batch)?;
+            }
+            Ok(())
+        })?;
+        copy.sync()
+    }
+}
+
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;

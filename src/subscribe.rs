@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::db::{lock, read, Annals};
 use crate::error::Result;
-use crate::log::{Entry, EntryIter};
+use crate::log::{Entry, EntryIter, Hash};
 
 impl Annals {
     /// Every entry of main after seq `after`, then every entry committed
@@ -34,6 +34,27 @@ impl Annals {
     /// be included; [`Annals::subscribe`] guarantees them.
     pub fn entries(&self, after: u64) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
         self.entries_on(None, after)
+    }
+
+    /// Entries with their chain hashes, for mirrors that must prove where
+    /// they stand: main's entries after `after`, or a branch's own entries
+    /// after `after` (and after its base), each checked against its
+    /// predecessor. A branch's entries are read whole (branches are held
+    /// in memory anyway); main's are streamed.
+    pub fn chained_entries(&self, branch: Option<&str>, after: u64) -> Result<EntryIter<'_>> {
+        match branch {
+            None => {
+                let head = self.log.head_at(after.min(self.head().seq))?;
+                Ok(self.log.entries_after(head))
+            }
+            Some(name) => {
+                let b = self.branch(name)?;
+                let from = after.max(b.meta.base.seq).min(b.head().seq);
+                let own: Vec<Result<(Entry, Hash)>> =
+                    b.log.entries_after(b.log.head_at(from)?).collect();
+                Ok(Box::new(own.into_iter()))
+            }
+        }
     }
 
     /// Like [`Annals::entries`], on main (`None`) or a branch, whose

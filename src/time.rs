@@ -91,6 +91,82 @@ impl std::str::FromStr for Granularity {
     }
 }
 
+/// What an end of an interval is, when it is not a date (EDTF level 1).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum Bound {
+    /// A date.
+    #[default]
+    Date,
+    /// `..`: the interval is open on this side. The point is the earliest
+    /// (or latest) year annals holds, so that queries see it as reaching
+    /// that far.
+    Open,
+    /// Empty: this end is not known; stored like an open end.
+    Unknown,
+}
+
+/// EDTF (ISO 8601-2) qualifiers of a date: `~` approximate, `?`
+/// uncertain, `%` both; and for an interval's end, whether it is open or
+/// unknown. They are kept with the event and printed back; they do not
+/// change which interval the date covers.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct Mark {
+    /// `~`: the date is approximate ("about September").
+    pub approximate: bool,
+    /// `?`: the date is uncertain (the source is not sure).
+    pub uncertain: bool,
+    /// Whether the point is a date, or an open or unknown interval end.
+    pub bound: Bound,
+}
+
+impl Mark {
+    /// No qualifier: a plain date.
+    pub const NONE: Mark = Mark {
+        approximate: false,
+        uncertain: false,
+        bound: Bound::Date,
+    };
+
+    /// The mark as the high four bits of a stored precision code (zero
+    /// for a plain date, so entries written before EDTF read the same).
+    pub(crate) fn bits(self) -> u8 {
+        let bound = match self.bound {
+            Bound::Date => 0,
+            Bound::Open => 4,
+            Bound::Unknown => 8,
+        };
+        (u8::from(self.approximate) | u8::from(self.uncertain) << 1 | bound) << 4
+    }
+
+    pub(crate) fn from_bits(code: u8) -> Option<Mark> {
+        let b = code >> 4;
+        let bound = match b & 12 {
+            0 => Bound::Date,
+            4 => Bound::Open,
+            8 => Bound::Unknown,
+            _ => return None,
+        };
+        Some(Mark {
+            approximate: b & 1 != 0,
+            uncertain: b & 2 != 0,
+            bound,
+        })
+    }
+
+    fn suffix(self) -> &'static str {
+        match (self.approximate, self.uncertain) {
+            (true, true) => "%",
+            (true, false) => "~",
+            (false, true) => "?",
+            (false, false) => "",
+        }
+    }
+}
+
 /// One point of fuzzy time: the start of a unit of the given precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TimePoint {
@@ -98,61 +174,219 @@ pub struct TimePoint {
     pub start: Micros,
     /// The unit (never [`Precision::Span`]).
     pub precision: Precision,
+    /// EDTF qualifiers ([`Mark::NONE`] for a plain date).
+    pub mark: Mark,
 }
 
 /// Earliest and latest years accepted, so that every bound fits chrono.
 const MIN_YEAR: i32 = 1;
 const MAX_YEAR: i32 = 9999;
 
-impl TimePoint {
-    /// Parses `2025`, `2025-09`, `2025-09-10` or an RFC 3339 instant.
-    pub fn parse(text: &str) -> Result<TimePoint> {
-        let t = text.trim();
-        let bad = |why: &str| Error::invalid("occurred", format!("`{t}`: {why}"));
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let parts: Vec<&str> = t.split('-').collect();
-        let (precision, date) = match parts.as_slice() {
-            [y] if y.len() == 4 && digits(y) => (Precision::Year, (*y, "01", "01")),
-            [y, m] if y.len() == 4 && m.len() == 2 && digits(y) && digits(m) => {
-                (Precision::Month, (*y, *m, "01"))
-            }
-            [y, m, d]
-                if y.len() == 4
-                    && m.len() == 2
-                    && d.len() == 2
-                    && digits(y)
-                    && digits(m)
-                    && digits(d) =>
-            {
-                (Precision::Day, (*y, *m, *d))
-            }
-            _ => {
-                let instant = DateTime::parse_from_rfc3339(t).map_err(|e| {
-                    bad(&format!(
-                        "not a year, YYYY-MM, YYYY-MM-DD or RFC 3339 instant ({e})"
-                    ))
-                })?;
-                let utc = instant.with_timezone(&Utc);
-                if !(MIN_YEAR..=MAX_YEAR).contains(&utc.year()) {
-                    return Err(bad("year out of range 0001..9999"));
-                }
-                return Ok(TimePoint {
-                    start: utc.timestamp_micros(),
-                    precision: Precision::Instant,
-                });
-            }
-        };
-        let num = |s: &str| s.parse::<u32>().map_err(|_| bad("not a number"));
-        let year = i32::try_from(num(date.0)?).map_err(|_| bad("year out of range"))?;
-        if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
+/// Which end of an interval a date is read for: an EDTF date that covers
+/// several units (a decade `201X`, a season `2025-21`) gives its first
+/// unit as a start and its last as an end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Start,
+    End,
+}
+
+/// Parses one EDTF date (no interval) into its first and last units, both
+/// carrying the date's qualifiers.
+fn parse_date(text: &str) -> Result<(TimePoint, TimePoint)> {
+    let t = text.trim();
+    let bad = |why: &str| Error::invalid("occurred", format!("`{t}`: {why}"));
+    let (body, mark) = match t.as_bytes().last() {
+        Some(b'~') => (&t[..t.len() - 1], (true, false)),
+        Some(b'?') => (&t[..t.len() - 1], (false, true)),
+        Some(b'%') => (&t[..t.len() - 1], (true, true)),
+        _ => (t, (false, false)),
+    };
+    let mark = Mark {
+        approximate: mark.0,
+        uncertain: mark.1,
+        bound: Bound::Date,
+    };
+    if body.contains(['~', '?', '%']) {
+        return Err(bad(
+            "a qualifier on one part of a date (EDTF level 2) is not supported; qualify the whole date (`2025-09~`)",
+        ));
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let num = |s: &str| s.parse::<u32>().map_err(|_| bad("not a number"));
+    let year = |y: &str| -> Result<i32> {
+        let y = i32::try_from(num(y)?).map_err(|_| bad("year out of range"))?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&y) {
             return Err(bad("year out of range 0001..9999"));
         }
-        let day = NaiveDate::from_ymd_opt(year, num(date.1)?, num(date.2)?)
-            .ok_or_else(|| bad("no such calendar date"))?;
+        Ok(y)
+    };
+    let unit = |y: i32, m: u32, d: u32, precision: Precision| -> Result<TimePoint> {
+        let day = NaiveDate::from_ymd_opt(y, m, d).ok_or_else(|| bad("no such calendar date"))?;
         Ok(TimePoint {
             start: day_start(day),
             precision,
+            mark,
         })
+    };
+    let months = |y: i32, first: u32, last: u32| -> Result<(TimePoint, TimePoint)> {
+        let (ly, lm) = if last > 12 {
+            (y + 1, last - 12)
+        } else {
+            (y, last)
+        };
+        if ly > MAX_YEAR {
+            return Err(bad("year out of range 0001..9999"));
+        }
+        Ok((
+            unit(y, first, 1, Precision::Month)?,
+            unit(ly, lm, 1, Precision::Month)?,
+        ))
+    };
+    let parts: Vec<&str> = body.split('-').collect();
+    let one = |p: TimePoint| Ok((p, p));
+    match parts.as_slice() {
+        [y] if y.len() == 4 && digits(y) => one(unit(year(y)?, 1, 1, Precision::Year)?),
+        // Unspecified digits at the end of a year: a decade or a century.
+        [y] if y.len() == 4 && y.ends_with('X') && digits(y.trim_end_matches('X')) => {
+            let known = y.trim_end_matches('X');
+            if known.len() < 2 {
+                return Err(bad("an unspecified millennium or more is too vague to store"));
+            }
+            let scale = 10i32.pow(4 - known.len() as u32);
+            let first = year(known).unwrap_or(0) * scale;
+            let (first, last) = (first.max(MIN_YEAR), (first + scale - 1).min(MAX_YEAR));
+            Ok((
+                unit(first, 1, 1, Precision::Year)?,
+                unit(last, 1, 1, Precision::Year)?,
+            ))
+        }
+        [y, m] if y.len() == 4 && digits(y) && m.len() == 2 => match *m {
+            "XX" => one(unit(year(y)?, 1, 1, Precision::Year)?),
+            m if digits(m) => match num(m)? {
+                mm @ 1..=12 => one(unit(year(y)?, mm, 1, Precision::Month)?),
+                // Seasons (EDTF level 1: 21-24, northern meteorological;
+                // level 2: 25-32 by hemisphere, quarters, quadrimesters,
+                // semesters), as the months they cover.
+                code @ 21..=41 => {
+                    let (first, last) = match code {
+                        21 | 25 | 31 => (3, 5),
+                        22 | 26 | 32 => (6, 8),
+                        23 | 27 | 29 => (9, 11),
+                        24 | 28 | 30 => (12, 14),
+                        33..=36 => {
+                            let q = (code - 33) * 3 + 1;
+                            (q, q + 2)
+                        }
+                        37..=39 => {
+                            let q = (code - 37) * 4 + 1;
+                            (q, q + 3)
+                        }
+                        _ => {
+                            let q = (code - 40) * 6 + 1;
+                            (q, q + 5)
+                        }
+                    };
+                    months(year(y)?, first, last)
+                }
+                _ => Err(bad("no such month or season (01-12, 21-41)")),
+            },
+            _ => Err(bad("the month is not two digits or XX")),
+        },
+        [y, m, d] if y.len() == 4 && digits(y) && m.len() == 2 && d.len() == 2 => {
+            match (*m, *d) {
+                ("XX", "XX") => one(unit(year(y)?, 1, 1, Precision::Year)?),
+                (m, "XX") if digits(m) => one(unit(year(y)?, num(m)?, 1, Precision::Month)?),
+                (m, d) if digits(m) && digits(d) => {
+                    one(unit(year(y)?, num(m)?, num(d)?, Precision::Day)?)
+                }
+                _ => Err(bad(
+                    "unspecified digits (X) are supported for a whole month or day at the end of a date",
+                )),
+            }
+        }
+        _ => {
+            let instant = DateTime::parse_from_rfc3339(body).map_err(|e| {
+                bad(&format!(
+                    "not a year, YYYY-MM, YYYY-MM-DD, an EDTF date or an RFC 3339 instant ({e})"
+                ))
+            })?;
+            let utc = instant.with_timezone(&Utc);
+            if !(MIN_YEAR..=MAX_YEAR).contains(&utc.year()) {
+                return Err(bad("year out of range 0001..9999"));
+            }
+            one(TimePoint {
+                start: utc.timestamp_micros(),
+                precision: Precision::Instant,
+                mark,
+            })
+        }
+    }
+}
+
+impl TimePoint {
+    /// Parses one date: `2025`, `2025-09`, `2025-09-10` or an RFC 3339
+    /// instant, optionally with an EDTF qualifier (`2025-09~`, `2025?`,
+    /// `2025-09-10%`) or unspecified digits that leave one unit
+    /// (`2025-XX` is the year, `2025-09-XX` the month).
+    pub fn parse(text: &str) -> Result<TimePoint> {
+        match parse_date(text)? {
+            (a, b) if a == b => Ok(a),
+            (a, b) => Err(Error::invalid(
+                "occurred",
+                format!(
+                    "`{}` covers {a} to {b}, not one unit; give it as `occurred` or a query bound",
+                    text.trim()
+                ),
+            )),
+        }
+    }
+
+    /// Parses an end of an interval: a date (its first unit for the start,
+    /// its last for the end), `..` (open) or the empty string (unknown).
+    fn parse_end(text: &str, side: Side) -> Result<TimePoint> {
+        let t = text.trim();
+        let bound = match t {
+            ".." => Bound::Open,
+            "" => Bound::Unknown,
+            _ => {
+                let (a, b) = parse_date(t)?;
+                return Ok(if side == Side::Start { a } else { b });
+            }
+        };
+        let y = if side == Side::Start {
+            MIN_YEAR
+        } else {
+            MAX_YEAR
+        };
+        let day = NaiveDate::from_ymd_opt(y, 1, 1)
+            .ok_or_else(|| Error::invalid("occurred", "no such calendar date"))?;
+        Ok(TimePoint {
+            start: day_start(day),
+            precision: Precision::Year,
+            mark: Mark {
+                bound,
+                ..Mark::NONE
+            },
+        })
+    }
+
+    /// Parses a query's lower bound: any EDTF date, read as its first unit
+    /// (`2025-21`, spring, starts with March).
+    pub fn parse_from(text: &str) -> Result<TimePoint> {
+        Ok(TimePoint::plain(parse_date(text)?.0))
+    }
+
+    /// Parses a query's upper bound: any EDTF date, read as its last unit.
+    pub fn parse_to(text: &str) -> Result<TimePoint> {
+        Ok(TimePoint::plain(parse_date(text)?.1))
+    }
+
+    fn plain(p: TimePoint) -> TimePoint {
+        TimePoint {
+            mark: Mark::NONE,
+            ..p
+        }
     }
 
     /// The first microsecond after the unit.
@@ -179,7 +413,7 @@ impl TimePoint {
     /// The point truncated to a coarser precision (finer ones are kept).
     pub fn truncate(&self, precision: Precision) -> TimePoint {
         if precision <= self.precision {
-            return *self;
+            return TimePoint::plain(*self);
         }
         let Some(dt) = DateTime::from_timestamp_micros(self.start) else {
             return *self;
@@ -197,6 +431,16 @@ impl TimePoint {
             } else {
                 precision
             },
+            mark: Mark::NONE,
+        }
+    }
+
+    /// A plain point (no qualifier) of `precision` starting at `start`.
+    pub(crate) fn at(start: Micros, precision: Precision) -> TimePoint {
+        TimePoint {
+            start,
+            precision,
+            mark: Mark::NONE,
         }
     }
 
@@ -205,23 +449,31 @@ impl TimePoint {
         if precision == Precision::Span {
             return None;
         }
-        let p = TimePoint { start, precision };
+        let p = TimePoint::at(start, precision);
         DateTime::from_timestamp_micros(start)?;
         (p.truncate(precision).start == start).then_some(p)
     }
 }
 
+/// EDTF: the date with its qualifier, `..` for an open end, nothing for an
+/// unknown one.
 impl std::fmt::Display for TimePoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mark.bound {
+            Bound::Open => return f.write_str(".."),
+            Bound::Unknown => return Ok(()),
+            Bound::Date => {}
+        }
         let Some(dt) = DateTime::from_timestamp_micros(self.start) else {
             return write!(f, "@{}", self.start);
         };
         match self.precision {
-            Precision::Instant => f.write_str(&dt.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-            Precision::Day => write!(f, "{}", dt.format("%Y-%m-%d")),
-            Precision::Month => write!(f, "{}", dt.format("%Y-%m")),
-            Precision::Year | Precision::Span => write!(f, "{}", dt.format("%Y")),
+            Precision::Instant => f.write_str(&dt.to_rfc3339_opts(SecondsFormat::AutoSi, true))?,
+            Precision::Day => write!(f, "{}", dt.format("%Y-%m-%d"))?,
+            Precision::Month => write!(f, "{}", dt.format("%Y-%m"))?,
+            Precision::Year | Precision::Span => write!(f, "{}", dt.format("%Y"))?,
         }
+        f.write_str(self.mark.suffix())
     }
 }
 
@@ -234,10 +486,7 @@ pub(crate) fn day_point(d: NaiveDate) -> Result<TimePoint> {
             format!("`{d}`: year out of range 0001..9999"),
         ));
     }
-    Ok(TimePoint {
-        start: day_start(d),
-        precision: Precision::Day,
-    })
+    Ok(TimePoint::at(day_start(d), Precision::Day))
 }
 
 fn day_start(d: NaiveDate) -> Micros {
@@ -272,9 +521,36 @@ impl Occurred {
         Ok(Occurred { from, to })
     }
 
-    /// Parses the string form (`"2025-09"`); see [`TimePoint::parse`].
+    /// Parses the string form: one date (`"2025-09"`, `"2025-09~"`; see
+    /// [`TimePoint::parse`]), an EDTF date that covers several units
+    /// (`"201X"`, the season `"2025-23"`), or an EDTF interval
+    /// (`"2025-09/2025-11"`, `"../2025-11"`, `"2025-09/"`).
     pub fn parse(text: &str) -> Result<Occurred> {
-        TimePoint::parse(text).map(Occurred::point)
+        match text.split_once('/') {
+            Some((a, b)) => Occurred::parse_range(a, b),
+            None => {
+                let (a, b) = parse_date(text)?;
+                if a == b {
+                    Ok(Occurred::point(a))
+                } else {
+                    Occurred::range(a, b)
+                }
+            }
+        }
+    }
+
+    /// Parses an interval from its two ends, each a date, `..` (open) or
+    /// empty (unknown).
+    pub fn parse_range(from: &str, to: &str) -> Result<Occurred> {
+        let from = TimePoint::parse_end(from, Side::Start)?;
+        let to = TimePoint::parse_end(to, Side::End)?;
+        if from.mark.bound != Bound::Date && to.mark.bound != Bound::Date {
+            return Err(Error::invalid(
+                "occurred",
+                "an interval needs a date at one end at least",
+            ));
+        }
+        Occurred::range(from, to)
     }
 
     /// Inclusive start of the UTC interval, in microseconds.
@@ -300,10 +576,7 @@ impl Occurred {
             return self.from.precision;
         }
         let first = self.from;
-        let last = TimePoint {
-            start: self.end().saturating_sub(1),
-            precision: Precision::Instant,
-        };
+        let last = TimePoint::at(self.end().saturating_sub(1), Precision::Instant);
         for p in [Precision::Day, Precision::Month, Precision::Year] {
             if first.truncate(p) == last.truncate(p) {
                 return p;
@@ -323,12 +596,13 @@ impl Occurred {
     }
 }
 
+/// EDTF: `2025-09~`, `2025-09-09/2025-09-10`, `../2025-11`.
 impl std::fmt::Display for Occurred {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_point() {
             write!(f, "{}", self.from)
         } else {
-            write!(f, "{}..{}", self.from, self.to)
+            write!(f, "{}/{}", self.from, self.to)
         }
     }
 }
@@ -404,6 +678,88 @@ mod tests {
         }
         assert!(Occurred::range(p("2025-10"), p("2025-09")).is_err());
         assert!(Occurred::range(p("2025-09"), p("2025-09-15")).is_ok());
+    }
+
+    #[test]
+    fn edtf_qualifiers_are_kept_and_printed_back() {
+        for s in ["2025-09~", "2025?", "2025-09-10%", "2025-12-03T10:00:00Z~"] {
+            let t = p(s);
+            assert_eq!(t.to_string(), s);
+            assert_eq!(t.start, p(&s[..s.len() - 1]).start, "{s}");
+        }
+        let about = p("2025-09~");
+        assert!(about.mark.approximate && !about.mark.uncertain);
+        assert!(p("2025-09%").mark.uncertain);
+        assert!(TimePoint::parse("2025?-09").is_err(), "level 2 qualifier");
+    }
+
+    #[test]
+    fn edtf_unspecified_digits_seasons_and_intervals() {
+        let o = |s: &str| Occurred::parse(s).unwrap();
+        let span = |s: &str| {
+            let x = o(s);
+            (TimePoint::at(x.start(), Precision::Instant), x.end())
+        };
+        assert_eq!(o("2025-XX"), o("2025"));
+        assert_eq!(o("2025-XX-XX"), o("2025"));
+        assert_eq!(o("2025-09-XX"), o("2025-09"));
+        assert_eq!(span("201X").0.start, p("2010").start);
+        assert_eq!(span("201X").1, p("2019").end());
+        assert_eq!(span("20XX").1, p("2099").end());
+        // Spring is March to May; winter runs into the next year.
+        assert_eq!(span("2025-21").0.start, p("2025-03").start);
+        assert_eq!(span("2025-21").1, p("2025-05").end());
+        assert_eq!(span("2025-24").1, p("2026-02").end());
+        assert_eq!(span("2025-34").0.start, p("2025-04").start);
+        assert_eq!(span("2025-41").1, p("2025-12").end());
+        let r = o("2025-09/2025-11~");
+        assert_eq!(
+            (r.start(), r.end()),
+            (p("2025-09").start, p("2025-11").end())
+        );
+        assert_eq!(r.to_string(), "2025-09/2025-11~");
+        let open = o("../2025-11");
+        assert_eq!(open.from.mark.bound, Bound::Open);
+        assert_eq!(open.start(), p("0001").start);
+        assert_eq!(open.to_string(), "../2025-11");
+        let unknown = o("2025-09/");
+        assert_eq!(unknown.to.mark.bound, Bound::Unknown);
+        assert_eq!(unknown.end(), p("9999").end());
+        assert_eq!(unknown.to_string(), "2025-09/");
+        for bad in [
+            "../..",
+            "/",
+            "2025-42",
+            "2025-X9",
+            "2025-XX-10",
+            "1XXX",
+            "2025-11/2025-09",
+        ] {
+            assert!(Occurred::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(TimePoint::parse_from("2025-22").unwrap(), p("2025-06"));
+        assert_eq!(TimePoint::parse_to("2025-22").unwrap(), p("2025-08"));
+        assert!(
+            TimePoint::parse("201X").is_err(),
+            "a decade is not one unit"
+        );
+    }
+
+    #[test]
+    fn marks_survive_their_stored_bits() {
+        for approximate in [false, true] {
+            for uncertain in [false, true] {
+                for bound in [Bound::Date, Bound::Open, Bound::Unknown] {
+                    let m = Mark {
+                        approximate,
+                        uncertain,
+                        bound,
+                    };
+                    assert_eq!(Mark::from_bits(m.bits() | 3), Some(m));
+                }
+            }
+        }
+        assert_eq!(Mark::from_bits(0xc0), None);
     }
 
     #[test]

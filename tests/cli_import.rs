@@ -165,3 +165,44 @@ fn export_writes_the_file_and_reports_the_count() {
     assert_eq!(o.status.code(), Some(1));
     assert!(!std::path::Path::new(&out).exists());
 }
+
+#[test]
+fn a_full_ucdp_release_retracts_what_it_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    assert!(annals(&db, &["init"], None).status.success());
+    let (a, b) = (
+        fixture("ucdp/ged_release_a.csv"),
+        fixture("ucdp/ged_release_b.csv"),
+    );
+    let o = annals(&db, &["import", "--format", "ucdp-ged", &a], None);
+    assert_eq!(json_lines(&stdout(&o))[0]["appended"], 6);
+    let o = annals(
+        &db,
+        &["import", "--format", "ucdp-ged", &b, "--retract-missing"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (
+            lines[0]["appended"].as_u64(),
+            lines[0]["corrected"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(lines[1]["file"], "(retract-missing)");
+    assert_eq!(lines[1]["retracted"], 1);
+    // GDELT files are no releases: a usage error, nothing imported.
+    let head = stdout(&annals(&db, &["head"], None));
+    let g = fixture("gdelt/v2_20191024143000.slice.CSV");
+    let o = annals(
+        &db,
+        &["import", "--format", "gdelt", &g, "--retract-missing"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("full releases"), "{}", stderr(&o));
+    assert_eq!(stdout(&annals(&db, &["head"], None)), head);
+}

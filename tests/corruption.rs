@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use annals::{Annals, At, Durability, Event, Granularity, Occurred, Op, Query};
@@ -166,14 +165,7 @@ enum Outcome {
 }
 
 fn run_child(db: &Path) -> Outcome {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_reader", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, db)
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_test("child_reader", CHILD_ENV, db);
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {

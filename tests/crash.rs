@@ -9,7 +9,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use annals::{Annals, Event, Granularity, Occurred, Op};
@@ -79,13 +78,7 @@ fn kill_the_writer_at_random_moments() {
         if kill % 100 == 0 {
             acked_max = 0;
         }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_writer", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_test("child_writer", CHILD_ENV, &path);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

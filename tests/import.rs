@@ -1,4 +1,4 @@
-//! Importing GDELT and ACLED files (fixtures in `tests/fixtures`, see its
+//! Importing GDELT, ACLED, UCDP GED and POLECAT files (fixtures in `tests/fixtures`, see its
 //! README), living-dataset corrections and deletions, and the rules for bad
 //! rows.
 
@@ -6,7 +6,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use annals::{acled_id, gdelt_id, Annals, AsOf, At, Error, ImportFormat, Query};
+use annals::{
+    acled_id, gdelt_id, polecat_id, ucdp_id, Annals, AsOf, At, Error, ImportFormat, Query,
+};
 use common::fresh;
 use serde_json::json;
 
@@ -18,6 +20,25 @@ fn fixture(name: &str) -> PathBuf {
 
 fn import(db: &Annals, format: ImportFormat, name: &str) -> annals::ImportSummary {
     db.import(format).file(fixture(name)).unwrap()
+}
+
+/// Imports with `skip_invalid`, returning the summary and the rejected
+/// rows' lines and reasons.
+fn import_skipping(
+    db: &Annals,
+    format: ImportFormat,
+    name: &str,
+) -> (annals::ImportSummary, Vec<(u64, String)>) {
+    let mut rejected = Vec::new();
+    let s = db
+        .import(format)
+        .skip_invalid(|r| {
+            rejected.push((r.line, r.reason.clone()));
+            Ok(())
+        })
+        .file(fixture(name))
+        .unwrap();
+    (s, rejected)
 }
 
 #[test]
@@ -171,11 +192,7 @@ fn acled_2022_row_field_by_field() {
     assert_eq!(e.occurred.from.to_string(), "2022-02-21");
     assert_eq!(e.occurred.to.to_string(), "2022-02-27");
     assert_eq!(e.countries, ["UA"]);
-    let actors: Vec<(&str, &str)> = e
-        .actors
-        .iter()
-        .map(|a| (a.name.as_str(), a.role.as_str()))
-        .collect();
+    let actors = roles(&e);
     assert_eq!(
         actors,
         [
@@ -236,15 +253,7 @@ fn acled_2016_and_2020_schemas() {
         ["CG"]
     );
 
-    let mut rejected = Vec::new();
-    let s = db
-        .import(ImportFormat::Acled)
-        .skip_invalid(|r| {
-            rejected.push((r.line, r.reason.clone()));
-            Ok(())
-        })
-        .file(fixture("acled/acled_2020_schema.csv"))
-        .unwrap();
+    let (s, rejected) = import_skipping(&db, ImportFormat::Acled, "acled/acled_2020_schema.csv");
     assert_eq!((s.read, s.appended, s.rejected), (4, 2, 2));
     assert_eq!(rejected[0].0, 3);
     assert!(rejected[0].1.contains("event_id_cnty"), "{:?}", rejected);
@@ -499,4 +508,338 @@ fn real_shared_data_when_present() {
         assert_eq!(s.appended, rows - rejected, "{file}");
     }
     db.verify().unwrap();
+}
+
+/// An event's actors as (name, role) pairs.
+fn roles(e: &annals::Event) -> Vec<(&str, &str)> {
+    e.actors
+        .iter()
+        .map(|a| (a.name.as_str(), a.role.as_str()))
+        .collect()
+}
+
+fn attrs(e: &annals::Event) -> serde_json::Value {
+    serde_json::Value::Object(e.attrs.clone())
+}
+
+#[test]
+fn ucdp_ged_rows_field_by_field_and_every_date_precision() {
+    let (_d, db) = fresh();
+    let s = import(&db, ImportFormat::UcdpGed, "ucdp/ged_release_a.csv");
+    assert_eq!((s.read, s.appended, s.rejected), (6, 6, 0));
+    let get = |id: &str| db.get(ucdp_id(id)).unwrap().unwrap().event;
+
+    let e = get("900001");
+    assert_eq!(e.kind, "state_based_conflict");
+    assert_eq!(e.occurred.to_string(), "2025-09-10");
+    // Where it happened (GW 369), then the state on side A (GW 365).
+    assert_eq!(e.countries, ["UA", "RU"]);
+    let actors = roles(&e);
+    assert_eq!(
+        actors,
+        [
+            ("Government of Invented A", "side_a"),
+            ("Invented Front", "side_b")
+        ]
+    );
+    let loc = e.location.clone().unwrap();
+    assert_eq!(loc.name.as_deref(), Some("Invented village"));
+    assert_eq!(
+        (loc.country.as_deref(), loc.lat, loc.lon),
+        (Some("UA"), Some(50.45), Some(30.52))
+    );
+    assert_eq!(e.summary.as_deref(), Some("Clashes near the border"));
+    let a = attrs(&e);
+    assert_eq!(a["dataset"], json!("ucdp-ged"));
+    assert_eq!(a["source_id"], json!("900001"));
+    assert_eq!(
+        (a["low"].clone(), a["best"].clone(), a["high"].clone()),
+        (json!(3), json!(3), json!(5))
+    );
+    assert_eq!(
+        (a["deaths_a"].clone(), a["deaths_b"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        (a["where_prec"].clone(), a["date_prec"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(
+        (a["country_id"].clone(), a["gwnoa"].clone()),
+        (json!(369), json!("365"))
+    );
+    assert_eq!(a["conflict_name"], json!("Invented: Territory of Ostrava"));
+    assert_eq!(
+        a["source_article"],
+        json!("Invented Wire,2025-09-11,Clashes near the border")
+    );
+    assert_eq!(a["adm_1"], json!("Invented oblast"));
+    assert!(a.get("geom_wkt").is_none(), "the point is the location");
+
+    // date_prec 2: a 2-6 day window is that interval, not a day.
+    let e = get("900002");
+    assert_eq!(e.occurred.to_string(), "2025-09-08/2025-09-11");
+    assert_eq!(e.kind, "non_state_conflict");
+    assert_eq!(e.countries, ["UA"]);
+    // date_prec 3: the week; an alliance on side A; no location at all.
+    let e = get("900003");
+    assert_eq!(e.occurred.to_string(), "2025-09-15/2025-09-21");
+    assert_eq!(e.countries, ["UA", "US", "GB"]);
+    assert_eq!(attrs(&e)["where_prec"], json!(6));
+    assert_eq!((e.location, e.summary), (None, None));
+    // date_prec 4: a whole-month window is the month.
+    let e = get("900004");
+    assert_eq!(e.occurred.to_string(), "2025-09");
+    assert_eq!(e.kind, "one_sided_violence");
+    assert_eq!(attrs(&e)["deaths_civilians"], json!(7));
+    // date_prec 5 with a placeholder day: the year.
+    let e = get("900005");
+    assert_eq!(e.occurred.to_string(), "2025");
+    assert_eq!(e.countries, ["PL"]);
+    assert_eq!(attrs(&e)["date_prec"], json!(5));
+    // Queries see the precision: September holds the day, window, week
+    // and month events, not the year one (not within September).
+    let sept = Query::new()
+        .country("UA")
+        .from("2025-09")
+        .unwrap()
+        .to("2025-09")
+        .unwrap()
+        .within();
+    assert_eq!(db.query(&sept).unwrap().len(), 4);
+}
+
+#[test]
+fn ucdp_ged_next_release_corrects_and_retract_missing_retracts() {
+    let (_d, db) = fresh();
+    import(&db, ImportFormat::UcdpGed, "ucdp/ged_release_a.csv");
+    let before = db.head().seq;
+    // Without --retract-missing a dropped event stays: the file may be a
+    // slice (one country, one month).
+    let s = import(&db, ImportFormat::UcdpGed, "ucdp/ged_release_b.csv");
+    assert_eq!(
+        (s.read, s.appended, s.corrected, s.unchanged, s.retracted),
+        (6, 1, 1, 4, 0)
+    );
+    assert!(db.get(ucdp_id("900006")).unwrap().is_some());
+    let revised = db.get(ucdp_id("900001")).unwrap().unwrap().event;
+    assert_eq!(attrs(&revised)["best"], json!(4));
+    let then = db.reader(&At::head().as_of(AsOf::Seq(before))).unwrap();
+    assert_eq!(
+        attrs(&then.get(ucdp_id("900001")).unwrap().unwrap().event)["best"],
+        json!(3)
+    );
+    assert_eq!(db.history(ucdp_id("900001")).unwrap().len(), 2);
+
+    // As a full release: the event it dropped is retracted, with a reason,
+    // and nothing else (hand-entered events are not the dataset's).
+    db.append(vec![common::ev(
+        r#"{"kind":"note","occurred":"2025-09","countries":["UA"]}"#,
+    )])
+    .unwrap();
+    let mut full = db.import(ImportFormat::UcdpGed);
+    let s = full.file(fixture("ucdp/ged_release_b.csv")).unwrap();
+    assert_eq!((s.appended, s.corrected, s.unchanged), (0, 0, 6));
+    let gone = full.retract_missing().unwrap();
+    assert_eq!((gone.retracted, gone.appended), (1, 0));
+    let dropped = db.get(ucdp_id("900006")).unwrap().unwrap();
+    assert_eq!(dropped.retracted_seq, Some(db.head().seq));
+    let h = db.history(ucdp_id("900006")).unwrap();
+    assert!(h[1]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("not in the ucdp-ged release"));
+    assert_eq!(db.query(&Query::new().kind("note")).unwrap().len(), 1);
+    // Running it again retracts nothing more.
+    assert_eq!(full.retract_missing().unwrap().retracted, 0);
+    // An import that read nothing cannot retract the whole dataset, and
+    // GDELT files are no releases.
+    let empty = db
+        .import(ImportFormat::UcdpGed)
+        .retract_missing()
+        .unwrap_err();
+    assert!(matches!(empty, Error::Invalid { .. }), "{empty}");
+    assert!(db.import(ImportFormat::Gdelt).retract_missing().is_err());
+    db.verify().unwrap();
+}
+
+#[test]
+fn ucdp_ged_malformed_row_is_rejected_with_line_and_reason() {
+    let (_d, db) = fresh();
+    let e = db
+        .import(ImportFormat::UcdpGed)
+        .file(fixture("ucdp/ged_malformed.csv"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("line 3") && e.contains("date_prec"), "{e}");
+    assert_eq!(db.head().seq, 1, "the row before it is committed");
+    let (s, rejected) = import_skipping(&db, ImportFormat::UcdpGed, "ucdp/ged_malformed.csv");
+    assert_eq!((s.read, s.rejected, s.appended, s.unchanged), (3, 1, 1, 1));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0, 3);
+    assert!(
+        rejected[0].1.contains("not a UCDP date precision"),
+        "{:?}",
+        rejected
+    );
+    // Not a GED file at all: the header says so.
+    let e = db
+        .import(ImportFormat::UcdpGed)
+        .file(fixture("acled/acled_2022_schema.csv"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a UCDP GED file"), "{e}");
+}
+
+#[test]
+fn polecat_rows_field_by_field() {
+    let (_d, db) = fresh();
+    let (s, rejected) = import_skipping(&db, ImportFormat::Polecat, "polecat/polecat_week.tsv");
+    assert_eq!((s.read, s.appended, s.rejected), (4, 3, 1));
+    assert_eq!(rejected[0].0, 5);
+    assert!(rejected[0].1.contains("event_date"), "{:?}", rejected);
+
+    let e = db
+        .get(polecat_id("20250910-INV-0001"))
+        .unwrap()
+        .unwrap()
+        .event;
+    assert_eq!(e.kind, "assault");
+    assert_eq!(e.occurred.to_string(), "2025-09-10");
+    // Where it happened, then the actor's and the recipient's countries.
+    assert_eq!(e.countries, ["PL", "RU"]);
+    let actors = roles(&e);
+    assert_eq!(
+        actors,
+        [
+            ("Invented Air Force", "actor"),
+            ("Invented Town Council", "recipient")
+        ]
+    );
+    let loc = e.location.clone().unwrap();
+    assert_eq!(
+        (
+            loc.name.as_deref(),
+            loc.country.as_deref(),
+            loc.lat,
+            loc.lon
+        ),
+        (Some("Invented Town"), Some("PL"), Some(51.25), Some(22.57))
+    );
+    assert_eq!(
+        e.summary.as_deref(),
+        Some("Invented drones cross the border")
+    );
+    assert_eq!(e.tags, ["military"]);
+    assert_eq!(e.sources[0].name, "Invented Wire");
+    assert_eq!(e.sources[0].reported_at.unwrap().to_string(), "2025-09-11");
+    let a = attrs(&e);
+    assert_eq!(a["dataset"], json!("polecat"));
+    assert_eq!(a["event_mode"], json!("aerial"));
+    assert_eq!(a["quad_code"], json!("MATERIAL CONFLICT"));
+    assert_eq!(a["actor_country"], json!("RUS"));
+    assert_eq!(a["actor_sectors"], json!("Military;Government"));
+    assert_eq!(a["geonames_id"], json!(765876));
+    assert_eq!(a["story_id"], json!("INV-STORY-1"));
+    assert!(a.get("date_fallback").is_none());
+
+    // No resolved date: the publication date, marked uncertain; an IGO
+    // recipient adds no country; no location.
+    let e = db
+        .get(polecat_id("20250910-INV-0002"))
+        .unwrap()
+        .unwrap()
+        .event;
+    assert_eq!(e.occurred.to_string(), "2025-09-11?");
+    assert!(e.occurred.from.mark.uncertain);
+    assert_eq!(e.countries, ["RO"]);
+    assert_eq!(e.location, None);
+    assert!(e.tags.is_empty());
+    assert_eq!(attrs(&e)["date_fallback"], json!("publication_date"));
+    assert_eq!(attrs(&e)["recipient_country"], json!("IGO"));
+    // Two contexts, two recipient countries, a location elsewhere.
+    let e = db
+        .get(polecat_id("20250910-INV-0003"))
+        .unwrap()
+        .unwrap()
+        .event;
+    assert_eq!(e.countries, ["BE", "RU", "PL", "LT"]);
+    assert_eq!(e.tags, ["economic", "military"]);
+    // Re-importing the week adds nothing.
+    let again = db
+        .import(ImportFormat::Polecat)
+        .skip_invalid(|_| Ok(()))
+        .file(fixture("polecat/polecat_week.tsv"))
+        .unwrap();
+    assert_eq!((again.appended, again.unchanged), (0, 3));
+}
+
+#[test]
+fn datasets_side_by_side_for_a_country_and_a_month() {
+    let (_d, db) = fresh();
+    import(&db, ImportFormat::UcdpGed, "ucdp/ged_release_a.csv");
+    db.import(ImportFormat::Polecat)
+        .skip_invalid(|_| Ok(()))
+        .file(fixture("polecat/polecat_week.tsv"))
+        .unwrap();
+    db.append(vec![common::ev(
+        r#"{"kind":"sabotage","occurred":"2025-09~","countries":["PL"]}"#,
+    )])
+    .unwrap();
+    let q = Query::new().country("PL");
+    let rows = db
+        .reader(&At::head())
+        .unwrap()
+        .by_dataset(&q, annals::Granularity::Month)
+        .unwrap();
+    type Row<'a> = (&'a str, &'a str, Vec<(&'a str, u64)>);
+    let got: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            let counts = r.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            (r.bucket.as_str(), r.precision, counts)
+        })
+        .collect();
+    // UCDP's year-precision event stays in its year, as in by-date.
+    assert_eq!(
+        got,
+        [
+            ("2025", "year", vec![("ucdp-ged", 1)]),
+            (
+                "2025-09",
+                "month",
+                vec![(annals::HAND_ENTERED, 1), ("polecat", 2)]
+            ),
+        ]
+    );
+    // One month only: the CLI prints a column per dataset and the total.
+    let path = db.path().to_path_buf();
+    db.close().unwrap();
+    let out = common::annals(
+        &path,
+        &[
+            "sources",
+            "--country",
+            "PL",
+            "--from",
+            "2025-09",
+            "--to",
+            "2025-09",
+            "--within",
+        ],
+        None,
+    );
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["BUCKET", "PRECISION", "HAND-ENTERED", "POLECAT", "TOTAL"]
+    );
+    assert_eq!(lines[1], ["2025-09", "month", "1", "2", "3"]);
+    assert_eq!(lines.len(), 2);
 }

@@ -23,6 +23,8 @@ const LAYERS: &[&[&str]] = &[
         "read",
         "branch",
         "merge",
+        "excise",
+        "delta",
         "snapshot",
         "subscribe",
         "integrity",

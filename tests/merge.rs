@@ -563,14 +563,7 @@ fn child_merger() {
 }
 
 fn numbered(n: u64, summary: &str) -> Event {
-    let mut e = gen::event(
-        (n % 200) as u8,
-        n as usize,
-        &[n as usize],
-        Some(n as usize),
-        n as usize,
-    );
-    e.id = Uuid::from_u128(u128::from(n) + 1000);
+    let mut e = gen::numbered(n);
     e.summary = Some(format!("{summary} {n}"));
     e
 }
@@ -580,8 +573,6 @@ fn numbered(n: u64, summary: &str) -> Event {
 /// all, and `verify` passes. `ANNALS_MERGE_KILLS` sets the number of kills.
 #[test]
 fn a_killed_merge_is_all_or_nothing() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let kills: u64 = std::env::var("ANNALS_MERGE_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -625,21 +616,8 @@ fn a_killed_merge_is_all_or_nothing() {
     for kill in 0..kills {
         let path = dir.path().join(format!("db{kill}"));
         common::copy_dir(&template, &path);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_merger", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        assert!(
-            lines
-                .by_ref()
-                .map_while(Result::ok)
-                .any(|l| l.contains("opened")),
-            "kill {kill}: the child did not open the database"
-        );
+        let mut child = common::spawn_test("child_merger", CHILD_ENV, &path);
+        let lines = common::wait_for(&mut child, "opened");
         let wait = common::xorshift(&mut seed) % 150_000;
         std::thread::sleep(std::time::Duration::from_micros(wait));
         child.kill().unwrap();

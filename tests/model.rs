@@ -297,6 +297,7 @@ impl Model {
                     bucket: TimePoint {
                         start,
                         precision: precision.min(Precision::Year),
+                        mark: annals::Mark::NONE,
                     }
                     .to_string(),
                     precision,

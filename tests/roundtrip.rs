@@ -14,8 +14,9 @@ fn time_point() -> impl Strategy<Value = TimePoint> {
         1u32..=28,
         0u8..4,
         0i64..86_400_000_000,
+        prop::sample::select(vec!["", "", "~", "?", "%"]),
     )
-        .prop_map(|(y, m, d, p, us)| {
+        .prop_map(|(y, m, d, p, us, qualifier)| {
             let text = match p {
                 0 => format!("{y:04}"),
                 1 => format!("{y:04}-{m:02}"),
@@ -30,14 +31,18 @@ fn time_point() -> impl Strategy<Value = TimePoint> {
                     )
                 }
             };
-            TimePoint::parse(&text).unwrap()
+            TimePoint::parse(&format!("{text}{qualifier}")).unwrap()
         })
 }
 
+/// A point, an interval, or an interval with an open (`..`) or unknown
+/// (empty) end: every EDTF form annals stores.
 fn occurred() -> impl Strategy<Value = Occurred> {
-    (time_point(), prop::option::of(time_point())).prop_map(|(a, b)| match b {
-        Some(b) if b.start >= a.start => Occurred::range(a, b).unwrap_or(Occurred::point(a)),
-        Some(b) if a.start >= b.start => Occurred::range(b, a).unwrap_or(Occurred::point(a)),
+    (time_point(), prop::option::of(time_point()), 0u8..8).prop_map(|(a, b, end)| match (b, end) {
+        (_, 0) => Occurred::parse_range("..", &a.to_string()).unwrap(),
+        (_, 1) => Occurred::parse_range(&a.to_string(), "").unwrap(),
+        (Some(b), _) if b.start >= a.start => Occurred::range(a, b).unwrap_or(Occurred::point(a)),
+        (Some(b), _) if a.start >= b.start => Occurred::range(b, a).unwrap_or(Occurred::point(a)),
         _ => Occurred::point(a),
     })
 }

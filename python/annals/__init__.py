@@ -26,11 +26,13 @@ from ._annals import (
     StorageError,
     Subscription,
     View,
+    excise,
     open,
 )
 
 __all__ = [
     "open",
+    "excise",
     "Database",
     "Events",
     "View",

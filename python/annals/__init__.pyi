@@ -14,5 +14,6 @@ from ._annals import (
     StorageError as StorageError,
     Subscription as Subscription,
     View as View,
+    excise as excise,
     open as open,
 )

@@ -25,6 +25,9 @@ class Closed(Error): ...
 def open(path: Union[str, os.PathLike], durability: str = "durable", create: bool = True) -> Database:
     """Opens (creating if needed) the database in folder `path`; raises InUse if another process has it."""
 
+def excise(path: Union[str, os.PathLike], id: str, reason: str) -> dict:
+    """Erases event `id`'s payload from every byte of the (closed) database at `path`; returns the excision."""
+
 class Events:
     """A query's events, pinned to the seq they were asked at; an Arrow stream."""
     @property
@@ -65,6 +68,7 @@ class Database:
         on_reject: Optional[Callable[[dict], None]] = None,
         progress: Union[bool, Callable[[dict], None], None] = None,
         batch_rows: Optional[int] = None,
+        retract_missing: bool = False,
     ) -> dict: ...
     def query(
         self,
@@ -79,6 +83,18 @@ class Database:
         branch: Optional[str] = None,
     ) -> Events: ...
     def view(self, name: str, granularity: str = "month", as_of: AsOf = None, branch: Optional[str] = None) -> View: ...
+    def sources(
+        self,
+        country: Filter = None,
+        actor: Filter = None,
+        kind: Filter = None,
+        start: When = None,
+        end: When = None,
+        within: bool = False,
+        granularity: str = "month",
+        as_of: AsOf = None,
+        branch: Optional[str] = None,
+    ) -> list[dict]: ...
     def get(self, id: str, as_of: AsOf = None, branch: Optional[str] = None) -> Optional[dict]: ...
     def history(self, id: str, as_of: AsOf = None, branch: Optional[str] = None) -> list[dict]: ...
     def changes(self, since: AsOf, until: AsOf = None, branch: Optional[str] = None) -> list[dict]: ...

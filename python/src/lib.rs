@@ -268,6 +268,42 @@ fn at(branch: Option<String>, as_of: Option<AsOf>) -> At {
     At { branch, as_of }
 }
 
+/// The query of the filter arguments `query` and `sources` share.
+fn build_query(
+    country: Option<&Bound<'_, PyAny>>,
+    actor: Option<&Bound<'_, PyAny>>,
+    kind: Option<&Bound<'_, PyAny>>,
+    start: Option<&Bound<'_, PyAny>>,
+    end: Option<&Bound<'_, PyAny>>,
+    within: bool,
+    limit: Option<usize>,
+) -> PyResult<Query> {
+    let mut q = Query::new();
+    for c in strings(country, "country")? {
+        q = q.country(&c);
+    }
+    for a in strings(actor, "actor")? {
+        q = q.actor(&a);
+    }
+    for k in strings(kind, "kind")? {
+        q = q.kind(&k);
+    }
+    if let Some(s) = occurrence_text(start)? {
+        q = q.from(&s).map_err(py_err)?;
+    }
+    if let Some(e) = occurrence_text(end)? {
+        q = q.to(&e).map_err(py_err)?;
+    }
+    if within {
+        q = q.within();
+    }
+    if let Some(n) = limit {
+        q = q.limit(n);
+    }
+    q.validate().map_err(py_err)?;
+    Ok(q)
+}
+
 fn view_kind(name: &str, granularity: &str) -> PyResult<ViewKind> {
     Ok(match name {
         "by-country" | "by_country" => ViewKind::ByCountry,
@@ -390,14 +426,16 @@ impl Database {
     }
 
     /// Imports files (a path or a list) in `format`: `jsonl`, `gdelt`,
-    /// `acled`, `acled-deletions`. Rows are upserts committed in durable
-    /// batches. Without `skip_invalid` the first bad row raises
+    /// `acled`, `acled-deletions`, `ucdp-ged`, `polecat`. Rows are upserts
+    /// committed in durable batches. With `retract_missing` (a full
+    /// release), events of the dataset the files do not hold are
+    /// retracted afterwards. Without `skip_invalid` the first bad row raises
     /// `InvalidInput` naming its line (the rows before it stay
     /// committed); with it, each bad row goes to `on_reject(dict)`.
     /// `progress`: `True` for a tqdm bar (when tqdm is installed) or a
     /// callable given `{"rows", "bytes", "total_bytes"}` after each batch.
     /// Returns the summary (read, appended, corrected, ..., seqs).
-    #[pyo3(signature = (paths, format="jsonl", skip_invalid=false, on_reject=None, progress=None, batch_rows=None))]
+    #[pyo3(signature = (paths, format="jsonl", skip_invalid=false, on_reject=None, progress=None, batch_rows=None, retract_missing=false))]
     #[allow(clippy::too_many_arguments)]
     fn import_file<'py>(
         &self,
@@ -408,8 +446,15 @@ impl Database {
         on_reject: Option<Py<PyAny>>,
         progress: Option<Py<PyAny>>,
         batch_rows: Option<usize>,
+        retract_missing: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let format = ImportFormat::parse(format).map_err(py_err)?;
+        if retract_missing && !format.has_releases() {
+            return Err(invalid(
+                "retract_missing",
+                "only acled, ucdp-ged and polecat files are full releases",
+            ));
+        }
         let paths: Vec<PathBuf> =
             if paths.is_instance_of::<PyString>() || paths.hasattr("__fspath__")? {
                 vec![paths.extract()?]
@@ -462,12 +507,9 @@ impl Database {
                     }
                 });
             }
-            let mut out = Ok(());
-            for p in &paths {
-                if let Err(e) = import.file(p) {
-                    out = Err(e);
-                    break;
-                }
+            let mut out = paths.iter().try_for_each(|p| import.file(p).map(drop));
+            if out.is_ok() && retract_missing {
+                out = import.retract_missing().map(drop);
             }
             (out, import.summary())
         });
@@ -500,29 +542,7 @@ impl Database {
         as_of: Option<&Bound<'_, PyAny>>,
         branch: Option<String>,
     ) -> PyResult<Events> {
-        let mut q = Query::new();
-        for c in strings(country, "country")? {
-            q = q.country(&c);
-        }
-        for a in strings(actor, "actor")? {
-            q = q.actor(&a);
-        }
-        for k in strings(kind, "kind")? {
-            q = q.kind(&k);
-        }
-        if let Some(s) = occurrence_text(start)? {
-            q = q.from(&s).map_err(py_err)?;
-        }
-        if let Some(e) = occurrence_text(end)? {
-            q = q.to(&e).map_err(py_err)?;
-        }
-        if within {
-            q = q.within();
-        }
-        if let Some(n) = limit {
-            q = q.limit(n);
-        }
-        q.validate().map_err(py_err)?;
+        let q = build_query(country, actor, kind, start, end, within, limit)?;
         let branch = branch.filter(|b| b != "main");
         let db = self.handle.get()?;
         // Pinned: consuming the result later reads what was there now.
@@ -573,6 +593,34 @@ impl Database {
             })
             .map_err(py_err)?;
         Ok(View { batch, rows })
+    }
+
+    /// The events matching the filters (as in `query`), counted per
+    /// dataset (`attrs.dataset`, or `hand-entered`) per bucket of
+    /// occurrence time: `[{"bucket", "precision", "counts": {dataset: n}}]`.
+    #[pyo3(signature = (country=None, actor=None, kind=None, start=None, end=None, within=false, granularity="month", as_of=None, branch=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sources<'py>(
+        &self,
+        py: Python<'py>,
+        country: Option<&Bound<'py, PyAny>>,
+        actor: Option<&Bound<'py, PyAny>>,
+        kind: Option<&Bound<'py, PyAny>>,
+        start: Option<&Bound<'py, PyAny>>,
+        end: Option<&Bound<'py, PyAny>>,
+        within: bool,
+        granularity: &str,
+        as_of: Option<&Bound<'py, PyAny>>,
+        branch: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = build_query(country, actor, kind, start, end, within, None)?;
+        let g = granularity.parse().map_err(py_err)?;
+        let at = at(branch.filter(|b| b != "main"), as_of_from(as_of)?);
+        let db = self.handle.get()?;
+        let rows = py
+            .detach(|| db.reader(&at)?.by_dataset(&q, g))
+            .map_err(py_err)?;
+        json_list(py, &row_values(&rows))
     }
 
     /// The event as of `as_of` (retracted ones included, with
@@ -1152,10 +1200,30 @@ fn open(py: Python<'_>, path: PathBuf, durability: &str, create: bool) -> PyResu
     })
 }
 
+/// Erases event `id`'s payload from every log and file of the database
+/// in folder `path` (which no one may have open), for `reason`; the chain
+/// still verifies and `history` tells when and why. Returns the excision:
+/// `{"id", "at", "reason", "entries": {log: [seq, ...]}}`. Raises
+/// `NotFound` for an unknown id, `Conflict` if it was excised already.
+#[pyfunction]
+fn excise<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    id: &str,
+    reason: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let id = parse_id(id)?;
+    let done = py
+        .detach(|| Annals::excise(&path, id, reason))
+        .map_err(py_err)?;
+    from_json(py, &done.to_json())
+}
+
 #[pymodule]
 fn _annals(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(excise, m)?)?;
     m.add_class::<Database>()?;
     m.add_class::<Events>()?;
     m.add_class::<View>()?;

@@ -1,5 +1,6 @@
 import datetime
 import json
+import pathlib
 import subprocess
 import sys
 import threading
@@ -161,6 +162,46 @@ def test_merge_and_event_diff(db):
         db.merge("what-if", on_conflict="maybe")
     with pytest.raises(annals.NotFound):
         db.merge("nope")
+
+
+def test_edtf_dates_keep_their_qualifiers(db):
+    db.append([event(1, occurred="2025-09~"), event(2, occurred="../2025-11")])
+    assert db.get(event(1)["id"])["occurred"] == "2025-09~"
+    assert db.get(event(2)["id"])["occurred"] == {"from": "..", "to": "2025-11"}
+    autumn = db.query(start="2025-23", end="2025-23").to_pylist()
+    assert sorted(r["summary"] for r in autumn) == ["event 1", "event 2"]
+
+
+def test_ucdp_release_and_sources(db):
+    fixtures = pathlib.Path(__file__).parents[2] / "tests" / "fixtures"
+    s = db.import_file(fixtures / "ucdp" / "ged_release_a.csv", format="ucdp-ged")
+    assert s["appended"] == 6
+    s = db.import_file(fixtures / "ucdp" / "ged_release_b.csv", format="ucdp-ged", retract_missing=True)
+    assert (s["appended"], s["corrected"], s["retracted"]) == (1, 1, 1)
+    db.append([event(1, "UA", occurred="2025-09-12")])
+    rows = db.sources(country="UA", start="2025-09", end="2025-09", within=True)
+    assert rows == [{"bucket": "2025-09", "precision": "month", "counts": {"hand-entered": 1, "ucdp-ged": 4}}]
+    with pytest.raises(annals.InvalidInput):
+        db.import_file(fixtures / "ucdp" / "ged_release_a.csv", format="gdelt", retract_missing=True)
+
+
+def test_excise_erases_the_payload(tmp_path):
+    path = tmp_path / "db"
+    with annals.open(path) as db:
+        db.append([event(1), event(2, "RO")])
+        with pytest.raises(annals.InUse):
+            annals.excise(path, event(2)["id"], "erasure request")
+    done = annals.excise(path, event(2)["id"], "erasure request")
+    assert done["entries"] == {"main": [2]} and done["reason"] == "erasure request"
+    with pytest.raises(annals.NotFound):
+        annals.excise(path, event(9)["id"], "nothing")
+    with pytest.raises(annals.Conflict):
+        annals.excise(path, event(2)["id"], "again")
+    with annals.open(path) as db:
+        assert db.get(event(2)["id"]) is None
+        assert db.history(event(2)["id"])[0]["action"] == "excised"
+        assert [r["summary"] for r in db.query().to_pylist()] == ["event 1"]
+        db.verify()
 
 
 def test_subscribe_backlog_then_live(db):

@@ -71,18 +71,27 @@ fn progress_bar(file: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Imports each file in turn, printing one summary line per file.
+/// How `import` runs.
+pub struct Options {
+    /// Rows per committed batch.
+    pub batch: usize,
+    /// After the files, retract the dataset's events they do not hold.
+    pub retract_missing: bool,
+}
+
+/// Imports each file in turn, printing one summary line per file (and,
+/// with `retract_missing`, one for the retractions).
 pub fn run(
     db: &Annals,
     format: ImportFormat,
     files: &[String],
     rejects: Option<Rejects>,
-    batch: usize,
+    opts: Options,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let mut rejects = rejects;
     let started = Instant::now();
-    let mut import = db.import(format).batch_rows(batch);
+    let mut import = db.import(format).batch_rows(opts.batch);
     if let Some(r) = rejects.as_mut() {
         import = import.skip_invalid(move |row| r.write(row));
     }
@@ -137,6 +146,14 @@ pub fn run(
                 return Err(e.into());
             }
         }
+    }
+    if opts.retract_missing {
+        let s = import.retract_missing()?;
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("file".into(), json!("(retract-missing)"));
+        }
+        writeln!(out, "{v}")?;
     }
     // A rejects file that cannot be completed is an error, not a silent
     // loss at drop.

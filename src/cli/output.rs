@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use annals::{ActorRow, BranchInfo, CountryRow, DateRow, DiffRow, Record, Version};
+use annals::{ActorRow, BranchInfo, CountryRow, DatasetRow, DateRow, DiffRow, Record, Version};
 use serde_json::{json, Value};
 
 /// Output format of every command that prints data.
@@ -202,7 +202,10 @@ pub fn history(out: &mut dyn Write, format: Format, versions: &[Version]) -> std
                     e.countries.join(","),
                     e.summary.clone().unwrap_or_default()
                 ),
-                (None, Some(r)) => format!("reason: {r}"),
+                (None, Some(r)) => match v.excised_at {
+                    Some(at) => format!("excised {}: {r}", annals::format_micros(at)),
+                    None => format!("reason: {r}"),
+                },
                 _ => String::new(),
             };
             vec![
@@ -274,6 +277,29 @@ pub fn by_date(out: &mut dyn Write, format: Format, rows: &[DateRow]) -> std::io
             ]
         },
     )
+}
+
+/// Prints per-dataset counts: one column per dataset present, then the
+/// total.
+pub fn by_dataset(out: &mut dyn Write, format: Format, rows: &[DatasetRow]) -> std::io::Result<()> {
+    let datasets: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.counts.keys().map(String::as_str))
+        .collect();
+    let upper: Vec<String> = datasets.iter().map(|d| d.to_uppercase()).collect();
+    let mut headers = vec!["BUCKET", "PRECISION"];
+    headers.extend(upper.iter().map(String::as_str));
+    headers.push("TOTAL");
+    rows_or_table(out, format, rows, &headers, |r| {
+        let mut cells = vec![r.bucket.clone(), r.precision.to_string()];
+        cells.extend(
+            datasets
+                .iter()
+                .map(|d| r.counts.get(*d).copied().unwrap_or(0).to_string()),
+        );
+        cells.push(r.counts.values().sum::<u64>().to_string());
+        cells
+    })
 }
 
 /// Prints branches.

@@ -1,16 +1,14 @@
 //! ACLED CSV exports (with a header; the 2016, 2020 and 2022 schema
 //! generations, read by column name) and ACLED deletion lists.
 
-use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use chrono::{Datelike, Days, NaiveDate};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::codes::{iso_from_name, iso_from_numeric};
-use super::gdelt::next_csv_row;
-use super::input::CrlfToLf;
+use super::table::{self, Fields, Table};
 use super::{Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location};
@@ -44,34 +42,6 @@ const INTEGERS: &[&str] = &[
     "year", "time_precision", "inter1", "inter2", "interaction", "iso", "geo_precision",
     "fatalities", "timestamp", "data_id", "event_id_no_cnty", "gwno",
 ];
-
-struct Columns {
-    names: Vec<String>,
-    index: HashMap<String, usize>,
-}
-
-struct Fields<'a> {
-    cols: &'a Columns,
-    fields: &'a [&'a str],
-}
-
-impl Fields<'_> {
-    fn get(&self, name: &str) -> &str {
-        self.cols
-            .index
-            .get(name)
-            .and_then(|&i| self.fields.get(i))
-            .map_or("", |v| v.trim())
-    }
-
-    fn opt(&self, name: &str) -> Option<&str> {
-        Some(self.get(name)).filter(|v| !v.is_empty())
-    }
-
-    fn float(&self, name: &str) -> Result<Option<f64>> {
-        super::number(name, self.opt(name))
-    }
-}
 
 /// `event_date` in the forms ACLED's channels write: `2022-02-23` (API,
 /// acledR), `9-May-20` (through Excel), `23 February 2022` (web export).
@@ -143,7 +113,7 @@ fn event(f: &Fields) -> Result<Event> {
     // Every ACLED row fills these; an empty one where the column exists
     // means the row was cut short (the 2020 export's last row is).
     for col in ["country", "fatalities", STAMP_ATTR] {
-        if f.cols.index.contains_key(col) && f.get(col).is_empty() {
+        if f.cols.has(col) && f.get(col).is_empty() {
             return Err(Error::invalid(col, "empty: the row looks truncated"));
         }
     }
@@ -194,17 +164,7 @@ fn event(f: &Fields) -> Result<Event> {
     let mut attrs = Map::new();
     attrs.insert("source_id".into(), Value::from(source_id));
     attrs.insert("dataset".into(), Value::from("acled"));
-    for (i, name) in f.cols.names.iter().enumerate() {
-        let v = f.fields.get(i).map_or("", |v| v.trim());
-        if v.is_empty() || STRUCTURED.contains(&name.as_str()) || attrs.contains_key(name) {
-            continue;
-        }
-        let value = match v.parse::<i64>() {
-            Ok(n) if INTEGERS.contains(&name.as_str()) => Value::from(n),
-            _ => Value::from(v),
-        };
-        attrs.insert(name.clone(), value);
-    }
+    f.rest_into(STRUCTURED, INTEGERS, &mut attrs);
     Event {
         id: acled_id(source_id),
         kind,
@@ -258,66 +218,36 @@ pub(crate) fn rows<'r>(
     r: &'r mut (dyn BufRead + Send),
     deletions: bool,
 ) -> Result<Box<dyn Rows + 'r>> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(Box::new(CrlfToLf::new(r)) as Box<dyn Read + Send + 'r>);
-    let names: Vec<String> = csv
-        .headers()
-        .map_err(|e| Error::invalid("-", format!("unreadable header: {e}")))?
-        .iter()
-        .map(|n| n.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
-    let index: HashMap<String, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i))
-        .collect();
     let required: &[&str] = if deletions {
         &["event_id_cnty"]
     } else {
         &["event_id_cnty", "event_date", "event_type"]
     };
-    for col in required {
-        if !index.contains_key(*col) {
-            return Err(Error::invalid(
-                *col,
-                "missing from the header; this is not an ACLED file of that kind",
-            ));
-        }
-    }
-    if !deletions && !index.contains_key("iso") && !index.contains_key("country") {
+    let table = table::open(r, b',', required, "an ACLED file of that kind")?;
+    if !deletions && !table.cols.has("iso") && !table.cols.has("country") {
         return Err(Error::invalid(
             "country",
             "the header has neither `iso` nor `country`",
         ));
     }
-    Ok(Box::new(Acled {
-        csv,
-        record: csv::ByteRecord::new(),
-        cols: Columns { names, index },
-        deletions,
-    }))
+    Ok(Box::new(Acled { table, deletions }))
 }
 
 struct Acled<'r> {
-    csv: csv::Reader<Box<dyn Read + Send + 'r>>,
-    record: csv::ByteRecord,
-    cols: Columns,
+    table: Table<'r>,
     deletions: bool,
 }
 
 impl Rows for Acled<'_> {
     fn next_row(&mut self) -> Result<Option<Row>> {
-        let (cols, deletions) = (&self.cols, self.deletions);
-        next_csv_row(&mut self.csv, &mut self.record, |fields| {
-            let f = Fields { cols, fields };
+        let deletions = self.deletions;
+        self.table.next_row(|f| {
             if deletions {
-                deletion(&f)
+                deletion(f)
             } else {
                 Ok(Item::Upsert {
-                    event: event(&f)?,
-                    stamp: stamp(&f)?,
+                    event: event(f)?,
+                    stamp: stamp(f)?,
                 })
             }
         })

@@ -196,10 +196,10 @@ fn date_added(v: &str) -> Result<TimePoint> {
     }
     match date_parts(v) {
         Some((d, None)) => day_point(d).map_err(|e| e.for_field(F)),
-        Some((d, Some(t))) => Ok(TimePoint {
-            start: d.and_time(t).and_utc().timestamp_micros(),
-            precision: Precision::Instant,
-        }),
+        Some((d, Some(t))) => Ok(TimePoint::at(
+            d.and_time(t).and_utc().timestamp_micros(),
+            Precision::Instant,
+        )),
         None => Err(Error::invalid(
             F,
             format!("`{v}` is not a YYYYMMDDHHMMSS or YYYYMMDD date"),

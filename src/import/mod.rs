@@ -1,5 +1,6 @@
 //! Importing files: JSON Lines, GDELT event exports, ACLED exports and
-//! ACLED deletion lists, streamed in batches.
+//! deletion lists, UCDP GED releases and POLECAT weekly files, streamed in
+//! batches.
 //!
 //! Every row becomes an *upsert*: an unknown id is appended, a known one
 //! with the same content is left alone, a known one whose content changed
@@ -13,9 +14,12 @@ mod acled;
 mod codes;
 mod gdelt;
 mod input;
+mod polecat;
+mod table;
+mod ucdp;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,10 +32,15 @@ use crate::db::{Annals, Op};
 use crate::error::{Error, Result};
 use crate::json::{parse_event, MAX_LINE_BYTES};
 use crate::model::Event;
+use crate::query::Query;
+use crate::read::At;
 use crate::state::State;
+use crate::time::{day_point, Occurred};
 
 pub use acled::acled_id;
 pub use gdelt::gdelt_id;
+pub use polecat::polecat_id;
+pub use ucdp::ucdp_id;
 
 /// The formats [`Import`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,23 +55,50 @@ pub enum ImportFormat {
     /// ACLED deletion lists (`event_id_cnty`, `deleted_timestamp`): each
     /// listed event is retracted.
     AcledDeletions,
+    /// UCDP GED CSV releases (global annual, or monthly candidate).
+    UcdpGed,
+    /// POLECAT weekly files (tab-separated, with a header).
+    Polecat,
 }
 
 impl ImportFormat {
-    /// Parses a format name: `jsonl`, `gdelt`, `acled`, `acled-deletions`.
+    /// Parses a format name: `jsonl`, `gdelt`, `acled`, `acled-deletions`,
+    /// `ucdp-ged`, `polecat`.
     pub fn parse(name: &str) -> Result<ImportFormat> {
         Ok(match name {
             "jsonl" => ImportFormat::Jsonl,
             "gdelt" => ImportFormat::Gdelt,
             "acled" => ImportFormat::Acled,
             "acled-deletions" => ImportFormat::AcledDeletions,
+            "ucdp-ged" => ImportFormat::UcdpGed,
+            "polecat" => ImportFormat::Polecat,
             other => {
                 return Err(Error::invalid(
                     "format",
-                    format!("`{other}`; expected jsonl, gdelt, acled or acled-deletions"),
+                    format!(
+                    "`{other}`; expected jsonl, gdelt, acled, acled-deletions, ucdp-ged or polecat"
+                ),
                 ))
             }
         })
+    }
+
+    /// Whether the format's files can be full releases, so that
+    /// [`Import::retract_missing`] applies (ACLED, UCDP GED, POLECAT).
+    pub fn has_releases(self) -> bool {
+        self.release_dataset().is_some()
+    }
+
+    /// The `dataset` attribute the format's events carry, for a format
+    /// whose files are full releases (so that [`Import::retract_missing`]
+    /// can tell which events a release dropped).
+    fn release_dataset(self) -> Option<&'static str> {
+        match self {
+            ImportFormat::Acled => Some("acled"),
+            ImportFormat::UcdpGed => Some("ucdp-ged"),
+            ImportFormat::Polecat => Some("polecat"),
+            _ => None,
+        }
     }
 }
 
@@ -184,6 +220,8 @@ pub struct Import<'a> {
     on_reject: Option<RejectFn<'a>>,
     on_progress: Option<ProgressFn<'a>>,
     summary: ImportSummary,
+    /// Ids of the events the files held (formats with full releases only).
+    seen: HashSet<Uuid>,
 }
 
 impl Annals {
@@ -196,6 +234,7 @@ impl Annals {
             on_reject: None,
             on_progress: None,
             summary: ImportSummary::default(),
+            seen: HashSet::new(),
         }
     }
 }
@@ -256,6 +295,8 @@ impl<'a> Import<'a> {
             ImportFormat::Gdelt => gdelt::rows(r).map_err(|e| e.at(name))?,
             ImportFormat::Acled => acled::rows(r, false).map_err(|e| e.at(name))?,
             ImportFormat::AcledDeletions => acled::rows(r, true).map_err(|e| e.at(name))?,
+            ImportFormat::UcdpGed => ucdp::rows(r).map_err(|e| e.at(name))?,
+            ImportFormat::Polecat => polecat::rows(r).map_err(|e| e.at(name))?,
         };
         let batch_rows = self.batch_rows;
         let mut file = ImportSummary::default();
@@ -311,10 +352,16 @@ impl<'a> Import<'a> {
     /// first, so that a re-run after fixing the file carries on.
     fn write_rows(&mut self, name: &str, rows: Vec<Row>, file: &mut ImportSummary) -> Result<()> {
         let mut items = Vec::with_capacity(rows.len());
+        let track = self.format.release_dataset().is_some();
         for row in rows {
             file.read += 1;
             match row.item {
-                Ok(item) => items.push(item),
+                Ok(item) => {
+                    if let (true, Item::Upsert { event, .. }) = (track, &item) {
+                        self.seen.insert(event.id);
+                    }
+                    items.push(item)
+                }
                 Err(e) => {
                     let e = e.at(format!("{name} line {}", row.line));
                     let Some(on_reject) = &mut self.on_reject else {
@@ -336,6 +383,56 @@ impl<'a> Import<'a> {
             }
         }
         self.commit(items, file)
+    }
+
+    /// For a full release: retracts every current event of this format's
+    /// dataset that none of the files imported so far held (a release that
+    /// drops an event says it no longer stands), in durable batches.
+    /// Without it, a dropped event stays as it was: a partial file (one
+    /// month, one country) must not erase the rest. Errors for formats
+    /// that have no releases (JSON Lines, GDELT, deletion lists) and when
+    /// nothing was imported (an empty file is not a release).
+    pub fn retract_missing(&mut self) -> Result<ImportSummary> {
+        let Some(dataset) = self.format.release_dataset() else {
+            return Err(Error::invalid(
+                "retract_missing",
+                "only ACLED, UCDP GED and POLECAT files are full releases",
+            ));
+        };
+        if self.seen.is_empty() {
+            return Err(Error::invalid(
+                "retract_missing",
+                "no event was imported: refusing to retract the whole dataset",
+            ));
+        }
+        let mut missing = Vec::new();
+        self.db
+            .reader(&At::head())?
+            .for_each_record(&Query::new(), &mut |r| {
+                let of_dataset =
+                    r.event.attrs.get("dataset").and_then(|v| v.as_str()) == Some(dataset);
+                if of_dataset && !self.seen.contains(&r.event.id) {
+                    missing.push(r.event.id);
+                }
+                Ok(())
+            })?;
+        let reason = format!(
+            "not in the {dataset} release imported at {}",
+            crate::time::format_micros(crate::time::now_micros())
+        );
+        let mut done = ImportSummary::default();
+        for ids in missing.chunks(self.batch_rows) {
+            let items = ids
+                .iter()
+                .map(|&id| Item::Delete {
+                    id,
+                    reason: reason.clone(),
+                })
+                .collect();
+            self.commit(items, &mut done)?;
+        }
+        self.summary.add(&done);
+        Ok(done)
     }
 
     /// Turns a batch of rows into operations and writes them atomically.
@@ -478,6 +575,26 @@ impl Rows for JsonlRows<'_> {
             }));
         }
     }
+}
+
+/// The days `first` to `last` as `occurred`: one day, a whole month or
+/// year as that unit, otherwise the interval of days.
+pub(crate) fn day_range(
+    field: &str,
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+) -> Result<Occurred> {
+    let (a, b) = (
+        day_point(first).map_err(|e| e.for_field(field))?,
+        day_point(last).map_err(|e| e.for_field(field))?,
+    );
+    for p in [crate::time::Precision::Year, crate::time::Precision::Month] {
+        let unit = a.truncate(p);
+        if unit.start == a.start && unit.end() == b.end() {
+            return Ok(Occurred::point(unit));
+        }
+    }
+    Occurred::range(a, b).map_err(|e| e.for_field(field))
 }
 
 /// A finite number from an optional cell; the error names the column.

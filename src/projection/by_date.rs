@@ -92,11 +92,7 @@ impl ByDate {
             .map(|(&(start, precision), agg)| {
                 let label_precision = precision.min(Precision::Year);
                 DateRow {
-                    bucket: TimePoint {
-                        start,
-                        precision: label_precision,
-                    }
-                    .to_string(),
+                    bucket: TimePoint::at(start, label_precision).to_string(),
                     precision,
                     count: agg.count,
                     by_kind: named(names, &agg.by_kind),

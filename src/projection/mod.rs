@@ -26,8 +26,8 @@ pub use by_actor::ActorRow;
 pub(crate) use by_actor::{ByActor, Display};
 pub(crate) use by_country::ByCountry;
 pub use by_country::CountryRow;
-pub(crate) use by_date::ByDate;
 pub use by_date::DateRow;
+pub(crate) use by_date::{bucket, ByDate};
 pub(crate) use user::Feed;
 pub use user::Registered;
 

@@ -2,8 +2,9 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use annals::{Annals, Durability, Event};
 
@@ -115,6 +116,20 @@ pub mod gen {
         e.validate().unwrap()
     }
 
+    /// Event number `n` of a long run (ids from 1000, so clear of the
+    /// small ids of [`event`]), its choices cycling through the lists.
+    pub fn numbered(n: u64) -> Event {
+        let mut e = event(
+            (n % 200) as u8,
+            n as usize,
+            &[n as usize],
+            Some(n as usize),
+            n as usize,
+        );
+        e.id = Uuid::from_u128(u128::from(n) + 1000);
+        e
+    }
+
     /// One operation.
     pub fn op() -> impl Strategy<Value = Op> {
         let ev = (
@@ -146,6 +161,7 @@ pub mod gen {
                 id: *id,
                 reason: reason.clone(),
             },
+            other => panic!("no operation writes a {} entry", other.action()),
         }
     }
 }
@@ -257,6 +273,34 @@ pub mod hooked {
 }
 
 /// Copies a database folder (without its lock file).
+/// This test binary's test `test`, run alone in a child process with the
+/// environment variable `env` set to `db` (crash tests kill it); its
+/// standard output is piped, its standard error dropped.
+pub fn spawn_test(test: &str, env: &str, db: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, db)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads `child`'s output up to a line containing `ready` (panicking if
+/// it ends first) and returns the rest of it.
+pub fn wait_for(child: &mut Child, ready: &str) -> Lines<BufReader<ChildStdout>> {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains(ready)),
+        "the child ended before printing {ready:?}"
+    );
+    lines
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {

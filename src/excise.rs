@@ -1,0 +1,322 @@
+//! Excision: erasing one event's payload from every log and every file of
+//! the database (a legal erasure request), keeping the hash chain whole.
+//!
+//! Each entry of the event, on main and on every branch, is replaced by a
+//! stub that keeps its header and the digest of its payload (`codec`), so
+//! the chain verifies as before. sled keeps overwritten values in its files
+//! until it happens to reuse the space, and the derived files (index,
+//! views, snapshots, projection checkpoints) hold copies of the payload,
+//! so the stubs alone would not make the payload physically gone: the
+//! store is copied into a fresh one holding only live values, swapped in
+//! whole, and the derived state rebuilt from the log.
+//!
+//! Crash safety: a marker file, written durably before anything changes,
+//! names the excision. Every step after it can be redone, and opening a
+//! database with a marker redoes the excision to the end before anything
+//! else, so an interrupted excision is completed, never half-done.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec::{chunk_bytes, excise_entry, unpack_chunk};
+use crate::db::{Annals, STORE_DIR};
+use crate::error::{Error, Result};
+use crate::model::MAX_REASON_BYTES;
+use crate::snapshot::SNAPSHOT_DIR;
+use crate::state::INDEX_DIR;
+use crate::store::{SledStore, Storage, MAIN_LOG};
+use crate::sync::sync_dir;
+use crate::time::{format_micros, now_micros, Micros};
+
+/// Names the excision in progress; its presence means "finish it".
+const MARKER: &str = "EXCISING";
+/// The fresh copy of the store while it is being written.
+const NEW_STORE: &str = "store.excise";
+/// The store before the swap, removed once the copy is in place.
+const OLD_STORE: &str = "store.old";
+/// Metadata key prefix of the excision records.
+pub(crate) const RECORD_KEY: &str = "excised/";
+/// Metadata key prefix of user projections' checkpoints, which may hold
+/// anything a projection kept of the payload.
+const PROJECTION_KEY: &str = "projection/";
+
+/// The record of one excision: which event, when, why, and which entries
+/// of which log lost their payload. Kept in the database's metadata, so
+/// that `history` can say what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excision {
+    /// The excised event.
+    pub id: Uuid,
+    /// When it was excised (UTC microseconds).
+    pub at: Micros,
+    /// Why, as given.
+    pub reason: String,
+    /// The seqs of the erased entries, per log (`main` or a branch name).
+    pub entries: BTreeMap<String, Vec<u64>>,
+}
+
+impl Excision {
+    /// `{id, excised_at, reason, entries: {log: [seqs]}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "excised_at": format_micros(self.at),
+            "reason": self.reason,
+            "entries": self.entries,
+        })
+    }
+}
+
+impl Annals {
+    /// Erases the payload of event `id` (everything but its id, seqs and
+    /// chain data) from the whole database: every version on main and on
+    /// every branch, the index, views, snapshots and projection
+    /// checkpoints, and sled's files, which are rewritten. The chain still
+    /// verifies; reads behave as if the event had been retracted at
+    /// creation; `history` lists its entries as `excised`, with the time
+    /// and the reason; the id cannot be used again.
+    ///
+    /// Needs the database to itself (it is closed here, like `rebuild` in
+    /// place of a running program) and costs a copy of the store and a
+    /// rebuild of the derived state, so it takes about as long as a full
+    /// `rebuild`. A crash midway is finished on the next open.
+    pub fn excise(path: impl AsRef<Path>, id: Uuid, reason: &str) -> Result<Excision> {
+        let dir = path.as_ref();
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid("reason", "an excision needs a reason"));
+        }
+        if reason.len() > MAX_REASON_BYTES {
+            return Err(Error::invalid(
+                "reason",
+                format!("{} bytes; the limit is {MAX_REASON_BYTES}", reason.len()),
+            ));
+        }
+        let db = Annals::builder(dir).create(false).open()?;
+        let at = || format!("event {id}");
+        if let Some(done) = db.excision(id)? {
+            return Err(Error::Conflict {
+                at: at(),
+                reason: format!("already excised at {}", format_micros(done.at)),
+            });
+        }
+        let main: Vec<u64> = {
+            let state = db.read_state();
+            match state.index.lookup(&id)? {
+                Some((n, _)) => state.index.versions(n)?,
+                None => Vec::new(),
+            }
+        };
+        let on_branch = crate::sync::read(&db.branches)
+            .values()
+            .any(|b| !b.own_versions(id, u64::MAX).is_empty());
+        if main.is_empty() && !on_branch {
+            return Err(Error::NotFound {
+                at: at(),
+                what: "no event with this id on main or any branch".into(),
+            });
+        }
+        // The lock goes on with this descriptor: no one can open the
+        // database between the check and the end of the excision.
+        let lock = db.lock_handle()?;
+        drop(db);
+        let plan = Plan {
+            id,
+            at: now_micros(),
+            reason: reason.to_string(),
+            main,
+        };
+        write_marker(dir, &plan)?;
+        let done = finish(dir, &plan)?;
+        drop(lock);
+        // Rebuild the derived state now rather than on the next command.
+        Annals::builder(dir).create(false).open()?.close()?;
+        Ok(done)
+    }
+
+    /// The excision record of event `id`, if it was excised.
+    pub fn excision(&self, id: Uuid) -> Result<Option<Excision>> {
+        record(self.log().store(), id)
+    }
+}
+
+/// What the marker holds: enough to redo the excision from any point.
+#[derive(Serialize, Deserialize)]
+struct Plan {
+    id: Uuid,
+    at: Micros,
+    reason: String,
+    /// The event's entries on main (from the index, which the excision
+    /// itself removes, so they are kept here).
+    main: Vec<u64>,
+}
+
+/// The excision record of `id` in `store`.
+pub(crate) fn record(store: &dyn Storage, id: Uuid) -> Result<Option<Excision>> {
+    let key = format!("{RECORD_KEY}{id}");
+    store
+        .get_meta(&key)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corruption(0, format!("excision record `{key}`: {e}")))
+        })
+        .transpose()
+}
+
+/// The ids of every excised event.
+pub(crate) fn excised_ids(store: &dyn Storage) -> Result<std::collections::HashSet<Uuid>> {
+    store
+        .scan_meta(RECORD_KEY)?
+        .into_iter()
+        .map(|(key, _)| {
+            key.get(RECORD_KEY.len()..)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| Error::corruption(0, format!("bad excision record key `{key}`")))
+        })
+        .collect()
+}
+
+/// Finishes an excision interrupted by a crash, if there is one. Called on
+/// open, with the database's lock held.
+pub(crate) fn resume(dir: &Path) -> Result<()> {
+    let path = dir.join(MARKER);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Storage(format!(
+            "{}: the record of an interrupted excision is unreadable ({e}); it was written whole \
+         before the excision began, so the file was damaged since",
+            path.display()
+        ))
+    })?;
+    finish(dir, &plan).map(|_| ())
+}
+
+fn write_marker(dir: &Path, plan: &Plan) -> Result<()> {
+    let path = dir.join(MARKER);
+    let tmp = dir.join(format!("{MARKER}.tmp"));
+    let bytes = serde_json::to_vec(plan).map_err(|e| Error::Storage(e.to_string()))?;
+    fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    sync_dir(&path)
+}
+
+/// Every step of the excision, each safe to redo.
+fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
+    let store_dir = dir.join(STORE_DIR);
+    let new_dir = dir.join(NEW_STORE);
+    let old_dir = dir.join(OLD_STORE);
+    // A crash between the two renames below: the copy is complete.
+    if !store_dir.exists() && new_dir.exists() {
+        rename(&new_dir, &store_dir)?;
+    }
+    remove_dir(&old_dir)?;
+    // A crash while copying: start the copy again.
+    remove_dir(&new_dir)?;
+
+    let done = {
+        let store = SledStore::open(&store_dir, 64 * 1024 * 1024)?;
+        let done = erase(&store, plan)?;
+        for (key, _) in store.scan_meta(PROJECTION_KEY)? {
+            store.remove_meta(&key)?;
+        }
+        let bytes = serde_json::to_vec(&done).map_err(|e| Error::Storage(e.to_string()))?;
+        store.put_meta(&format!("{RECORD_KEY}{}", plan.id), &bytes)?;
+        store.sync()?;
+        store.copy_into(&new_dir)?;
+        done
+    };
+    rename(&store_dir, &old_dir)?;
+    rename(&new_dir, &store_dir)?;
+    remove_dir(&old_dir)?;
+    remove_dir(&dir.join(INDEX_DIR))?;
+    remove_dir(&dir.join(SNAPSHOT_DIR))?;
+    let marker = dir.join(MARKER);
+    fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+    sync_dir(&marker)?;
+    Ok(done)
+}
+
+/// Replaces the event's entries by stubs in every log; returns the record.
+fn erase(store: &SledStore, plan: &Plan) -> Result<Excision> {
+    let mut entries = BTreeMap::new();
+    let mut main_chunks = Vec::new();
+    for seq in &plan.main {
+        if let Some((first, _)) = store.chunk_at(MAIN_LOG, *seq)? {
+            if main_chunks.last() != Some(&first) {
+                main_chunks.push(first);
+            }
+        }
+    }
+    let mut logs = vec![(MAIN_LOG.to_string(), Some(main_chunks))];
+    logs.extend(store.log_names().into_iter().map(|name| (name, None)));
+    for (log, only) in logs {
+        let chunks: Vec<(u64, crate::store::Bytes)> = match only {
+            Some(firsts) => firsts
+                .iter()
+                .filter_map(|f| store.chunk_at(&log, *f).transpose())
+                .collect::<Result<_>>()?,
+            // Branch logs are small (bounded); each is read whole.
+            None => store.scan_chunks(&log, 0).collect::<Result<_>>()?,
+        };
+        let mut seqs = Vec::new();
+        let mut rewritten = Vec::new();
+        for (first, bytes) in &chunks {
+            let mut changed = false;
+            let mut out = Vec::new();
+            for (k, raw) in unpack_chunk(*first, bytes)?.into_iter().enumerate() {
+                let seq = first + k as u64;
+                let (entry, _) = crate::codec::decode_entry(seq, raw)?;
+                if entry.body.id() != plan.id {
+                    out.push(raw.to_vec());
+                    continue;
+                }
+                seqs.push(seq);
+                match excise_entry(seq, raw)? {
+                    Some(stub) => {
+                        changed = true;
+                        out.push(stub);
+                    }
+                    None => out.push(raw.to_vec()),
+                }
+            }
+            if changed {
+                rewritten.push((*first, chunk_bytes(&out)));
+            }
+        }
+        // One atomic write per log.
+        store.write_chunks(&log, &rewritten)?;
+        if !seqs.is_empty() {
+            entries.insert(log, seqs);
+        }
+    }
+    Ok(Excision {
+        id: plan.id,
+        at: plan.at,
+        reason: plan.reason.clone(),
+        entries,
+    })
+}
+
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::io(from, e))?;
+    sync_dir(to)
+}
+
+fn remove_dir(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => sync_dir(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
