@@ -36,9 +36,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Walk through views, time and corrections on the demo scenario, in a
-    /// temporary database.
-    Demo,
+    /// Walk through views, time and corrections on the demo scenario,
+    /// leaving the demo database behind (replaced on each run) to explore
+    /// or serve.
+    Demo {
+        /// Where to leave the demo database.
+        #[arg(long, default_value = "annals-demo.db")]
+        out: PathBuf,
+    },
+    /// Serve the database over HTTP: a JSON API, a live feed (Server-Sent
+    /// Events) and a timeline page at `/` (docs/http.md).
+    #[cfg(feature = "serve")]
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: std::net::SocketAddr,
+        /// File whose first line is the bearer token that writes need.
+        #[arg(long, conflicts_with = "read_only")]
+        token_file: Option<PathBuf>,
+        /// Refuse every write.
+        #[arg(long)]
+        read_only: bool,
+        /// Largest request body accepted, in bytes.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        max_body_bytes: usize,
+        /// Connections served at once; more wait to be accepted.
+        #[arg(long, default_value_t = 256)]
+        max_connections: usize,
+    },
     /// Create a database.
     Init,
     /// Append JSON Lines events atomically (all or nothing).
@@ -497,7 +522,24 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                 &json!({"out": path.display().to_string(), "format": name, "events": n}),
             )?;
         }
-        Command::Demo => cli::demo::run(out, format)?,
+        Command::Demo { out: path } => cli::demo::run(out, format, &path)?,
+        #[cfg(feature = "serve")]
+        Command::Serve {
+            listen,
+            token_file,
+            read_only,
+            max_body_bytes,
+            max_connections,
+        } => {
+            let opts = cli::serve::Options {
+                listen,
+                token_file,
+                read_only,
+                max_body_bytes,
+                max_connections,
+            };
+            cli::serve::run(open(&cli.db)?, opts, out)?;
+        }
         Command::Init => {
             if Annals::exists(&cli.db) {
                 return Err(Error::BadPath {
@@ -790,13 +832,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             };
             return match db.verify_from(from) {
                 Ok(r) => {
-                    output::print_object(
-                        out,
-                        format,
-                        &json!({"ok": true, "seq": r.seq, "hash": r.head.hash_hex(),
-                            "entries": r.entries, "events": r.events,
-                            "branches": r.branches, "projections": r.projections}),
-                    )?;
+                    output::print_object(out, format, &verified_json(&r))?;
                     Ok(0)
                 }
                 Err(Error::Corruption { seq, reason }) => damage(out, format, seq, &reason),
@@ -805,6 +841,13 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         }
     }
     Ok(0)
+}
+
+/// What `verify` prints (and `GET /verify` returns) when all is well.
+fn verified_json(r: &annals::VerifyReport) -> serde_json::Value {
+    json!({"ok": true, "seq": r.seq, "hash": r.head.hash_hex(),
+        "entries": r.entries, "events": r.events,
+        "branches": r.branches, "projections": r.projections})
 }
 
 /// Reports damage found by `verify` or `prove`: the result object on
@@ -908,16 +951,22 @@ fn read_one_event(file: &str, id: Uuid) -> Result<Event, Error> {
         field: "-".into(),
         reason: format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
     })?;
-    let mut value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Invalid {
         at: format!("{name} line {}", e.line()),
         field: "-".into(),
         reason: format!("malformed JSON at column {}: {e}", e.column()),
     })?;
+    correction_event(value, id, &name)
+}
+
+/// The new version of event `id` from a JSON object: its `id` may be left
+/// out, but if given must be `id`.
+fn correction_event(mut value: serde_json::Value, id: Uuid, at: &str) -> Result<Event, Error> {
     if let serde_json::Value::Object(m) = &mut value {
         match m.get("id").and_then(|v| v.as_str()) {
             Some(given) if Uuid::parse_str(given).ok() != Some(id) => {
                 return Err(Error::Invalid {
-                    at: name,
+                    at: at.into(),
                     field: "id".into(),
                     reason: format!("`{given}` differs from the id being corrected ({id})"),
                 })
@@ -927,7 +976,7 @@ fn read_one_event(file: &str, id: Uuid) -> Result<Event, Error> {
             }
         }
     }
-    annals::event_from_value(value).map_err(|e| e.at(name))
+    annals::event_from_value(value).map_err(|e| e.at(at))
 }
 
 /// `publish delta`: one summary line per run that wrote something. With

@@ -1,8 +1,9 @@
 //! `annals demo`: the scenario of the product brief (public facts from a
 //! news report of 3 December 2025), walked through step by step in a
-//! temporary database.
+//! database left behind to explore or serve.
 
 use std::io::Write;
+use std::path::Path;
 
 use annals::{Against, Annals, AsOf, At, Error, Granularity, Op, Query, ViewKind};
 use uuid::Uuid;
@@ -35,13 +36,43 @@ fn id(s: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(s).map_err(|e| Error::Storage(format!("demo id: {e}")))
 }
 
-/// Runs the demo, printing each step to `out`.
-pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
-    let dir = tempfile::tempdir().map_err(|e| Error::Io {
-        path: std::env::temp_dir(),
-        source: e,
-    })?;
-    let db = Annals::open(dir.path().join("demo.db"))?;
+/// A new demo database at `path`. What is there already is replaced only
+/// if it is an earlier run's: one whose first entry is the scenario's.
+fn fresh(path: &Path) -> Result<Annals, Error> {
+    if path.exists() {
+        let first = SCENARIO
+            .lines()
+            .next()
+            .map(annals::parse_event)
+            .transpose()?
+            .map(|e| e.id);
+        let earlier = Annals::exists(path) && {
+            let db = Annals::builder(path).create(false).open()?;
+            let found = match db.entries(0)?.next() {
+                Some(Ok(e)) => Some(e.body.id()),
+                _ => None,
+            };
+            db.close()?;
+            found.is_some() && found == first
+        };
+        if !earlier {
+            return Err(Error::BadPath {
+                path: path.into(),
+                reason: "exists and is not a demo database; give the demo another --out".into(),
+            });
+        }
+        std::fs::remove_dir_all(path).map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })?;
+    }
+    Annals::open(path)
+}
+
+/// Runs the demo, printing each step to `out`, and leaves its database at
+/// `path`.
+pub fn run(out: &mut dyn Write, format: Format, path: &Path) -> Result<(), crate::CliError> {
+    let db = fresh(path)?;
 
     step(out, "1. Load the scenario in the order the reports came in")?;
     let mut events = SCENARIO
@@ -207,5 +238,20 @@ pub fn run(out: &mut dyn Write, format: Format) -> Result<(), crate::CliError> {
         head.hash_hex()
     )?;
     db.close()?;
+
+    step(out, "14. Explore it")?;
+    let shown = path.display();
+    writeln!(
+        out,
+        "the demo database is at {shown}; query it with --db {shown}"
+    )?;
+    if cfg!(feature = "serve") {
+        writeln!(
+            out,
+            "see its timeline in a browser: annals serve --db {shown} --read-only\n\
+             (from a checkout: cargo run --release -- serve --db {shown} --read-only),\n\
+             then open http://127.0.0.1:7070/"
+        )?;
+    }
     Ok(())
 }

@@ -1,0 +1,131 @@
+"""The timeline page in a real browser (headless Chromium, driven by
+Playwright): the demo database's page draws PL's events of 2025-09 as the
+API counts them, the as-of slider changes the drawing, and a screenshot is
+kept in target/ as a CI artifact.
+
+Usage: python3 .ci/browser_check.py ANNALS_BINARY
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from playwright.sync_api import sync_playwright
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(base, path):
+    with urllib.request.urlopen(base + path, timeout=10) as r:
+        return json.load(r)
+
+
+def pl_september(base, as_of=None):
+    """Events concerning PL whose interval overlaps 2025-09, by the API."""
+    q = "/events?country=PL&from=2025-09&to=2025-09&limit=1000"
+    if as_of is not None:
+        q += f"&as_of={as_of}"
+    return {e["id"] for e in get(base, q)["events"]}
+
+
+def drawn_pl_september(page):
+    """Event bars on main's lane that concern PL and overlap 2025-09."""
+    return set(
+        page.eval_on_selector_all(
+            "svg[data-lanes='main'] rect.event-bar",
+            """bars => bars.filter(b => b.dataset.countries.split(' ').includes('PL')
+                   && b.dataset.start < '2025-10-01' && b.dataset.end > '2025-09-01')
+                 .map(b => b.dataset.id)""",
+        )
+    )
+
+
+def wait_rendered(page, after):
+    page.wait_for_function(f"Number(document.body.dataset.rendered || 0) > {after}")
+    return int(page.evaluate("document.body.dataset.rendered"))
+
+
+def main():
+    annals = os.path.abspath(sys.argv[1])
+    work = tempfile.mkdtemp(prefix="annals-browser-")
+    db = os.path.join(work, "demo.db")
+    subprocess.run([annals, "demo", "--out", db], check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [annals, "--db", db, "serve", "--read-only", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                get(base, "/head")
+                break
+            except OSError:
+                time.sleep(0.1)
+        now = pl_september(base)
+        then = pl_september(base, as_of=3)
+        assert now != then and len(now) > len(then) > 0, (now, then)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(base + "/")
+            n = wait_rendered(page, 0)
+            drawn = drawn_pl_september(page)
+            assert drawn == now, f"at head the page drew {sorted(drawn)}, the API has {sorted(now)}"
+            stacked = page.eval_on_selector_all(
+                "svg[data-chart='main'] rect.count-bar[data-country='PL'][data-period='2025-09']",
+                "bars => bars.map(b => Number(b.dataset.count))",
+            )
+            assert stacked, "no PL bar for 2025-09 in the stacked chart"
+            # Move the slider back to seq 3, as a reader would drag it.
+            page.eval_on_selector(
+                "#asof",
+                "s => { s.value = '3'; s.dispatchEvent(new Event('input', {bubbles: true})); }",
+            )
+            n = wait_rendered(page, n)
+            earlier = drawn_pl_september(page)
+            assert earlier == then, f"as of seq 3 the page drew {sorted(earlier)}, the API has {sorted(then)}"
+            label = page.text_content("#asof-label")
+            assert "seq 3" in label, label
+            # The what-if branch beside main.
+            page.select_option("#branch", "no-attribution")
+            n = wait_rendered(page, n)
+            assert page.locator("svg[data-lanes='branch no-attribution']").count() == 1
+            os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
+            shot = os.path.join(ROOT, "target", "timeline.png")
+            page.eval_on_selector(
+                "#asof",
+                "s => { s.value = s.max; s.dispatchEvent(new Event('input', {bubbles: true})); }",
+            )
+            wait_rendered(page, n)
+            page.screenshot(path=shot, full_page=True)
+            browser.close()
+            assert not errors, errors
+        print(
+            f"browser check: PL 2025-09 drew {len(now)} bars at head and {len(then)} as of seq 3; "
+            f"screenshot {shot}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

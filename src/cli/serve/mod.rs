@@ -1,0 +1,206 @@
+//! `annals serve`: the HTTP API over one open database, and the timeline
+//! page (docs/http.md). The binary's only network code: the library knows
+//! nothing of it.
+//!
+//! The database is opened once and shared by every request; each library
+//! call runs on tokio's blocking pool, since annals' calls block on disk.
+//! The accept loop is ours rather than `axum::serve` so that it can bound
+//! the number of connections and time out clients that send headers
+//! slowly: a slow or hostile client holds one connection slot, never the
+//! server.
+
+mod api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use annals::{Annals, Error};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// How the server runs; the flags of `annals serve`.
+pub struct Options {
+    /// Address to listen on (loopback unless told otherwise).
+    pub listen: SocketAddr,
+    /// File holding the bearer token that writes need.
+    pub token_file: Option<PathBuf>,
+    /// Refuse every write.
+    pub read_only: bool,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+/// Time a client has to send a request's headers, and its body.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    db: Annals,
+    /// `None` when the server is read-only.
+    token: Option<Vec<u8>>,
+    max_body_bytes: usize,
+}
+
+/// Serves until SIGINT or SIGTERM, then closes the database.
+pub fn run(db: Annals, opts: Options, out: &mut dyn std::io::Write) -> Result<(), crate::CliError> {
+    let token = match (&opts.token_file, opts.read_only) {
+        (_, true) => None,
+        (Some(path), false) => Some(read_token(path)?),
+        (None, false) => {
+            return Err(crate::CliError::Usage(
+                "serve needs --token-file FILE (writes need its bearer token) or --read-only"
+                    .into(),
+            ))
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("annals-serve")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Storage(format!("starting the server's runtime: {e}")))?;
+    let listener = runtime
+        .block_on(TcpListener::bind(opts.listen))
+        .map_err(|e| Error::BadPath {
+            path: opts.listen.to_string().into(),
+            reason: format!("cannot listen there: {e}"),
+        })?;
+    let addr = listener.local_addr().map_err(|e| Error::Io {
+        path: opts.listen.to_string().into(),
+        source: e,
+    })?;
+    let mode = if token.is_some() {
+        "writes need the bearer token"
+    } else {
+        "read-only"
+    };
+    writeln!(
+        out,
+        "annals: serving {} on http://{addr}/ ({mode}); Ctrl-C stops",
+        db.path().display()
+    )?;
+    out.flush()?;
+    let shared = Arc::new(Shared {
+        db,
+        token,
+        max_body_bytes: opts.max_body_bytes,
+    });
+    let app = api::router(shared.clone());
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    runtime.block_on(accept(listener, app, slots));
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    // Subscription threads hold the database until they see their client
+    // gone, which the runtime's shutdown has just made so.
+    match Arc::try_unwrap(shared) {
+        Ok(shared) => shared.db.close()?,
+        Err(_) => writeln!(
+            out,
+            "annals: requests still running at exit; the database closes with the process"
+        )?,
+    }
+    Ok(())
+}
+
+/// Accepts connections until a shutdown signal, each in its own task and
+/// each holding one of the bounded slots.
+async fn accept(listener: TcpListener, app: axum::Router, slots: Arc<Semaphore>) {
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => return,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            s = listener.accept() => match s {
+                Ok((s, _)) => s,
+                // Out of file descriptors and the like: back off, go on.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(CLIENT_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The token is the file's first line; an empty one would let anyone write.
+fn read_token(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.len() < 16 {
+        return Err(Error::BadPath {
+            path: path.into(),
+            reason: "the token file's first line must hold a token of at least 16 characters"
+                .into(),
+        });
+    }
+    Ok(token.as_bytes().to_vec())
+}
+
+/// Compares in time that depends on the lengths only, so that timing
+/// does not tell a client how much of a guess was right.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_token;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token(b"0123456789abcdef", b"0123456789abcdef"));
+        assert!(!same_token(b"0123456789abcdeF", b"0123456789abcdef"));
+        assert!(!same_token(b"0123456789abcde", b"0123456789abcdef"));
+        assert!(!same_token(b"", b"0123456789abcdef"));
+    }
+}
