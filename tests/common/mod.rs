@@ -82,6 +82,8 @@ pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 /// Random batches of operations over a small pool of ids, for properties.
+pub mod http;
+
 pub mod gen {
     use annals::{Actor, Event, Occurred, Op, TimePoint};
     use proptest::prelude::*;

@@ -12,7 +12,7 @@ use annals::{
     Against, Annals, AsOf, At, Error, Event, Granularity, MergeOptions, OnConflict, Op, ViewKind,
 };
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -37,7 +37,6 @@ const PAGE_HTML: &str = include_str!("page.html");
 const OPENAPI: &str = include_str!("openapi.json");
 
 pub(crate) fn router(db: Db) -> Router {
-    let limit = db.max_body_bytes;
     Router::new()
         .route("/", get(page))
         .route("/openapi.json", get(openapi))
@@ -55,7 +54,6 @@ pub(crate) fn router(db: Db) -> Router {
         .route("/verify", get(verify))
         .route("/subscribe", get(subscribe))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(db)
 }
 
@@ -279,8 +277,8 @@ fn authorize(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads a request body within the size limit and the client time-out.
-async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
-    let read = axum::body::to_bytes(req.into_body(), usize::MAX);
+async fn body_bytes(db: &Db, req: Request) -> Result<Bytes, ApiError> {
+    let read = axum::body::to_bytes(req.into_body(), db.max_body_bytes);
     match tokio::time::timeout(super::CLIENT_TIMEOUT, read).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -288,11 +286,13 @@ async fn body_bytes(req: Request) -> Result<Bytes, ApiError> {
             "the request body did not arrive in time",
         )),
         Ok(Ok(b)) => Ok(b),
-        // The only way a buffered body fails here is the layer's limit.
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("request body too large or broken: {e}"),
+            format!(
+                "request body too large (the limit is {} bytes) or cut off: {e}",
+                db.max_body_bytes
+            ),
         )),
     }
 }
@@ -713,7 +713,7 @@ async fn append(
     authorize(&db, &headers)?;
     let p = Params::new(p, &["branch", "expect_seq"])?;
     let (branch, expect_seq) = (p.one("branch")?.map(str::to_string), p.parse("expect_seq")?);
-    let events = events_of(&headers, &body_bytes(req).await?)?;
+    let events = events_of(&headers, &body_bytes(&db, req).await?)?;
     write_ops(
         &db,
         branch,
@@ -734,7 +734,7 @@ async fn correct(
     let p = Params::new(p, &["branch", "expect_seq"])?;
     let (branch, expect_seq) = (p.one("branch")?.map(str::to_string), p.parse("expect_seq")?);
     let id = parse_id(&id)?;
-    let value = json_body(&body_bytes(req).await?)?;
+    let value = json_body(&body_bytes(&db, req).await?)?;
     let event = crate::correction_event(value, id, "request body")?;
     write_ops(&db, branch, vec![Op::Correct(event)], expect_seq).await
 }
@@ -750,7 +750,7 @@ async fn retract(
     let p = Params::new(p, &["branch", "expect_seq"])?;
     let (branch, expect_seq) = (p.one("branch")?.map(str::to_string), p.parse("expect_seq")?);
     let id = parse_id(&id)?;
-    let body = json_body(&body_bytes(req).await?)?;
+    let body = json_body(&body_bytes(&db, req).await?)?;
     let Some(reason) = body.get("reason").and_then(Value::as_str) else {
         return Err(invalid(
             "request body",
@@ -768,7 +768,7 @@ async fn retract(
 
 async fn create_branch(State(db): State<Db>, headers: HeaderMap, req: Request) -> Reply {
     authorize(&db, &headers)?;
-    let body = json_body(&body_bytes(req).await?)?;
+    let body = json_body(&body_bytes(&db, req).await?)?;
     let field = |name: &str| -> Result<Option<String>, ApiError> {
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -922,4 +922,70 @@ async fn subscribe(
         }
     });
     Ok(Sse::new(Channel(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_library_error_has_its_status() {
+        let cases = [
+            (invalid("query", "from", "bad"), 400, "invalid"),
+            (
+                Error::NotFound {
+                    at: String::new(),
+                    what: "x".into(),
+                },
+                404,
+                "not_found",
+            ),
+            (
+                Error::Conflict {
+                    at: String::new(),
+                    reason: "x".into(),
+                },
+                409,
+                "conflict",
+            ),
+            (
+                Error::SeqMismatch {
+                    expected: 1,
+                    actual: 2,
+                },
+                409,
+                "seq_mismatch",
+            ),
+            (
+                Error::Corruption {
+                    seq: 7,
+                    reason: "bad checksum".into(),
+                },
+                503,
+                "corruption",
+            ),
+            (Error::Poisoned("disk full".into()), 503, "poisoned"),
+            (Error::Storage("io".into()), 500, "internal"),
+        ];
+        for (e, status, kind) in cases {
+            let message = e.to_string();
+            let a = ApiError::from(e);
+            assert_eq!(a.status.as_u16(), status, "{message}");
+            assert_eq!(a.body["kind"], kind);
+            assert_eq!(a.body["error"], message);
+        }
+        let a = ApiError::from(Error::Corruption {
+            seq: 7,
+            reason: "x".into(),
+        });
+        assert_eq!(a.body["seq"], 7);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(cursor_of("14.300").ok(), Some((14, 300)));
+        for bad in ["", "14", "x.1", "1.x", "1.2.3"] {
+            assert!(cursor_of(bad).is_err(), "{bad}");
+        }
+    }
 }
