@@ -1,1 +1,213 @@
-fn main() {}
+//! `annals serve` under load: 16 clients for 30 s, four fifths reads (a
+//! filtered page of events, a view, the head) and one fifth single-event
+//! durable writes, against a database of 20,000 events. p50/p99 latency
+//! per kind of request and the throughput are printed beside a baseline
+//! measured in the same run: the same mix, 16 threads calling the library
+//! in-process, which is what the server must at least do. Afterwards every
+//! write the server acknowledged must be in the log, exactly once.
+//!
+//! `ANNALS_BENCH_SECONDS` and `ANNALS_BENCH_EVENTS` set the sizes;
+//! `ANNALS_BENCH_QUICK=1` (CI) runs 2 s on 2,000 events. No timing is
+//! asserted.
+
+#[path = "../tests/common/http.rs"]
+mod http;
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use annals::{Annals, Query};
+use common::{Rng, Workload};
+use serde_json::json;
+
+const CLIENTS: usize = 16;
+const TOKEN: &str = "load-test-token-0123456789";
+const COUNTRIES: [&str; 6] = ["PL", "RO", "UA", "DE", "FR", "LT"];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Kind {
+    Page,
+    View,
+    Head,
+    Write,
+}
+
+impl Kind {
+    fn pick(rng: &mut Rng) -> Kind {
+        match rng.below(10) {
+            0..=3 => Kind::Page,
+            4..=5 => Kind::View,
+            6..=7 => Kind::Head,
+            _ => Kind::Write,
+        }
+    }
+}
+
+/// What one client (thread) saw: latencies per kind, and the ids of the
+/// writes acknowledged.
+#[derive(Default)]
+struct Tally {
+    lat: Vec<(Kind, Duration)>,
+    acked: Vec<String>,
+}
+
+fn run_clients(seconds: f64, op: impl Fn(usize, &mut Rng, Kind, &mut Tally) + Sync) -> Vec<Tally> {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let op = &op;
+                s.spawn(move || {
+                    let mut rng = Rng(1 + c as u64 * 7919);
+                    let mut t = Tally::default();
+                    while Instant::now() < until {
+                        let kind = Kind::pick(&mut rng);
+                        let start = Instant::now();
+                        op(c, &mut rng, kind, &mut t);
+                        t.lat.push((kind, start.elapsed()));
+                    }
+                    t
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(name: &str, seconds: f64, tallies: &[Tally]) -> (f64, Duration) {
+    let mut all: Vec<Duration> = tallies.iter().flat_map(|t| t.lat.iter().map(|l| l.1)).collect();
+    all.sort();
+    let rate = all.len() as f64 / seconds;
+    println!(
+        "{name:>8}: {:>7} requests, {rate:>8.0}/s, p50 {:>8.2} ms, p99 {:>8.2} ms",
+        all.len(),
+        percentile(&all, 0.5).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3
+    );
+    for kind in [Kind::Page, Kind::View, Kind::Head, Kind::Write] {
+        let mut l: Vec<Duration> = tallies
+            .iter()
+            .flat_map(|t| t.lat.iter().filter(|x| x.0 == kind).map(|x| x.1))
+            .collect();
+        l.sort();
+        println!(
+            "          {:<6} {:>7} requests, p50 {:>8.2} ms, p99 {:>8.2} ms",
+            format!("{kind:?}").to_lowercase(),
+            l.len(),
+            percentile(&l, 0.5).as_secs_f64() * 1e3,
+            percentile(&l, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    (rate, percentile(&all, 0.5))
+}
+
+fn load_event(c: usize, rng: &mut Rng) -> serde_json::Value {
+    json!({"kind": "load", "occurred": format!("2025-{:02}", 1 + rng.below(12)),
+        "countries": [COUNTRIES[rng.below(COUNTRIES.len())]],
+        "summary": format!("load client {c}")})
+}
+
+fn main() {
+    let quick = common::quick();
+    let seconds = common::env_count("ANNALS_BENCH_SECONDS", if quick { 2 } else { 30 }) as f64;
+    let n = common::env_count("ANNALS_BENCH_EVENTS", if quick { 2_000 } else { 20_000 });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = Annals::open(&path).unwrap();
+        for batch in Workload::batches(3, n) {
+            db.append(batch).unwrap();
+        }
+        db.close().unwrap();
+    }
+    println!("annals serve load: {CLIENTS} clients, {seconds} s each run, {n} events to start");
+
+    // Baseline: the same mix through the library, in-process.
+    let db = Arc::new(Annals::open(&path).unwrap());
+    let library = run_clients(seconds, |c, rng, kind, t| {
+        let country = COUNTRIES[rng.below(COUNTRIES.len())];
+        match kind {
+            Kind::Page => {
+                let q = Query::new().country(country).limit(50);
+                std::hint::black_box(db.query(&q).unwrap());
+            }
+            Kind::View => {
+                std::hint::black_box(db.by_country().unwrap());
+            }
+            Kind::Head => {
+                std::hint::black_box(db.head());
+            }
+            Kind::Write => {
+                let e = annals::event_from_value(load_event(c, rng)).unwrap();
+                let w = db.append(vec![e]).unwrap();
+                t.acked.push(w[0].id.to_string());
+            }
+        }
+    });
+    let lib_acked: usize = library.iter().map(|t| t.acked.len()).sum();
+    let (lib_rate, lib_p50) = report("library", seconds, &library);
+    Arc::try_unwrap(db).ok().unwrap().close().unwrap();
+
+    // The server, over loopback, one connection per request (the worst
+    // case for a client: no keep-alive).
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let server = http::Server::start(&path, &["--token-file", token.to_str().unwrap()]);
+    let addr: SocketAddr = server.addr;
+    let auth = format!("Bearer {TOKEN}");
+    let served = run_clients(seconds, |c, rng, kind, t| {
+        let country = COUNTRIES[rng.below(COUNTRIES.len())];
+        let r = match kind {
+            Kind::Page => http::get(addr, &format!("/events?country={country}&limit=50")),
+            Kind::View => http::get(addr, "/views/by-country"),
+            Kind::Head => http::get(addr, "/head"),
+            Kind::Write => {
+                let body = load_event(c, rng).to_string();
+                let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+                let r = http::request(addr, "POST", "/events", &headers, body.as_bytes()).unwrap();
+                assert_eq!(r.status, 201, "{}", r.text());
+                t.acked.push(r.json()["written"][0]["id"].as_str().unwrap().to_string());
+                r
+            }
+        };
+        assert!(r.status < 300, "{kind:?}: {} {}", r.status, r.text());
+    });
+    let (http_rate, http_p50) = report("http", seconds, &served);
+    assert!(server.stop().success());
+    println!(
+        "http/library: throughput {:.2}x, p50 {:.2}x",
+        http_rate / lib_rate,
+        http_p50.as_secs_f64() / lib_p50.as_secs_f64().max(1e-9)
+    );
+
+    // Every acknowledged write is there, once.
+    let db = Annals::open(&path).unwrap();
+    let ids: Vec<String> = db
+        .query(&Query::new().kind("load"))
+        .unwrap()
+        .iter()
+        .map(|r| r.event.id.to_string())
+        .collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    let acked: BTreeSet<&String> = served.iter().flat_map(|t| t.acked.iter()).collect();
+    assert_eq!(unique.len(), ids.len(), "no write twice");
+    assert!(acked.iter().all(|id| unique.contains(id)), "an acknowledged write is missing");
+    assert_eq!(ids.len(), lib_acked + acked.len());
+    println!(
+        "acknowledged writes: {} over http, {} in-process; all {} in the log, none twice, none lost",
+        acked.len(),
+        lib_acked,
+        ids.len()
+    );
+    db.verify().unwrap();
+}
