@@ -10,9 +10,9 @@
 //! `ANNALS_BENCH_QUICK=1` (CI) runs 2 s on 2,000 events. No timing is
 //! asserted.
 
+mod common;
 #[path = "../tests/common/http.rs"]
 mod http;
-mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -85,7 +85,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn report(name: &str, seconds: f64, tallies: &[Tally]) -> (f64, Duration) {
-    let mut all: Vec<Duration> = tallies.iter().flat_map(|t| t.lat.iter().map(|l| l.1)).collect();
+    let mut all: Vec<Duration> = tallies
+        .iter()
+        .flat_map(|t| t.lat.iter().map(|l| l.1))
+        .collect();
     all.sort();
     let rate = all.len() as f64 / seconds;
     println!(
@@ -173,10 +176,14 @@ fn main() {
             Kind::Head => http::get(addr, "/head"),
             Kind::Write => {
                 let body = load_event(c, rng).to_string();
-                let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+                let headers = [
+                    ("Authorization", auth.as_str()),
+                    ("Content-Type", "application/json"),
+                ];
                 let r = http::request(addr, "POST", "/events", &headers, body.as_bytes()).unwrap();
                 assert_eq!(r.status, 201, "{}", r.text());
-                t.acked.push(r.json()["written"][0]["id"].as_str().unwrap().to_string());
+                t.acked
+                    .push(r.json()["written"][0]["id"].as_str().unwrap().to_string());
                 r
             }
         };
@@ -201,7 +208,10 @@ fn main() {
     let unique: BTreeSet<&String> = ids.iter().collect();
     let acked: BTreeSet<&String> = served.iter().flat_map(|t| t.acked.iter()).collect();
     assert_eq!(unique.len(), ids.len(), "no write twice");
-    assert!(acked.iter().all(|id| unique.contains(id)), "an acknowledged write is missing");
+    assert!(
+        acked.iter().all(|id| unique.contains(id)),
+        "an acknowledged write is missing"
+    );
     assert_eq!(ids.len(), lib_acked + acked.len());
     println!(
         "acknowledged writes: {} over http, {} in-process; all {} in the log, none twice, none lost",
