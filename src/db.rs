@@ -367,6 +367,7 @@ impl Annals {
             }
         }
         crate::excise::resume(&dir)?;
+        let created = !dir.join(STORE_DIR).exists();
         let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;
         let mut store: Arc<dyn Storage> = Arc::new(store);
         if let Some(wrap) = b.wrap {
@@ -375,6 +376,12 @@ impl Annals {
         let log = Arc::new(Log::main(store));
         upgrade_derived(&dir)?;
         let state = state::open(&dir.join(INDEX_DIR), &log, b.checkpoint_every_entries)?;
+        if created {
+            // The names of `LOCK`, `store/` and `index/`, and the folder's
+            // own in its parent, reach the disk only with these syncs.
+            crate::sync::sync_dir(&dir.join(LOCK_FILE))?;
+            crate::sync::sync_dir(&dir)?;
+        }
         let branches = load_branches(&log)?;
         let excised = crate::excise::excised_ids(log.store())?;
         let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
@@ -565,7 +572,10 @@ impl Annals {
         origins: &[Option<Origin>],
         known_before: impl Fn(Uuid) -> Result<Option<Pending>>,
     ) -> Result<Prepared> {
-        let recorded_at = now_micros().max(head.recorded_at);
+        // Strictly increasing, so that each batch has its own transaction
+        // time (the log tells its batches apart by it after a crash, see
+        // `Log::drop_torn_tail`), even when the clock stalls or steps back.
+        let recorded_at = now_micros().max(head.recorded_at.saturating_add(1));
         let mut pending: HashMap<Uuid, Pending> = HashMap::new();
         let mut entries: Vec<Entry> = Vec::with_capacity(ops.len());
         let mut befores = Vec::with_capacity(ops.len());

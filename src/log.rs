@@ -112,6 +112,77 @@ impl Log {
             .collect()
     }
 
+    /// Drops a torn last batch. sled orders its writes only at a sync, so
+    /// a power loss during a batch can leave its later chunks without an
+    /// earlier one, and sled's recovery returns them (found by
+    /// `tests/power_loss.rs`; sled's batch is atomic against a process
+    /// crash, not against reordered writes). Such a batch was never
+    /// acknowledged: a durable write returns only after the sync that
+    /// would have made the missing chunk durable, and the next batch
+    /// starts only after it. So the batch is dropped whole, and the log is
+    /// again the prefix it was.
+    ///
+    /// Only a tail that is exactly one batch (one transaction time) after
+    /// a hole, and wholly after `floor` (a seq known to be durable), is
+    /// dropped; any other hole stays an error for `verify` to report.
+    /// Returns the seqs dropped.
+    pub(crate) fn drop_torn_tail(&self, floor: u64) -> Result<Option<(u64, u64)>> {
+        let start = self.store.chunk_at(&self.name, floor)?.map_or(0, |c| c.0);
+        let mut next: Option<u64> = None;
+        let mut hole = None;
+        for item in self.store.scan_chunks(&self.name, start) {
+            let (first, bytes) = item?;
+            let count = unpack_chunk(first, &bytes)?.len() as u64;
+            if next.is_some_and(|n| n != first) {
+                hole = next.map(|n| (n, first));
+                break;
+            }
+            next = Some(first + count);
+        }
+        let Some((missing, after)) = hole else {
+            return Ok(None);
+        };
+        // Chunks never span batches, so the first entry of each chunk
+        // tells the batch (its transaction time, unique per batch).
+        let first_time = |first: u64, bytes: &[u8]| -> Result<u64> {
+            let entry = unpack_chunk(first, bytes)?
+                .first()
+                .map(|b| decode_entry(first, b))
+                .transpose()?;
+            Ok(entry.map_or(0, |(e, _)| e.recorded_at as u64))
+        };
+        let mut time = None;
+        let mut last = after;
+        for item in self.store.scan_chunks(&self.name, after) {
+            let (first, bytes) = item?;
+            let t = first_time(first, &bytes)?;
+            if *time.get_or_insert(t) != t {
+                return Ok(None);
+            }
+            last = first + unpack_chunk(first, &bytes)?.len() as u64 - 1;
+        }
+        let Some(time) = time else {
+            return Ok(None);
+        };
+        // The batch's chunks before the hole go too.
+        let mut cut = missing;
+        while cut > 1 {
+            let Some((first, bytes)) = self.store.chunk_at(&self.name, cut - 1)? else {
+                break;
+            };
+            if first_time(first, &bytes)? != time {
+                break;
+            }
+            cut = first;
+        }
+        if cut <= floor {
+            return Ok(None);
+        }
+        self.store.remove_chunks_from(&self.name, cut)?;
+        self.store.sync()?;
+        Ok(Some((cut, last)))
+    }
+
     /// The head as stored: the last entry, checked.
     pub(crate) fn head(&self) -> Result<Head> {
         let Some((first, chunk)) = self.store.last_chunk(&self.name)? else {

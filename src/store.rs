@@ -47,6 +47,10 @@ pub trait Storage: Send + Sync {
     fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_>;
     /// The last chunk of `log`.
     fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>>;
+    /// Removes every chunk of `log` whose first seq is at or above
+    /// `from`, all or none. Not durable until [`Storage::sync`]. Used only
+    /// to drop the torn tail a power loss can leave (see `Log`).
+    fn remove_chunks_from(&self, log: &str, from: u64) -> Result<()>;
     /// Removes a log and frees its space.
     fn drop_log(&self, log: &str) -> Result<()>;
     /// Stores a small metadata value (branches, projection checkpoints).
@@ -68,6 +72,9 @@ const SLED_LOCK_WAIT_MS: u64 = 5_000;
 /// The name of the main log.
 pub const MAIN_LOG: &str = "main";
 
+/// How much of a sled panic message an error keeps.
+const MAX_PANIC_CHARS: usize = 200;
+
 /// Runs a call into sled, turning a panic into an error: sled 0.34 can
 /// panic on a damaged file instead of returning an error, and a damaged
 /// file must not crash the host program.
@@ -80,6 +87,12 @@ fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
+            // sled's messages can quote a whole key (megabytes, seen after
+            // a simulated power loss): the start says what went wrong.
+            let msg = match msg.char_indices().nth(MAX_PANIC_CHARS) {
+                Some((cut, _)) => format!("{}...", &msg[..cut]),
+                None => msg,
+            };
             Err(Error::corruption(
                 0,
                 format!("storage engine failed while {what}: {msg}"),
@@ -146,6 +159,32 @@ impl SledStore {
 
     /// Opens (or creates) a sled store in `dir`.
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore> {
+        let fresh = !dir.join("conf").exists();
+        let store = Self::open_sled(dir, cache_capacity_bytes)?;
+        if fresh {
+            store.sync_layout()?;
+        }
+        Ok(store)
+    }
+
+    /// sled creates its `conf`, `db` and `blobs/` without syncing them or
+    /// the folders that hold their names, so that a power loss after the
+    /// first acknowledged batch could leave no store at all (found by
+    /// `tests/power_loss.rs`). Called once, on creation.
+    fn sync_layout(&self) -> Result<()> {
+        for p in [
+            self.dir.join("conf"),
+            self.dir.join("blobs"),
+            self.dir.clone(),
+        ] {
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&p, e))?;
+        }
+        Ok(())
+    }
+
+    fn open_sled(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore> {
         guard("opening", || {
             let config = sled::Config::default()
                 .path(dir)
@@ -312,6 +351,18 @@ impl Storage for SledStore {
 
     fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>> {
         guard("reading", || chunk(self.tree(log)?.iter().next_back()))
+    }
+
+    fn remove_chunks_from(&self, log: &str, from: u64) -> Result<()> {
+        guard("removing", || {
+            let tree = self.tree(log)?;
+            let mut batch = sled::Batch::default();
+            for key in tree.range(from.to_be_bytes()..).keys() {
+                batch.remove(key?);
+            }
+            tree.apply_batch(batch)?;
+            Ok(())
+        })
     }
 
     fn drop_log(&self, log: &str) -> Result<()> {

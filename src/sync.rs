@@ -25,8 +25,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// fsyncs the folder holding `path`, so that a file created or renamed
 /// there survives a power loss.
 pub(crate) fn sync_dir(path: &Path) -> Result<()> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
+    let dir = match path.parent() {
+        None => return Ok(()),
+        // A bare relative name is in the current folder.
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
     };
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

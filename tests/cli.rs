@@ -307,11 +307,33 @@ fn a_second_process_gets_in_use_at_once() {
 
 #[test]
 fn demo_runs() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
-        .arg("demo")
-        .output()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_annals"))
+            .arg("demo")
+            .current_dir(dir.path())
+            .env_remove("ANNALS_DB")
+            .output()
+            .unwrap()
+    };
+    let out = demo();
     assert!(out.status.success(), "{}", stderr(&out));
+    // It leaves its database, says how to serve it, and replaces it on
+    // the next run.
+    let db = dir.path().join("annals-demo.db");
+    assert!(jsonl(&annals(&db, &["head", "--format", "jsonl"], None))[0]["seq"] == 14);
+    assert!(stdout(&out).contains("annals serve --db annals-demo.db"));
+    let again = demo();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(jsonl(&annals(&db, &["head", "--format", "jsonl"], None))[0]["seq"] == 14);
+    // A database that is not the demo's is never replaced.
+    let other = dir.path().join("other.db");
+    assert!(annals(&other, &["init"], None).status.success());
+    let line = br#"{"kind":"k","occurred":"2025"}"#;
+    assert!(annals(&other, &["append"], Some(line)).status.success());
+    let refused = annals(&other, &["demo", "--out", other.to_str().unwrap()], None);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("not a demo database"), "{}", stderr(&refused));
     let text = stdout(&out);
     for step in [
         "View by country",

@@ -37,7 +37,7 @@ fn id(s: &str) -> Result<Uuid, Error> {
 }
 
 /// A new demo database at `path`. What is there already is replaced only
-/// if it is an earlier run's: one whose first entry is the scenario's.
+/// if it is an earlier run's (its first entry is the scenario's) or empty.
 fn fresh(path: &Path) -> Result<Annals, Error> {
     if path.exists() {
         let first = SCENARIO
@@ -53,7 +53,8 @@ fn fresh(path: &Path) -> Result<Annals, Error> {
                 _ => None,
             };
             db.close()?;
-            found.is_some() && found == first
+            // An empty one is a run stopped before its first batch.
+            found.is_none() || found == first
         };
         if !earlier {
             return Err(Error::BadPath {
