@@ -333,7 +333,11 @@ fn demo_runs() {
     assert!(annals(&other, &["append"], Some(line)).status.success());
     let refused = annals(&other, &["demo", "--out", other.to_str().unwrap()], None);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("not a demo database"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("not a demo database"),
+        "{}",
+        stderr(&refused)
+    );
     let text = stdout(&out);
     for step in [
         "View by country",
