@@ -85,7 +85,8 @@ impl Origin {
 pub struct Entry {
     /// Position in the log, gapless from 1.
     pub seq: u64,
-    /// Transaction time (UTC microseconds), never decreasing along seq.
+    /// Transaction time (UTC microseconds): one per batch, shared by its
+    /// entries, strictly increasing from batch to batch.
     pub recorded_at: Micros,
     /// What the entry does.
     pub body: Body,
