@@ -232,6 +232,13 @@ struct Live {
 }
 
 impl Live {
+    /// A new inode, and the call that names it.
+    fn create(&mut self, path: PathBuf, dir: bool) -> (usize, Call) {
+        let inode = self.next;
+        self.next += 1;
+        (inode, Call::Link { path, inode, dir })
+    }
+
     fn inode(&mut self, path: &Path) -> Option<usize> {
         self.names.get(path).copied()
     }
@@ -480,17 +487,8 @@ fn parse(trace: &str, root: &Path, acks: &Path) -> Vec<Call> {
                 let inode = match existing {
                     Some(i) => i,
                     None if flags.contains("O_CREAT") => {
-                        let i = live.next;
-                        live.next += 1;
-                        push(
-                            &mut live,
-                            &mut calls,
-                            Call::Link {
-                                path: path.clone(),
-                                inode: i,
-                                dir: false,
-                            },
-                        );
+                        let (i, link) = live.create(path.clone(), false);
+                        push(&mut live, &mut calls, link);
                         i
                     }
                     None => continue,
@@ -507,17 +505,8 @@ fn parse(trace: &str, root: &Path, acks: &Path) -> Vec<Call> {
                     path_arg(Some(arg(0)), arg(1))
                 };
                 if mine(&path) {
-                    let i = live.next;
-                    live.next += 1;
-                    push(
-                        &mut live,
-                        &mut calls,
-                        Call::Link {
-                            path,
-                            inode: i,
-                            dir: true,
-                        },
-                    );
+                    let (_, link) = live.create(path, true);
+                    push(&mut live, &mut calls, link);
                 }
             }
             "rename" | "renameat" | "renameat2" => {

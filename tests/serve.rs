@@ -56,6 +56,19 @@ fn without_span(mut v: Value) -> Value {
     v
 }
 
+/// A page's events as the CLI prints them.
+fn records(page: &Value) -> Value {
+    Value::Array(
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(without_span)
+            .collect(),
+    )
+}
+
 #[test]
 fn reads_mirror_the_cli() {
     let (_dir, db, _) = demo();
@@ -82,24 +95,10 @@ fn reads_mirror_the_cli() {
     assert_eq!(get(addr, "/head?as_of=3").json()["seq"], 3);
 
     let page = get(addr, "/events?country=PL").json();
-    let events: Vec<Value> = page["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .cloned()
-        .map(without_span)
-        .collect();
-    assert_eq!(Value::Array(events), expected_pl);
+    assert_eq!(records(&page), expected_pl);
     assert!(page["next"].is_null());
     let then = get(addr, "/events?country=PL&as_of=3").json();
-    let events: Vec<Value> = then["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .cloned()
-        .map(without_span)
-        .collect();
-    assert_eq!(Value::Array(events), expected_then);
+    assert_eq!(records(&then), expected_then);
 
     // Spans: a month-precision event covers its month.
     let sept = &page["events"][0]["span"];

@@ -691,6 +691,18 @@ fn written_json(written: &[annals::Written]) -> Value {
     json!({"written": rows})
 }
 
+/// A write's checks and parameters: the token, then `branch` and
+/// `expect_seq`.
+fn write_params(
+    db: &Db,
+    headers: &HeaderMap,
+    p: Vec<(String, String)>,
+) -> Result<(Option<String>, Option<u64>), ApiError> {
+    authorize(db, headers)?;
+    let p = Params::new(p, &["branch", "expect_seq"])?;
+    Ok((p.one("branch")?.map(str::to_string), p.parse("expect_seq")?))
+}
+
 async fn write_ops(
     db: &Db,
     branch: Option<String>,
@@ -710,9 +722,7 @@ async fn append(
     Query(p): Query<Vec<(String, String)>>,
     req: Request,
 ) -> Reply {
-    authorize(&db, &headers)?;
-    let p = Params::new(p, &["branch", "expect_seq"])?;
-    let (branch, expect_seq) = (p.one("branch")?.map(str::to_string), p.parse("expect_seq")?);
+    let (branch, expect_seq) = write_params(&db, &headers, p)?;
     let events = events_of(&headers, &body_bytes(&db, req).await?)?;
     write_ops(
         &db,
@@ -730,9 +740,7 @@ async fn correct(
     Query(p): Query<Vec<(String, String)>>,
     req: Request,
 ) -> Reply {
-    authorize(&db, &headers)?;
-    let p = Params::new(p, &["branch", "expect_seq"])?;
-    let (branch, expect_seq) = (p.one("branch")?.map(str::to_string), p.parse("expect_seq")?);
+    let (branch, expect_seq) = write_params(&db, &headers, p)?;
     let id = parse_id(&id)?;
     let value = json_body(&body_bytes(&db, req).await?)?;
     let event = crate::correction_event(value, id, "request body")?;
@@ -746,9 +754,7 @@ async fn retract(
     Query(p): Query<Vec<(String, String)>>,
     req: Request,
 ) -> Reply {
-    authorize(&db, &headers)?;
-    let p = Params::new(p, &["branch", "expect_seq"])?;
-    let (branch, expect_seq) = (p.one("branch")?.map(str::to_string), p.parse("expect_seq")?);
+    let (branch, expect_seq) = write_params(&db, &headers, p)?;
     let id = parse_id(&id)?;
     let body = json_body(&body_bytes(&db, req).await?)?;
     let Some(reason) = body.get("reason").and_then(Value::as_str) else {
