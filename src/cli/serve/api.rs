@@ -585,16 +585,21 @@ async fn view(
             ))
         }
     };
-    let rows = rows.map_err(|e| Error::Storage(format!("serialising the view: {e}")))?;
-    ok(StatusCode::OK, rows)
+    ok(StatusCode::OK, rows.map_err(unserialisable)?)
+}
+
+fn unserialisable(e: serde_json::Error) -> ApiError {
+    Error::Storage(format!("serialising the answer: {e}")).into()
+}
+
+/// A 200 with rows the library gives as `Serialize` values.
+fn serialised<T: serde::Serialize>(status: StatusCode, v: T) -> Reply {
+    ok(status, serde_json::to_value(v).map_err(unserialisable)?)
 }
 
 async fn branches(State(db): State<Db>) -> Reply {
     let rows = blocking(&db, |db| Ok(db.branches())).await?;
-    ok(
-        StatusCode::OK,
-        serde_json::to_value(rows).unwrap_or_default(),
-    )
+    serialised(StatusCode::OK, rows)
 }
 
 async fn diff(
@@ -630,10 +635,7 @@ async fn diff(
         }
     };
     let rows = blocking(&db, move |db| Ok(db.diff(&name, kind, against)?)).await?;
-    ok(
-        StatusCode::OK,
-        serde_json::to_value(rows).unwrap_or_default(),
-    )
+    serialised(StatusCode::OK, rows)
 }
 
 async fn verify(State(db): State<Db>) -> Reply {
@@ -795,10 +797,7 @@ async fn create_branch(State(db): State<Db>, headers: HeaderMap, req: Request) -
         Ok(db.create_branch(&name, from.as_deref(), at)?)
     })
     .await?;
-    ok(
-        StatusCode::CREATED,
-        serde_json::to_value(info).unwrap_or_default(),
-    )
+    serialised(StatusCode::CREATED, info)
 }
 
 async fn drop_branch(State(db): State<Db>, headers: HeaderMap, Path(name): Path<String>) -> Reply {
