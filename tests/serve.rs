@@ -686,3 +686,51 @@ fn concurrent_clients_lose_no_acknowledged_write() {
     assert_eq!(got, want);
     assert!(annals(&db, &["verify"], None).status.success());
 }
+
+/// Damage found while serving is a 503 that names it, for `verify` and
+/// for a read that meets it.
+#[test]
+fn damage_is_a_503() {
+    let (_dir, db, _) = demo();
+    let segment = std::fs::read_dir(db.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&segment, bytes).unwrap();
+    let server = Server::start(&db, &["--read-only"]);
+    let verify = get(server.addr, "/verify");
+    assert_eq!(verify.status, 503);
+    let body = verify.json();
+    assert_eq!(body["ok"], false);
+    assert!(body["error"].as_str().unwrap().contains("damaged"), "{body}");
+    let read = get(server.addr, "/events?country=PL");
+    assert_eq!(status_kind(&read), (503, "corruption".to_string()));
+    assert!(read.json()["error"].as_str().unwrap().contains("annals rebuild"));
+    assert!(server.stop().success());
+}
+
+/// Clients that send half a request and stall hold their own slot, not
+/// the server: with 2 of 3 slots stalled, others are still served.
+#[test]
+fn stalled_clients_do_not_stall_others() {
+    use std::io::Write;
+    let (_dir, db, _) = demo();
+    let server = Server::start(&db, &["--read-only", "--max-connections", "3"]);
+    let stalled: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            s.write_all(b"GET /head HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(get(server.addr, "/head").status, 200);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    drop(stalled);
+    assert!(server.stop().success());
+}
