@@ -116,7 +116,27 @@ fn round(r: u64) -> Vec<Step> {
         Box::new(move |db: &Annals| {
             db.append((61..90).map(big).collect()).unwrap();
         }),
+        // An import (one batch of new events), then a re-import of the
+        // file with two rows changed: corrections, the rest skipped.
+        Box::new(move |db: &Annals| import(db, (200..220).map(n).collect())),
+        Box::new(move |db: &Annals| {
+            let mut events: Vec<Event> = (200..220).map(n).collect();
+            for e in events.iter_mut().take(2) {
+                e.summary = Some("revised in the next release".into());
+            }
+            import(db, events)
+        }),
     ]
+}
+
+fn import(db: &Annals, events: Vec<Event>) {
+    let lines: String = events
+        .iter()
+        .map(|e| annals::event_to_line(e, None) + "\n")
+        .collect();
+    db.import(annals::ImportFormat::Jsonl)
+        .reader("release.jsonl", lines.as_bytes())
+        .unwrap();
 }
 
 fn open_for_workload(path: &Path) -> Annals {

@@ -705,10 +705,16 @@ fn damage_is_a_503() {
     assert_eq!(verify.status, 503);
     let body = verify.json();
     assert_eq!(body["ok"], false);
-    assert!(body["error"].as_str().unwrap().contains("damaged"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("damaged"),
+        "{body}"
+    );
     let read = get(server.addr, "/events?country=PL");
     assert_eq!(status_kind(&read), (503, "corruption".to_string()));
-    assert!(read.json()["error"].as_str().unwrap().contains("annals rebuild"));
+    assert!(read.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("annals rebuild"));
     assert!(server.stop().success());
 }
 
