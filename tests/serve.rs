@@ -313,6 +313,8 @@ fn bad_requests_name_what_was_wrong() {
     check(get(addr, "/events?branch=nope"), 404, "not_found", "nope");
     check(get(addr, "/views/by-planet"), 404, "not_found", "by-planet");
     check(get(addr, "/nowhere"), 404, "not_found", "/nowhere");
+    let r = request(addr, "DELETE", "/events", &[], b"").unwrap();
+    check(r, 405, "method_not_allowed", "DELETE");
     check(get(addr, "/branches/nope/diff"), 404, "not_found", "nope");
 
     let event = json!({"kind": "test", "occurred": "2025-09", "countries": ["PL"]});

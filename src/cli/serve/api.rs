@@ -54,6 +54,7 @@ pub(crate) fn router(db: Db) -> Router {
         .route("/verify", get(verify))
         .route("/subscribe", get(subscribe))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(db)
 }
 
@@ -328,6 +329,18 @@ async fn not_found(req: Request) -> ApiError {
         "not_found",
         format!(
             "no route {} {} (see /openapi.json)",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn wrong_method(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not a method of {} (see /openapi.json)",
             req.method(),
             req.uri().path()
         ),
