@@ -9,23 +9,15 @@ Usage: python3 .ci/browser_check.py ANNALS_BINARY
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
 from playwright.sync_api import sync_playwright
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(base, path):
@@ -63,19 +55,15 @@ def main():
     work = tempfile.mkdtemp(prefix="annals-browser-")
     db = os.path.join(work, "demo.db")
     subprocess.run([annals, "demo", "--out", db], check=True, stdout=subprocess.DEVNULL)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    # Port 0: the server picks a free one and says which on its first line.
     server = subprocess.Popen(
-        [annals, "--db", db, "serve", "--read-only", "--listen", f"127.0.0.1:{port}"],
+        [annals, "--db", db, "serve", "--read-only", "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        for _ in range(100):
-            try:
-                get(base, "/head")
-                break
-            except OSError:
-                time.sleep(0.1)
+        first = server.stdout.readline()
+        base = "http://" + first.split("http://")[1].split("/")[0]
         now = pl_september(base)
         then = pl_september(base, as_of=3)
         assert now != then and len(now) > len(then) > 0, (now, then)

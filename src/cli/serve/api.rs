@@ -755,11 +755,11 @@ async fn correct(
     Query(p): Query<Vec<(String, String)>>,
     req: Request,
 ) -> Reply {
-    let (branch, expect_seq) = write_params(&db, &headers, p)?;
-    let id = parse_id(&id)?;
-    let value = json_body(&body_bytes(&db, req).await?)?;
-    let event = crate::correction_event(value, id, "request body")?;
-    write_ops(&db, branch, vec![Op::Correct(event)], expect_seq).await
+    write_one(db, headers, &id, p, req, |id, body| {
+        let event = crate::correction_event(body, id, "request body")?;
+        Ok(Op::Correct(event))
+    })
+    .await
 }
 
 async fn retract(
@@ -769,22 +769,37 @@ async fn retract(
     Query(p): Query<Vec<(String, String)>>,
     req: Request,
 ) -> Reply {
+    write_one(db, headers, &id, p, req, |id, body| {
+        let Some(reason) = body.get("reason").and_then(Value::as_str) else {
+            return Err(invalid(
+                "request body",
+                "reason",
+                "required: why the event is retracted",
+            )
+            .into());
+        };
+        Ok(Op::Retract {
+            id,
+            reason: reason.to_string(),
+        })
+    })
+    .await
+}
+
+/// A write of one operation on the event in the path, made from the
+/// request's JSON body.
+async fn write_one(
+    db: Db,
+    headers: HeaderMap,
+    id: &str,
+    p: Vec<(String, String)>,
+    req: Request,
+    op: impl FnOnce(Uuid, Value) -> Result<Op, ApiError>,
+) -> Reply {
     let (branch, expect_seq) = write_params(&db, &headers, p)?;
-    let id = parse_id(&id)?;
+    let id = parse_id(id)?;
     let body = json_body(&body_bytes(&db, req).await?)?;
-    let Some(reason) = body.get("reason").and_then(Value::as_str) else {
-        return Err(invalid(
-            "request body",
-            "reason",
-            "required: why the event is retracted",
-        )
-        .into());
-    };
-    let op = Op::Retract {
-        id,
-        reason: reason.to_string(),
-    };
-    write_ops(&db, branch, vec![op], expect_seq).await
+    write_ops(&db, branch, vec![op(id, body)?], expect_seq).await
 }
 
 async fn create_branch(State(db): State<Db>, headers: HeaderMap, req: Request) -> Reply {
