@@ -44,6 +44,25 @@ fn reopen_after_close_keeps_everything() {
     db.verify().unwrap();
 }
 
+/// A process killed while sled wrote a snapshot leaves its temporary
+/// file (empty here, as the kill -9 excision test found it); sled would
+/// read it as its latest snapshot and refuse to open.
+#[test]
+fn an_unfinished_sled_snapshot_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = open(&path);
+    db.append(scenario()).unwrap();
+    let before = snapshot(&db);
+    db.close().unwrap();
+    let leftover = path.join("store").join("snap.FFFFFFFFFFFFFFF0.generating");
+    std::fs::write(&leftover, b"").unwrap();
+    let db = open(&path);
+    assert_eq!(snapshot(&db), before);
+    db.verify().unwrap();
+    assert!(!leftover.exists());
+}
+
 #[test]
 fn a_stale_checkpoint_is_caught_up_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
