@@ -132,7 +132,7 @@ impl Annals {
         at: Option<AsOf>,
     ) -> Result<BranchInfo> {
         check_branch_name(name)?;
-        let _writer = lock(&self.writer);
+        let _writer = self.lock_writer()?;
         if read(&self.branches).contains_key(name) {
             return Err(Error::Conflict {
                 at: String::new(),
@@ -156,6 +156,9 @@ impl Annals {
             created_at: now_micros(),
             durable_head: base,
         };
+        // A branch of this name dropped by a crash midway may have left
+        // its log behind: its entries must not become the new branch's.
+        self.log.store().drop_log(name)?;
         self.put_branch_meta(&meta)?;
         let log = Arc::new(Log::branch(parent_log, base, name));
         let branch = Arc::new(open_branch(meta, log, Vec::new(), base));
@@ -175,7 +178,7 @@ impl Annals {
     /// Drops a branch and frees its space. Refused while another branch
     /// starts from it.
     pub fn drop_branch(&self, name: &str) -> Result<()> {
-        let _writer = lock(&self.writer);
+        let _writer = self.lock_writer()?;
         self.branch(name)?;
         let children: Vec<String> = read(&self.branches)
             .values()
@@ -411,6 +414,18 @@ pub(crate) fn load_branches(main: &Arc<Log>) -> Result<BTreeMap<String, Arc<Bran
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
                 .map_err(|e| Error::corruption(0, format!("branch metadata `{key}`: {e}")))?;
         metas.push(meta);
+    }
+    // A log without a record is what a drop interrupted after removing
+    // the record leaves: nothing refers to it.
+    let mut dropped = false;
+    for name in main.store().log_names()? {
+        if !metas.iter().any(|m| m.name == name) {
+            main.store().drop_log(&name)?;
+            dropped = true;
+        }
+    }
+    if dropped {
+        main.store().sync()?;
     }
     let mut open: BTreeMap<String, Arc<Branch>> = BTreeMap::new();
     while !metas.is_empty() {

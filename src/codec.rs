@@ -262,10 +262,12 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
         return Err(Error::invalid(
             "-",
             format!(
-                "the entry is {} bytes encoded; the limit is {MAX_ENTRY_BYTES}",
+                "the event is {} bytes encoded; the limit of one entry is {MAX_ENTRY_BYTES} \
+                 (summary, actors, tags, sources and attrs together; see docs/format.md)",
                 bytes.len()
             ),
-        ));
+        )
+        .at(format!("event {}", entry.body.id())));
     }
     let hash = chain_hash(
         entry.seq,

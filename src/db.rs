@@ -545,9 +545,11 @@ impl Annals {
         Ok(written)
     }
 
-    /// Appends prepared entries to a log, poisoning the writer on failure:
-    /// the batch may or may not be on disk, and only a reopen, which
-    /// rebuilds from what is there, can tell.
+    /// Appends prepared entries to a log. An entry refused by the encoder
+    /// (too large) fails the batch before anything is written, and the
+    /// writer stays usable. A failed write poisons the writer: the batch
+    /// may or may not be on disk, and only a reopen, which rebuilds from
+    /// what is there, can tell.
     pub(crate) fn append_locked(
         &self,
         writer: &mut Writer,
@@ -555,7 +557,8 @@ impl Annals {
         head: Head,
         entries: &[Entry],
     ) -> Result<Head> {
-        log.append(head, entries, self.durability == Durability::Durable)
+        let encoded = log.encode(head, entries)?;
+        log.write(encoded, self.durability == Durability::Durable)
             .inspect_err(|e| writer.poisoned = Some(e.to_string()))
     }
 

@@ -259,7 +259,7 @@ fn erase(store: &SledStore, plan: &Plan) -> Result<Excision> {
         }
     }
     let mut logs = vec![(MAIN_LOG.to_string(), Some(main_chunks))];
-    logs.extend(store.log_names().into_iter().map(|name| (name, None)));
+    logs.extend(store.log_names()?.into_iter().map(|name| (name, None)));
     for (log, only) in logs {
         let chunks: Vec<(u64, crate::store::Bytes)> = match only {
             Some(firsts) => firsts

@@ -641,7 +641,7 @@ impl Index {
         let keep = |m: &Meta| {
             m.retracted.is_none()
                 && if q.within {
-                    lo <= m.start && m.end <= hi
+                    crate::time::certainly_within(m.start, m.end, lo, hi)
                 } else {
                     m.start < hi && lo < m.end
                 }

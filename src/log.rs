@@ -275,9 +275,10 @@ impl Log {
         }))
     }
 
-    /// Encodes entries chained onto `head`, writes them atomically and, if
-    /// `durable`, syncs. Returns the new head. Entries must continue `head`.
-    pub(crate) fn append(&self, head: Head, entries: &[Entry], durable: bool) -> Result<Head> {
+    /// Encodes entries chained onto `head`, checking each (its size
+    /// above all). Writes nothing, so a refused entry leaves the log as it
+    /// was. Entries must continue `head`.
+    pub(crate) fn encode(&self, head: Head, entries: &[Entry]) -> Result<Encoded> {
         let mut prev = head;
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -295,16 +296,32 @@ impl Log {
                 recorded_at: entry.recorded_at,
             };
         }
-        if encoded.is_empty() {
-            return Ok(head);
+        Ok(Encoded {
+            chunks: pack_chunks(head.seq + 1, encoded),
+            head: prev,
+        })
+    }
+
+    /// Writes encoded entries atomically and, if `durable`, syncs.
+    /// Returns the new head. A failure here leaves the log in a state only
+    /// a reopen can tell (the batch may or may not be on disk).
+    pub(crate) fn write(&self, encoded: Encoded, durable: bool) -> Result<Head> {
+        if encoded.chunks.is_empty() {
+            return Ok(encoded.head);
         }
-        self.store
-            .write_chunks(&self.name, &pack_chunks(head.seq + 1, encoded))?;
+        self.store.write_chunks(&self.name, &encoded.chunks)?;
         if durable {
             self.store.sync()?;
         }
-        Ok(prev)
+        Ok(encoded.head)
     }
+}
+
+/// A batch encoded by [`Log::encode`], ready for [`Log::write`].
+pub(crate) struct Encoded {
+    chunks: Vec<(u64, Vec<u8>)>,
+    /// The head after the batch.
+    head: Head,
 }
 
 /// The stored bytes of entry `seq` in `chunk` (the chunk at or before

@@ -53,6 +53,9 @@ pub trait Storage: Send + Sync {
     fn remove_chunks_from(&self, log: &str, from: u64) -> Result<()>;
     /// Removes a log and frees its space.
     fn drop_log(&self, log: &str) -> Result<()>;
+    /// The names of the logs present other than main (branches' logs, and
+    /// the leftovers of a branch dropped by a crash midway).
+    fn log_names(&self) -> Result<Vec<String>>;
     /// Stores a small metadata value (branches, projection checkpoints).
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Reads a metadata value.
@@ -250,16 +253,6 @@ impl SledStore {
 }
 
 impl SledStore {
-    /// The names of the branch logs present.
-    pub(crate) fn log_names(&self) -> Vec<String> {
-        self.db
-            .tree_names()
-            .iter()
-            .filter_map(|n| n.strip_prefix(b"log/"))
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .collect()
-    }
-
     /// Copies every tree into a new store in `dest` and makes it durable.
     /// The copy's files hold only live values: sled keeps overwritten and
     /// removed ones in its files until it reuses their space.
@@ -398,6 +391,18 @@ impl Storage for SledStore {
                 .remove(log);
             self.db.drop_tree(format!("log/{log}"))?;
             Ok(())
+        })
+    }
+
+    fn log_names(&self) -> Result<Vec<String>> {
+        guard("listing", || {
+            Ok(self
+                .db
+                .tree_names()
+                .iter()
+                .filter_map(|n| n.strip_prefix(b"log/"))
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .collect())
         })
     }
 

@@ -1,7 +1,7 @@
 //! Fuzzy occurrence time: instants, days, months, years and intervals of
 //! them, each stored as a UTC interval `[start, end)` in microseconds.
 
-use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -254,8 +254,15 @@ fn parse_date(text: &str) -> Result<(TimePoint, TimePoint)> {
                 return Err(bad("an unspecified millennium or more is too vague to store"));
             }
             let scale = 10i32.pow(4 - known.len() as u32);
-            let first = year(known).unwrap_or(0) * scale;
-            let (first, last) = (first.max(MIN_YEAR), (first + scale - 1).min(MAX_YEAR));
+            // `00XX` and `000X` would include the year 0000, refused as a
+            // year of its own: refused here too rather than clamped.
+            let first = i32::try_from(num(known)?).map_err(|_| bad("year out of range"))? * scale;
+            if first < MIN_YEAR {
+                return Err(bad(
+                    "includes the year 0000; years run 0001..9999 (give `0001/0099` for the first century)",
+                ));
+            }
+            let last = (first + scale - 1).min(MAX_YEAR);
             Ok((
                 unit(first, 1, 1, Precision::Year)?,
                 unit(last, 1, 1, Precision::Year)?,
@@ -306,22 +313,55 @@ fn parse_date(text: &str) -> Result<(TimePoint, TimePoint)> {
             }
         }
         _ => {
-            let instant = DateTime::parse_from_rfc3339(body).map_err(|e| {
-                bad(&format!(
-                    "not a year, YYYY-MM, YYYY-MM-DD, an EDTF date or an RFC 3339 instant ({e})"
-                ))
-            })?;
-            let utc = instant.with_timezone(&Utc);
-            if !(MIN_YEAR..=MAX_YEAR).contains(&utc.year()) {
-                return Err(bad("year out of range 0001..9999"));
-            }
+            let start = parse_instant(body).map_err(|why| bad(&why))?;
             one(TimePoint {
-                start: utc.timestamp_micros(),
+                start,
                 precision: Precision::Instant,
                 mark,
             })
         }
     }
+}
+
+/// Parses an EDTF level 0 date and time (`YYYY-MM-DDThh:mm:ss` with an
+/// optional fraction) into UTC microseconds. The zone is `Z`, `±hh:mm`
+/// or `±hh`; a time without one is taken as UTC (EDTF calls it local time
+/// without saying which place's, and a stored instant needs one). A leap
+/// second (`23:59:60`) is refused: UTC microseconds have no place for it,
+/// and chrono would carry it into the next day (and year).
+fn parse_instant(body: &str) -> std::result::Result<Micros, String> {
+    let fail = |e: &dyn std::fmt::Display| {
+        format!("not a year, YYYY-MM, YYYY-MM-DD, an EDTF date or a date and time ({e})")
+    };
+    // Where the zone starts: after the `T` and the time's digits.
+    let time_at = body
+        .find(['T', 't'])
+        .ok_or_else(|| fail(&"no `T` and time after the date"))?;
+    let zone_at = body[time_at..]
+        .find(['Z', 'z', '+', '-'])
+        .map(|i| time_at + i);
+    let normalized = match zone_at.map(|i| (&body[..i], &body[i..])) {
+        None => format!("{body}Z"),
+        // An offset of hours only.
+        Some((time, zone))
+            if zone.len() == 3 && zone[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{time}{zone}:00")
+        }
+        Some(_) => body.to_string(),
+    };
+    let instant = DateTime::parse_from_rfc3339(&normalized).map_err(|e| fail(&e))?;
+    if instant.nanosecond() >= 1_000_000_000 {
+        return Err(
+            "a leap second (`:60`) cannot be stored: give the second before it (`23:59:59`)"
+                .into(),
+        );
+    }
+    let utc = instant.with_timezone(&Utc);
+    if !(MIN_YEAR..=MAX_YEAR).contains(&utc.year()) {
+        return Err("year out of range 0001..9999".into());
+    }
+    Ok(utc.timestamp_micros())
 }
 
 impl TimePoint {
@@ -510,12 +550,15 @@ impl Occurred {
         Occurred { from: p, to: p }
     }
 
-    /// An interval; errors if `to` lies before `from`.
+    /// An interval; errors if `to` lies wholly before `from`. An end
+    /// coarser than the start that contains it (`2025-09/2025`: from
+    /// September to some time in 2025) is an interval to the end of that
+    /// unit.
     pub fn range(from: TimePoint, to: TimePoint) -> Result<Occurred> {
-        if to.start < from.start || to.end() <= from.start {
+        if to.end() <= from.start {
             return Err(Error::invalid(
                 "occurred",
-                format!("interval is inverted: `to` ({to}) is before `from` ({from})"),
+                format!("interval is inverted: `to` ({to}) ends before `from` ({from}) begins"),
             ));
         }
         Ok(Occurred { from, to })
@@ -590,9 +633,12 @@ impl Occurred {
         self.start() < end && start < self.end()
     }
 
-    /// Whether this interval lies entirely inside `[start, end)`.
+    /// Whether this interval lies entirely inside `[start, end)`
+    /// (`Micros::MIN` and `Micros::MAX` for an unbounded side). An open
+    /// or unknown end is never certainly inside a bounded side: see
+    /// [`certainly_within`].
     pub fn within(&self, start: Micros, end: Micros) -> bool {
-        start <= self.start() && self.end() <= end
+        certainly_within(self.start(), self.end(), start, end)
     }
 }
 
@@ -607,6 +653,39 @@ impl std::fmt::Display for Occurred {
     }
 }
 
+/// The first microsecond of the year 0001: where an open or unknown
+/// start is stored.
+fn storage_start() -> Micros {
+    NaiveDate::from_ymd_opt(MIN_YEAR, 1, 1).map_or(Micros::MIN, day_start)
+}
+
+/// The first microsecond after the year 9999: where an open or unknown
+/// end is stored.
+fn storage_end() -> Micros {
+    NaiveDate::from_ymd_opt(MAX_YEAR + 1, 1, 1).map_or(Micros::MAX, day_start)
+}
+
+/// Whether the occurrence interval `[start, end)` lies certainly inside
+/// the range `[lo, hi)`. An open or unknown end (`../2025`, `2025/`) is
+/// stored at the limit of the storable years, and it is never certainly
+/// inside a bounded side of a range: a side that reaches a storage
+/// limit counts as open unless the range is unbounded on that side. The
+/// index applies the same rule from the stored bounds alone, so a date
+/// given as exactly the year 0001 or 9999 at that end is treated as open.
+pub(crate) fn certainly_within(start: Micros, end: Micros, lo: Micros, hi: Micros) -> bool {
+    let low_ok = if start <= storage_start() {
+        lo == Micros::MIN
+    } else {
+        lo <= start
+    };
+    let high_ok = if end >= storage_end() {
+        hi == Micros::MAX
+    } else {
+        end <= hi
+    };
+    low_ok && high_ok
+}
+
 /// Formats microseconds as RFC 3339 UTC (`recorded_at` in output).
 pub fn format_micros(t: Micros) -> String {
     match DateTime::from_timestamp_micros(t) {
@@ -617,9 +696,15 @@ pub fn format_micros(t: Micros) -> String {
 
 /// Parses an RFC 3339 time into microseconds.
 pub fn parse_rfc3339(text: &str) -> Result<Micros> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .map(|t| t.with_timezone(&Utc).timestamp_micros())
-        .map_err(|e| Error::invalid("time", format!("`{text}` is not an RFC 3339 time ({e})")))
+    let t = DateTime::parse_from_rfc3339(text.trim())
+        .map_err(|e| Error::invalid("time", format!("`{text}` is not an RFC 3339 time ({e})")))?;
+    if t.nanosecond() >= 1_000_000_000 {
+        return Err(Error::invalid(
+            "time",
+            format!("`{text}`: a leap second (`:60`) cannot be stored"),
+        ));
+    }
+    Ok(t.with_timezone(&Utc).timestamp_micros())
 }
 
 /// Now, in microseconds.

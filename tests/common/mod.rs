@@ -261,6 +261,9 @@ pub mod hooked {
         fn drop_log(&self, log: &str) -> Result<()> {
             self.run("drop_log", || self.inner.drop_log(log))
         }
+        fn log_names(&self) -> Result<Vec<String>> {
+            self.run("log_names", || self.inner.log_names())
+        }
         fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
             self.run("put_meta", || self.inner.put_meta(key, value))
         }
