@@ -52,6 +52,17 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file derived from the log (an index segment, a view file) is
+    /// missing or fails a check. The log itself is not concerned: opening
+    /// rebuilds such a file from the log, and so does `annals rebuild`.
+    #[error("{}: {reason} (derived from the log; `annals rebuild` rebuilds it)", .file.display())]
+    DerivedDamage {
+        /// The damaged file (or `index` when damage in the index as a
+        /// whole is found without knowing which file).
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// Another process holds the database.
     #[error("database {} is in use by another process; close it there first", .path.display())]
     InUse {
@@ -111,6 +122,20 @@ impl Error {
             seq,
             reason: reason.into(),
         }
+    }
+
+    /// An [`Error::DerivedDamage`].
+    pub(crate) fn derived(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::DerivedDamage {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the error reports damage, in the log or in a derived file
+    /// (`verify` and `prove` report both as a finding, not a failure).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Error::Corruption { .. } | Error::DerivedDamage { .. })
     }
 
     /// An [`Error::Io`] for `path`.

@@ -230,7 +230,7 @@ impl Default for Index {
 }
 
 fn unknown(n: EventNo) -> Error {
-    Error::corruption(0, format!("the index has no event number {n}"))
+    Error::derived("index", format!("the index has no event number {n}"))
 }
 
 impl Index {

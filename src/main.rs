@@ -815,7 +815,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                     )?;
                     Ok(0)
                 }
-                Err(Error::Corruption { seq, reason }) => damage(out, format, seq, &reason),
+                Err(e) if e.is_damage() => damage(out, format, e),
                 Err(e) => Err(e.into()),
             };
         }
@@ -827,7 +827,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
         Command::Verify { from } => {
             let db = match open(&cli.db) {
                 Ok(db) => db,
-                Err(Error::Corruption { seq, reason }) => return damage(out, format, seq, &reason),
+                Err(e) if e.is_damage() => return damage(out, format, e),
                 Err(e) => return Err(e.into()),
             };
             return match db.verify_from(from) {
@@ -835,12 +835,23 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                     output::print_object(out, format, &verified_json(&r))?;
                     Ok(0)
                 }
-                Err(Error::Corruption { seq, reason }) => damage(out, format, seq, &reason),
+                Err(e) if e.is_damage() => damage(out, format, e),
                 Err(e) => Err(e.into()),
             };
         }
     }
     Ok(0)
+}
+
+/// What `verify` prints (and `GET /verify` returns) on damage: the first
+/// damaged seq (0 when not in the log) and, for a derived file, its path.
+fn damage_json(e: &Error) -> serde_json::Value {
+    match e {
+        Error::Corruption { seq, reason } => json!({"ok": false, "seq": seq, "error": reason}),
+        Error::DerivedDamage { file, .. } => json!({"ok": false, "seq": 0,
+            "file": file.display().to_string(), "error": e.to_string()}),
+        other => json!({"ok": false, "seq": 0, "error": other.to_string()}),
+    }
 }
 
 /// What `verify` prints (and `GET /verify` returns) when all is well.
@@ -852,13 +863,14 @@ fn verified_json(r: &annals::VerifyReport) -> serde_json::Value {
 
 /// Reports damage found by `verify` or `prove`: the result object on
 /// stdout, the message on stderr, exit code 3.
-fn damage(out: &mut dyn Write, format: Format, seq: u64, reason: &str) -> Result<u8, CliError> {
-    output::print_object(
-        out,
-        format,
-        &json!({"ok": false, "seq": seq, "error": reason}),
-    )?;
-    eprintln!("annals: damage found at seq {seq}: {reason}");
+fn damage(out: &mut dyn Write, format: Format, e: Error) -> Result<u8, CliError> {
+    output::print_object(out, format, &damage_json(&e))?;
+    match &e {
+        Error::Corruption { seq, reason } => {
+            eprintln!("annals: damage found at seq {seq}: {reason}")
+        }
+        other => eprintln!("annals: damage found: {other}"),
+    }
     Ok(EXIT_DAMAGE)
 }
 

@@ -130,13 +130,7 @@ fn config() -> bincode::config::Configuration {
 }
 
 fn damaged(path: &Path, why: impl std::fmt::Display) -> Error {
-    Error::corruption(
-        0,
-        format!(
-            "index segment {} is damaged ({why}); `annals rebuild` rebuilds it from the log",
-            path.display()
-        ),
-    )
+    Error::derived(path, format!("index segment is damaged ({why})"))
 }
 
 /// Reads `len` bytes at `offset` and checks the checksum that follows them.

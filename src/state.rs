@@ -68,16 +68,8 @@ fn part<'a, T: DeserializeOwned + Default>(
         None => T::default(),
         Some(b) => {
             let path = b.with_extension(ext);
-            load_checkpoint(&path).ok_or_else(|| {
-                Error::corruption(
-                    0,
-                    format!(
-                        "view file {} is missing or damaged; `annals rebuild` rebuilds it \
-                         from the log",
-                        path.display()
-                    ),
-                )
-            })?
+            load_checkpoint(&path)
+                .ok_or_else(|| Error::derived(&path, "view file is missing or damaged"))?
         }
     };
     Ok(cell.get_or_init(|| v))
@@ -345,10 +337,11 @@ pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64) -> Result<State> {
     if let Some(loaded) = loaded {
         match replay(loaded, dir, log, log_head, flush_every) {
             Ok(state) => return Ok(state),
-            // Damage in a derived file (a segment block, a view file: they
-            // report seq 0) means a rebuild from the log; damage in the
-            // log itself is reported as it is.
-            Err(Error::Corruption { seq: 0, .. }) => {}
+            // Damage in a derived file (a segment block, a view file)
+            // means a rebuild from the log. Damage in the log itself (or
+            // in the store that holds it) is reported as it is, and the
+            // manifest, the only record of the durable head, is kept.
+            Err(Error::DerivedDamage { .. }) => {}
             Err(e) => return Err(e),
         }
     }

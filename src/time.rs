@@ -765,6 +765,84 @@ mod tests {
         assert!(Occurred::range(p("2025-09"), p("2025-09-15")).is_ok());
     }
 
+    /// #27 item 5: an end coarser than the start that contains it.
+    #[test]
+    fn coarser_end_containing_the_start_is_an_interval() {
+        for (text, from, to, printed) in [
+            ("2025-09/2025", "2025-09-01", "2026-01-01", "2025-09/2025"),
+            ("2025-21/2025", "2025-03-01", "2026-01-01", "2025-03/2025"),
+            ("2025-09-10/2025-09", "2025-09-10", "2025-10-01", "2025-09-10/2025-09"),
+            ("2025-09/2025-XX", "2025-09-01", "2026-01-01", "2025-09/2025"),
+        ] {
+            let o = Occurred::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(o.start(), p(from).start, "{text}");
+            assert_eq!(o.end(), p(to).start, "{text}");
+            assert_eq!(o.to_string(), printed);
+            // Printed back, it parses to the same interval.
+            assert_eq!(Occurred::parse(&o.to_string()).unwrap(), o);
+        }
+        let err = Occurred::parse("2025-09/2024").unwrap_err().to_string();
+        assert!(err.contains("inverted"), "{err}");
+        assert!(Occurred::parse("2025-09-10/2025-08").is_err());
+    }
+
+    /// #27 item 6: a leap second is refused, not carried into 2017.
+    #[test]
+    fn leap_seconds_are_refused() {
+        let err = TimePoint::parse("2016-12-31T23:59:60Z")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leap second"), "{err}");
+        assert!(parse_rfc3339("2016-12-31T23:59:60Z").is_err());
+        assert!(TimePoint::parse("2016-12-31T23:59:59Z").is_ok());
+    }
+
+    /// #27 item 7: unspecified digits that include the year 0000.
+    #[test]
+    fn unspecified_years_including_0000_are_refused() {
+        for bad in ["00XX", "000X", "0000"] {
+            let err = Occurred::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("0000") || err.contains("out of range"), "{bad}: {err}");
+        }
+        let c = Occurred::parse("01XX").unwrap();
+        assert_eq!((c.start(), c.end()), (p("0100").start, p("0199").end()));
+    }
+
+    /// #27 item 8: level 0 date-times without a zone, offsets in hours.
+    #[test]
+    fn level_0_times_without_zone_and_hour_offsets() {
+        let utc = TimePoint::parse("2001-02-03T09:30:01Z").unwrap();
+        assert_eq!(TimePoint::parse("2001-02-03T09:30:01").unwrap(), utc);
+        let plus5 = TimePoint::parse("2001-02-03T14:30:01+05").unwrap();
+        assert_eq!(plus5, utc);
+        assert_eq!(TimePoint::parse("2001-02-03T14:30:01+05:00").unwrap(), utc);
+        assert_eq!(TimePoint::parse("2001-02-03T04:30:01-05").unwrap(), utc);
+        let frac = TimePoint::parse("2001-02-03T09:30:01.5").unwrap();
+        assert_eq!(frac.start, utc.start + 500_000);
+        for bad in ["2001-02-03T09:30", "2001-02-03T09:30:01+5", "2001-02-03 09:30:01"] {
+            assert!(TimePoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// #27 item 9: an open or unknown end is never certainly inside a
+    /// bounded range.
+    #[test]
+    fn open_and_unknown_ends_are_never_certainly_within() {
+        let year1 = (p("0001").start, p("0001").end());
+        for text in ["../0001", "/0001"] {
+            let o = Occurred::parse(text).unwrap();
+            assert!(o.overlaps(year1.0, year1.1), "{text}");
+            assert!(!o.within(year1.0, year1.1), "{text}");
+            assert!(!o.within(year1.0, Micros::MAX), "{text}");
+            assert!(o.within(Micros::MIN, year1.1), "{text}");
+        }
+        let open_end = Occurred::parse("2025-09/..").unwrap();
+        assert!(!open_end.within(p("2025").start, p("9999").end()));
+        assert!(open_end.within(p("2025").start, Micros::MAX));
+        let dated = Occurred::parse("2025-09/2025-10").unwrap();
+        assert!(dated.within(p("2025").start, p("2025").end()));
+    }
+
     #[test]
     fn edtf_qualifiers_are_kept_and_printed_back() {
         for s in ["2025-09~", "2025?", "2025-09-10%", "2025-12-03T10:00:00Z~"] {

@@ -90,7 +90,9 @@ fn py_err(e: annals::Error) -> PyErr {
         annals::Error::SeqMismatch { .. } => SeqMismatch::new_err(msg),
         annals::Error::Conflict { .. } => Conflict::new_err(msg),
         annals::Error::NotFound { .. } => NotFound::new_err(msg),
-        annals::Error::Corruption { .. } => Corruption::new_err(msg),
+        annals::Error::Corruption { .. } | annals::Error::DerivedDamage { .. } => {
+            Corruption::new_err(msg)
+        }
         annals::Error::InUse { .. } => InUse::new_err(msg),
         annals::Error::BadPath { .. } => BadPath::new_err(msg),
         annals::Error::Io { .. } | annals::Error::Storage(_) => StorageError::new_err(msg),

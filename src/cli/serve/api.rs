@@ -106,6 +106,10 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "corruption", message)
                     .with("seq", json!(seq))
             }
+            Error::DerivedDamage { ref file, .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "derived_damage", message)
+                    .with("file", json!(file.display().to_string()))
+            }
             Error::Poisoned(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "poisoned", message)
             }
@@ -655,10 +659,7 @@ async fn verify(State(db): State<Db>) -> Reply {
     let r = blocking(&db, |db| Ok(db.verify_from(1))).await?;
     match r {
         Ok(r) => ok(StatusCode::OK, crate::verified_json(&r)),
-        Err(Error::Corruption { seq, reason }) => ok(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"ok": false, "seq": seq, "error": reason}),
-        ),
+        Err(e) if e.is_damage() => ok(StatusCode::SERVICE_UNAVAILABLE, crate::damage_json(&e)),
         Err(e) => Err(e.into()),
     }
 }
