@@ -84,8 +84,8 @@ pub use error::{Error, Result};
 pub use excise::Excision;
 pub use export::{ExportFormat, CHANGE_COLUMNS, CSV_COLUMNS};
 pub use import::{
-    acled_id, gdelt_id, polecat_id, ucdp_id, Import, ImportFormat, ImportSummary, Progress,
-    Rejection, DEFAULT_BATCH_ROWS,
+    acled_id, content_id, gdelt_id, polecat_id, ucdp_id, Import, ImportFormat, ImportSummary,
+    Progress, Rejection, DEFAULT_BATCH_ROWS, JSONL_NAMESPACE,
 };
 pub use integrity::VerifyReport;
 pub use json::{

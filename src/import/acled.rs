@@ -223,12 +223,15 @@ pub(crate) fn rows<'r>(
     } else {
         &["event_id_cnty", "event_date", "event_type"]
     };
-    let table = table::open(r, b',', required, "an ACLED file of that kind")?;
+    let mut table = table::open(r, b',', required, "an ACLED file of that kind")?;
     if !deletions && !table.cols.has("iso") && !table.cols.has("country") {
         return Err(Error::invalid(
             "country",
             "the header has neither `iso` nor `country`",
         ));
+    }
+    if !deletions {
+        table.id_column = Some(("event_id_cnty", acled_id));
     }
     Ok(Box::new(Acled { table, deletions }))
 }

@@ -467,6 +467,7 @@ impl Rows for Raw<'_> {
                 line: self.line,
                 fields,
                 item: item.map(|event| Item::Upsert { event, stamp: None }),
+                id: None,
             }));
         }
     }
@@ -519,6 +520,7 @@ pub(crate) fn next_csv_row<R: Read>(
                 line,
                 fields: raw,
                 item,
+                id: None,
             }))
         }
         Err(e) => Err(Error::invalid("-", format!("unreadable CSV: {e}"))),

@@ -121,6 +121,10 @@ pub struct ImportSummary {
     /// Invalid rows (with `skip_invalid`; otherwise the first one stops the
     /// import).
     pub rejected: u64,
+    /// Events [`Import::retract_missing`] left alone although no valid row
+    /// held them, because a rejected row of the release named them: a
+    /// retraction is final, and the row is in the release, only invalid.
+    pub kept: u64,
     /// Seqs of the first and last entries the import wrote (none if it
     /// wrote nothing): `changes --since first-1 --until last` lists
     /// exactly what it changed.
@@ -140,6 +144,7 @@ impl ImportSummary {
         self.unchanged += o.unchanged;
         self.skipped += o.skipped;
         self.rejected += o.rejected;
+        self.kept += o.kept;
     }
 }
 
@@ -186,6 +191,10 @@ pub(crate) struct Row {
     pub(crate) line: u64,
     pub(crate) fields: Vec<String>,
     pub(crate) item: Result<Item>,
+    /// For a bad row of a full release: the id of the event it names,
+    /// when its id column could be read. Such an event is in the release
+    /// and must not be retracted as missing from it.
+    pub(crate) id: Option<Uuid>,
 }
 
 /// A parser: rows one at a time; an error is fatal (I/O), a bad row is a
@@ -222,6 +231,12 @@ pub struct Import<'a> {
     summary: ImportSummary,
     /// Ids of the events the files held (formats with full releases only).
     seen: HashSet<Uuid>,
+    /// Ids named by rejected rows of a full release: in the release, only
+    /// invalid, so never retracted as missing.
+    rejected_ids: HashSet<Uuid>,
+    /// Rejected rows of a full release whose id could not be read: any
+    /// event could be theirs, so nothing may be retracted as missing.
+    unnamed_rejects: u64,
 }
 
 impl Annals {
@@ -235,6 +250,8 @@ impl Annals {
             on_progress: None,
             summary: ImportSummary::default(),
             seen: HashSet::new(),
+            rejected_ids: HashSet::new(),
+            unnamed_rejects: 0,
         }
     }
 }
@@ -369,6 +386,14 @@ impl<'a> Import<'a> {
                         return Err(e);
                     };
                     file.rejected += 1;
+                    if track {
+                        match row.id {
+                            Some(id) => {
+                                self.rejected_ids.insert(id);
+                            }
+                            None => self.unnamed_rejects += 1,
+                        }
+                    }
                     let reason = match &e {
                         Error::Invalid { field, reason, .. } => format!("`{field}`: {reason}"),
                         other => other.to_string(),
@@ -392,6 +417,12 @@ impl<'a> Import<'a> {
     /// month, one country) must not erase the rest. Errors for formats
     /// that have no releases (JSON Lines, GDELT, deletion lists) and when
     /// nothing was imported (an empty file is not a release).
+    ///
+    /// A rejected row (with [`Import::skip_invalid`]) does not make its
+    /// event missing: the event is named by the row's id column, read
+    /// before the row is validated, and kept as it is (counted in
+    /// [`ImportSummary::kept`]). When a rejected row's id cannot be read,
+    /// any event could be its, and this refuses to retract anything.
     pub fn retract_missing(&mut self) -> Result<ImportSummary> {
         let Some(dataset) = self.format.release_dataset() else {
             return Err(Error::invalid(
@@ -405,14 +436,30 @@ impl<'a> Import<'a> {
                 "no event was imported: refusing to retract the whole dataset",
             ));
         }
+        if self.unnamed_rejects > 0 {
+            return Err(Error::invalid(
+                "retract_missing",
+                format!(
+                    "{} rejected rows have no readable id, so any event could be theirs: \
+                     refusing to retract (a retraction is final); fix those rows, or import \
+                     without retracting",
+                    self.unnamed_rejects
+                ),
+            ));
+        }
         let mut missing = Vec::new();
+        let mut kept = 0;
         self.db
             .reader(&At::head())?
             .for_each_record(&Query::new(), &mut |r| {
                 let of_dataset =
                     r.event.attrs.get("dataset").and_then(|v| v.as_str()) == Some(dataset);
                 if of_dataset && !self.seen.contains(&r.event.id) {
-                    missing.push(r.event.id);
+                    if self.rejected_ids.contains(&r.event.id) {
+                        kept += 1;
+                    } else {
+                        missing.push(r.event.id);
+                    }
                 }
                 Ok(())
             })?;
@@ -420,7 +467,10 @@ impl<'a> Import<'a> {
             "not in the {dataset} release imported at {}",
             crate::time::format_micros(crate::time::now_micros())
         );
-        let mut done = ImportSummary::default();
+        let mut done = ImportSummary {
+            kept,
+            ..ImportSummary::default()
+        };
         for ids in missing.chunks(self.batch_rows) {
             let items = ids
                 .iter()
@@ -560,7 +610,8 @@ impl Rows for JsonlRows<'_> {
                     if text.trim().is_empty() {
                         continue;
                     }
-                    let item = parse_event(&text).map(|event| Item::Upsert { event, stamp: None });
+                    let item =
+                        import_event(&text).map(|event| Item::Upsert { event, stamp: None });
                     (text, item)
                 }
                 Err(e) => (
@@ -572,8 +623,56 @@ impl Rows for JsonlRows<'_> {
                 line: self.line,
                 fields: vec![text],
                 item,
+                id: None,
             }));
         }
+    }
+}
+
+/// Namespace of the ids of JSON Lines rows without one: UUID v5 of
+/// `https://github.com/annals/annals/import/jsonl` in the URL namespace.
+pub const JSONL_NAMESPACE: Uuid = Uuid::from_u128(0x93ffd595_d7fd_5967_a6b9_37593aa1dfff);
+
+/// One JSON Lines row as an event. A row without `id` gets
+/// [`content_id`], not a fresh id, so that running an import again (or
+/// on a file that grew) adds only the rows that are new.
+fn import_event(text: &str) -> Result<Event> {
+    let mut event = parse_event(text)?;
+    // `parse_event` has checked that the line is a JSON object.
+    let has_id = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+        .map(|o| o.get("id").is_some_and(|v| !v.is_null()))
+        .unwrap_or(false);
+    if !has_id {
+        event.id = content_id(&event);
+    }
+    Ok(event)
+}
+
+/// The id a JSON Lines row without one is imported under: UUID v5 (in
+/// [`JSONL_NAMESPACE`]) of the event's content as annals reads it, in
+/// the interchange format with object keys sorted. The same row always
+/// gets the same id, however its keys are ordered or its dates spelled
+/// (`"2025-09"` or `{"from": "2025-09", "to": "2025-09"}`); two rows of
+/// identical content are one event; a row whose content changed is a new
+/// event (rows that are corrected over time need ids of their own).
+pub fn content_id(event: &Event) -> Uuid {
+    let mut e = event.clone();
+    e.id = Uuid::nil();
+    let canonical = sorted(crate::json::event_to_value(&e, None));
+    Uuid::new_v5(&JSONL_NAMESPACE, canonical.to_string().as_bytes())
+}
+
+/// `v` with the keys of every object in sorted order.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(String, Value)> = m.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        other => other,
     }
 }
 

@@ -166,7 +166,8 @@ fn event(f: &Fields) -> Result<Event> {
 /// The rows of a POLECAT weekly file.
 pub(crate) fn rows<'r>(r: &'r mut (dyn BufRead + Send)) -> Result<Box<dyn Rows + 'r>> {
     let required = &["event_id", "event_type", "event_date"];
-    let table = table::open(r, b'\t', required, "a POLECAT file")?;
+    let mut table = table::open(r, b'\t', required, "a POLECAT file")?;
+    table.id_column = Some(("event_id", polecat_id));
     Ok(Box::new(Polecat { table }))
 }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Read};
 
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use super::gdelt::next_csv_row;
 use super::input::CrlfToLf;
@@ -79,6 +80,9 @@ pub(crate) struct Table<'r> {
     csv: csv::Reader<Box<dyn Read + Send + 'r>>,
     record: csv::ByteRecord,
     pub(crate) cols: Columns,
+    /// A full release's id column and how it maps to an event id: a bad
+    /// row still names its event (see [`Row::id`]).
+    pub(crate) id_column: Option<(&'static str, fn(&str) -> Uuid)>,
 }
 
 /// Reads the header of a `delimiter`-separated file and checks that the
@@ -124,6 +128,7 @@ pub(crate) fn open<'r>(
         csv,
         record: csv::ByteRecord::new(),
         cols: Columns { names, index },
+        id_column: None,
     })
 }
 
@@ -134,8 +139,20 @@ impl Table<'_> {
         parse: impl FnOnce(&Fields) -> Result<Item>,
     ) -> Result<Option<Row>> {
         let cols = &self.cols;
-        next_csv_row(&mut self.csv, &mut self.record, |fields| {
+        let mut row = next_csv_row(&mut self.csv, &mut self.record, |fields| {
             parse(&Fields { cols, fields })
-        })
+        })?;
+        if let (Some(row), Some((column, id_of))) = (&mut row, self.id_column) {
+            if row.item.is_err() {
+                row.id = cols
+                    .index
+                    .get(column)
+                    .and_then(|&i| row.fields.get(i))
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+                    .map(id_of);
+            }
+        }
+        Ok(row)
     }
 }

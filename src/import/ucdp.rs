@@ -178,13 +178,14 @@ fn event(f: &Fields) -> Result<Event> {
 /// The rows of a UCDP GED CSV release.
 pub(crate) fn rows<'r>(r: &'r mut (dyn BufRead + Send)) -> Result<Box<dyn Rows + 'r>> {
     let required = &["id", "type_of_violence", "date_start", "date_prec"];
-    let table = table::open(r, b',', required, "a UCDP GED file")?;
+    let mut table = table::open(r, b',', required, "a UCDP GED file")?;
     if !table.cols.has("country_id") && !table.cols.has("country") {
         return Err(Error::invalid(
             "country_id",
             "the header has neither `country_id` nor `country`",
         ));
     }
+    table.id_column = Some(("id", ucdp_id));
     Ok(Box::new(Ucdp { table }))
 }
 
