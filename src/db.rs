@@ -293,6 +293,39 @@ pub struct Annals {
 }
 
 const LOCK_FILE: &str = "LOCK";
+
+/// Takes the database's lock (`LOCK`, flock) in folder `dir`, held for as
+/// long as the returned file is open.
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock_file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    // A few short retries: a child process forked by this one (by any
+    // thread) shares the lock until it execs, so a database closed and
+    // reopened in a process that spawns children can look in use for a
+    // moment. Another process that holds it still gets `InUse` within
+    // 50 ms.
+    let mut tries = 0;
+    loop {
+        match lock_file.try_lock() {
+            Ok(()) => return Ok(lock_file),
+            Err(TryLockError::WouldBlock) if tries < LOCK_RETRIES => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::InUse {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+    }
+}
 const LOCK_RETRIES: u32 = 5;
 pub(crate) const STORE_DIR: &str = "store";
 
@@ -342,30 +375,7 @@ impl Annals {
             }
             Err(e) => return Err(Error::io(&dir, e)),
         }
-        let lock_path = dir.join(LOCK_FILE);
-        let lock_file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        // A few short retries: a child process forked by this one (by any
-        // thread) shares the lock until it execs, so a database closed and
-        // reopened in a process that spawns children can look in use for
-        // a moment. Another process that holds it still gets `InUse` within
-        // 50 ms.
-        let mut tries = 0;
-        loop {
-            match lock_file.try_lock() {
-                Ok(()) => break,
-                Err(TryLockError::WouldBlock) if tries < LOCK_RETRIES => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(TryLockError::WouldBlock) => return Err(Error::InUse { path: dir }),
-                Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-            }
-        }
+        let lock_file = lock_dir(&dir)?;
         crate::excise::resume(&dir)?;
         let created = !dir.join(STORE_DIR).exists();
         let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;

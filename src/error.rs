@@ -92,6 +92,21 @@ pub enum Error {
     /// An export could not be written (the output file, or the encoder).
     #[error("export failed: {0}")]
     Export(String),
+    /// An excision interrupted earlier cannot be finished, so the
+    /// database does not open. Fix the cause (free space, say) and open
+    /// again, or give the excision up with [`crate::Annals::abandon_excision`]
+    /// (`annals excise --abandon`), which returns the database to its state
+    /// before the excision.
+    #[error("an interrupted excision of event {id} cannot be finished: {source}; fix the cause \
+             and open again, or give it up with `annals excise --abandon` (the database returns \
+             to its state before the excision)")]
+    ExcisionStuck {
+        /// The event being excised.
+        id: uuid::Uuid,
+        /// Why it cannot finish.
+        #[source]
+        source: Box<Error>,
+    },
     /// A previous write failed half-way through its flush; the in-memory
     /// state may be ahead of the disk, so writes are refused until reopen.
     #[error("a previous write failed ({0}); reopen the database before writing again")]

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::model::MAX_REASON_BYTES;
 use crate::snapshot::SNAPSHOT_DIR;
 use crate::state::INDEX_DIR;
-use crate::store::{SledStore, Storage, MAIN_LOG};
+use crate::store::{Edits, SledStore, Storage, MAIN_LOG};
 use crate::sync::sync_dir;
 use crate::time::{format_micros, now_micros, Micros};
 
@@ -138,6 +138,17 @@ impl Annals {
         Ok(done)
     }
 
+    /// Gives up an excision that cannot finish (see
+    /// [`Error::ExcisionStuck`]) in the database in folder `path`,
+    /// returning the database to its state before the excision began: the
+    /// event is not excised. Returns the event's id, or `None` when no
+    /// excision was in progress. Needs the database to itself.
+    pub fn abandon_excision(path: impl AsRef<Path>) -> Result<Option<Uuid>> {
+        let dir = path.as_ref();
+        let _lock = crate::db::lock_dir(dir)?;
+        abandon(dir)
+    }
+
     /// The excision record of event `id`, if it was excised.
     pub fn excision(&self, id: Uuid) -> Result<Option<Excision>> {
         record(self.log().store(), id)
@@ -181,22 +192,75 @@ pub(crate) fn excised_ids(store: &dyn Storage) -> Result<std::collections::HashS
 }
 
 /// Finishes an excision interrupted by a crash, if there is one. Called on
-/// open, with the database's lock held.
+/// open, with the database's lock held. An excision that cannot finish
+/// (no space for the copy, damage met while copying) is reported as
+/// [`Error::ExcisionStuck`], which says how to give it up.
 pub(crate) fn resume(dir: &Path) -> Result<()> {
+    let Some(plan) = read_marker(dir)? else {
+        return Ok(());
+    };
+    finish(dir, &plan)
+        .map(|_| ())
+        .map_err(|e| Error::ExcisionStuck {
+            id: plan.id,
+            source: Box::new(e),
+        })
+}
+
+/// The plan of the excision in progress, if there is one.
+fn read_marker(dir: &Path) -> Result<Option<Plan>> {
     let path = dir.join(MARKER);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&path, e)),
     };
-    let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
         Error::Storage(format!(
             "{}: the record of an interrupted excision is unreadable ({e}); it was written whole \
-         before the excision began, so the file was damaged since",
+             before the excision began, so the file was damaged since; `annals excise --abandon` \
+             gives the excision up",
             path.display()
         ))
-    })?;
-    finish(dir, &plan).map(|_| ())
+    })
+}
+
+/// Gives up the excision in progress in the database in folder `path`,
+/// if there is one, and leaves the database exactly as it was before the
+/// excision began (the event is not excised). Returns the event's id
+/// (`None` when there was nothing to give up, or its record was
+/// unreadable). The caller holds the database's lock.
+///
+/// The store is never changed before the swap that ends an excision, so
+/// there is always a whole store to return to: the one in place, or, if
+/// the swap was interrupted, the one set aside for it.
+pub(crate) fn abandon(dir: &Path) -> Result<Option<Uuid>> {
+    let marker = dir.join(MARKER);
+    if !marker.exists() {
+        return Ok(None);
+    }
+    let id = read_marker(dir).ok().flatten().map(|p| p.id);
+    let (store_dir, new_dir, old_dir) = (
+        dir.join(STORE_DIR),
+        dir.join(NEW_STORE),
+        dir.join(OLD_STORE),
+    );
+    if !store_dir.exists() {
+        if !old_dir.exists() {
+            return Err(Error::BadPath {
+                path: store_dir,
+                reason: "neither the store nor the copy set aside by the excision is there; \
+                         nothing to return to"
+                    .into(),
+            });
+        }
+        rename(&old_dir, &store_dir)?;
+    }
+    remove_dir(&new_dir)?;
+    remove_dir(&old_dir)?;
+    fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+    sync_dir(&marker)?;
+    Ok(id)
 }
 
 fn write_marker(dir: &Path, plan: &Plan) -> Result<()> {
@@ -211,7 +275,10 @@ fn write_marker(dir: &Path, plan: &Plan) -> Result<()> {
     sync_dir(&path)
 }
 
-/// Every step of the excision, each safe to redo.
+/// Every step of the excision, each safe to redo. The store in place is
+/// only read: the stubs are written into a fresh copy, which then
+/// replaces it. Until that swap, giving up ([`abandon`]) leaves the
+/// database as it was.
 fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
     let store_dir = dir.join(STORE_DIR);
     let new_dir = dir.join(NEW_STORE);
@@ -220,20 +287,25 @@ fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
     if !store_dir.exists() && new_dir.exists() {
         rename(&new_dir, &store_dir)?;
     }
+    if !store_dir.exists() {
+        return Err(Error::BadPath {
+            path: store_dir,
+            reason: "the store is missing, and the excision's copy is not complete".into(),
+        });
+    }
     remove_dir(&old_dir)?;
     // A crash while copying: start the copy again.
     remove_dir(&new_dir)?;
 
     let done = {
         let store = SledStore::open(&store_dir, 64 * 1024 * 1024)?;
-        let done = erase(&store, plan)?;
+        let (done, mut edits) = erase(&store, plan)?;
         for (key, _) in store.scan_meta(PROJECTION_KEY)? {
-            store.remove_meta(&key)?;
+            edits.insert(meta_key(&key), None);
         }
         let bytes = serde_json::to_vec(&done).map_err(|e| Error::Storage(e.to_string()))?;
-        store.put_meta(&format!("{RECORD_KEY}{}", plan.id), &bytes)?;
-        store.sync()?;
-        store.copy_into(&new_dir)?;
+        edits.insert(meta_key(&format!("{RECORD_KEY}{}", plan.id)), Some(bytes));
+        store.copy_into(&new_dir, &edits)?;
         done
     };
     rename(&store_dir, &old_dir)?;
@@ -247,9 +319,15 @@ fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
     Ok(done)
 }
 
-/// Replaces the event's entries by stubs in every log; returns the record.
-fn erase(store: &SledStore, plan: &Plan) -> Result<Excision> {
+fn meta_key(key: &str) -> (String, Vec<u8>) {
+    (SledStore::META_TREE.to_string(), key.as_bytes().to_vec())
+}
+
+/// The event's entries as stubs, in every log: the record, and the
+/// rewritten chunks as edits for the copy. Writes nothing.
+fn erase(store: &SledStore, plan: &Plan) -> Result<(Excision, Edits)> {
     let mut entries = BTreeMap::new();
+    let mut edits = Edits::new();
     let mut main_chunks = Vec::new();
     for seq in &plan.main {
         if let Some((first, _)) = store.chunk_at(MAIN_LOG, *seq)? {
@@ -270,7 +348,6 @@ fn erase(store: &SledStore, plan: &Plan) -> Result<Excision> {
             None => store.scan_chunks(&log, 0).collect::<Result<_>>()?,
         };
         let mut seqs = Vec::new();
-        let mut rewritten = Vec::new();
         for (first, bytes) in &chunks {
             let mut changed = false;
             let mut out = Vec::new();
@@ -291,21 +368,23 @@ fn erase(store: &SledStore, plan: &Plan) -> Result<Excision> {
                 }
             }
             if changed {
-                rewritten.push((*first, chunk_bytes(&out)));
+                edits.insert(
+                    (SledStore::tree_name(&log), first.to_be_bytes().to_vec()),
+                    Some(chunk_bytes(&out)),
+                );
             }
         }
-        // One atomic write per log.
-        store.write_chunks(&log, &rewritten)?;
         if !seqs.is_empty() {
             entries.insert(log, seqs);
         }
     }
-    Ok(Excision {
+    let record = Excision {
         id: plan.id,
         at: plan.at,
         reason: plan.reason.clone(),
         entries,
-    })
+    };
+    Ok((record, edits))
 }
 
 fn rename(from: &Path, to: &Path) -> Result<()> {

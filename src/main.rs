@@ -151,10 +151,15 @@ enum Command {
     /// database to itself.
     Excise {
         /// The event's id.
-        id: String,
+        #[arg(required_unless_present = "abandon")]
+        id: Option<String>,
         /// Why (kept in the database and shown by `history`).
-        #[arg(long)]
-        reason: String,
+        #[arg(long, required_unless_present = "abandon")]
+        reason: Option<String>,
+        /// Give up an interrupted excision that cannot finish, returning
+        /// the database to its state before it (the event is not excised).
+        #[arg(long, conflicts_with_all = ["id", "reason"])]
+        abandon: bool,
     },
     /// List current events, ordered by occurrence start then seq.
     Query {
@@ -617,9 +622,19 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             output::print_object(out, format, &json!({"seq": seq, "id": id.to_string()}))?;
             db.close()?;
         }
-        Command::Excise { id, reason } => {
-            let id = parse_id(&id)?;
-            let done = Annals::excise(&cli.db, id, &reason)?;
+        Command::Excise {
+            id,
+            reason,
+            abandon,
+        } => {
+            if abandon {
+                let id = Annals::abandon_excision(&cli.db)?;
+                let id = id.map(|id| id.to_string());
+                output::print_object(out, format, &json!({"abandoned": id}))?;
+                return Ok(0);
+            }
+            let id = parse_id(id.as_deref().unwrap_or_default())?;
+            let done = Annals::excise(&cli.db, id, reason.as_deref().unwrap_or_default())?;
             output::print_object(out, format, &done.to_json())?;
         }
         Command::Query { filters, at } => {

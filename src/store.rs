@@ -235,8 +235,8 @@ impl SledStore {
                     other => break other?,
                 }
             };
-            let log = db.open_tree("log")?;
-            let meta = db.open_tree("meta")?;
+            let log = db.open_tree(SledStore::tree_name(MAIN_LOG))?;
+            let meta = db.open_tree(SledStore::META_TREE)?;
             let data_path = dir.join("db");
             let data_file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
             Ok(SledStore {
@@ -253,22 +253,42 @@ impl SledStore {
 }
 
 impl SledStore {
-    /// Copies every tree into a new store in `dest` and makes it durable.
-    /// The copy's files hold only live values: sled keeps overwritten and
-    /// removed ones in its files until it reuses their space.
-    pub(crate) fn copy_into(&self, dest: &Path) -> Result<()> {
+    /// The sled tree that holds log `log` (as named in [`Edits`]).
+    pub(crate) fn tree_name(log: &str) -> String {
+        if log == MAIN_LOG {
+            "log".into()
+        } else {
+            format!("log/{log}")
+        }
+    }
+
+    /// The sled tree that holds the metadata (as named in [`Edits`]).
+    pub(crate) const META_TREE: &'static str = "meta";
+
+    /// Copies every tree into a new store in `dest`, with `edits` applied,
+    /// and makes it durable. This store is only read. The copy's files
+    /// hold only live values (sled keeps overwritten and removed ones in
+    /// its files until it reuses their space), and an edited value is
+    /// written in its edited form only: what an edit replaces never
+    /// reaches the copy.
+    pub(crate) fn copy_into(&self, dest: &Path, edits: &Edits) -> Result<()> {
         let copy = SledStore::open(dest, 64 * 1024 * 1024)?;
         guard("copying", || {
             for name in self.db.tree_names() {
                 if name == b"__sled__default" {
                     continue;
                 }
+                let tree_name = String::from_utf8_lossy(&name).into_owned();
                 let (from, to) = (self.db.open_tree(&name)?, copy.db.open_tree(&name)?);
                 let mut batch = sled::Batch::default();
                 let mut n = 0;
                 for item in from.iter() {
                     let (k, v) = item?;
-                    batch.insert(k, v);
+                    match edits.get(&(tree_name.clone(), k.to_vec())) {
+                        None => batch.insert(k, v),
+                        Some(Some(edited)) => batch.insert(k, edited.as_slice()),
+                        Some(None) => continue,
+                    }
                     n += 1;
                     if n % 4096 == 0 {
                         to.apply_batch(std::mem::take(&mut batch))?;
@@ -276,11 +296,24 @@ impl SledStore {
                 }
                 to.apply_batch(batch)?;
             }
+            // Edits that add a key the source does not have.
+            for ((tree, key), value) in edits {
+                if let Some(value) = value {
+                    let to = copy.db.open_tree(tree.as_bytes())?;
+                    if !to.contains_key(key)? {
+                        to.insert(key.as_slice(), value.as_slice())?;
+                    }
+                }
+            }
             Ok(())
         })?;
         copy.sync()
     }
 }
+
+/// Changes [`SledStore::copy_into`] applies, by (tree, key): the new value,
+/// or `None` to leave the key out.
+pub(crate) type Edits = std::collections::BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>;
 
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
@@ -306,7 +339,7 @@ impl SledStore {
         if let Some(t) = trees.get(log) {
             return Ok(t.clone());
         }
-        let t = self.db.open_tree(format!("log/{log}"))?;
+        let t = self.db.open_tree(SledStore::tree_name(log))?;
         trees.insert(log.to_string(), t.clone());
         Ok(t)
     }
@@ -389,7 +422,7 @@ impl Storage for SledStore {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(log);
-            self.db.drop_tree(format!("log/{log}"))?;
+            self.db.drop_tree(SledStore::tree_name(log))?;
             Ok(())
         })
     }
