@@ -97,9 +97,11 @@ pub enum Error {
     /// again, or give the excision up with [`crate::Annals::abandon_excision`]
     /// (`annals excise --abandon`), which returns the database to its state
     /// before the excision.
-    #[error("an interrupted excision of event {id} cannot be finished: {source}; fix the cause \
+    #[error(
+        "an interrupted excision of event {id} cannot be finished: {source}; fix the cause \
              and open again, or give it up with `annals excise --abandon` (the database returns \
-             to its state before the excision)")]
+             to its state before the excision)"
+    )]
     ExcisionStuck {
         /// The event being excised.
         id: uuid::Uuid,

@@ -399,3 +399,115 @@ fn remove_dir(path: &Path) -> Result<()> {
         Err(e) => Err(Error::io(path, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Event;
+    use crate::time::{Occurred, TimePoint};
+
+    fn event(n: u128) -> Result<Event> {
+        let mut e = Event::new("meeting", Occurred::point(TimePoint::parse("2025-09")?));
+        e.id = Uuid::from_u128(n);
+        e.summary = Some(format!("secret {n}"));
+        e.validate()
+    }
+
+    /// A database of three events with an excision of the second begun
+    /// (its marker written) but not run.
+    fn begun(dir: &Path) -> Result<Uuid> {
+        let db = Annals::open(dir)?;
+        db.append(vec![event(1)?, event(2)?, event(3)?])?;
+        db.close()?;
+        let id = Uuid::from_u128(2);
+        let plan = Plan {
+            id,
+            at: now_micros(),
+            reason: "erasure request".into(),
+            main: vec![2],
+        };
+        write_marker(dir, &plan)?;
+        Ok(id)
+    }
+
+    fn summaries(dir: &Path) -> Result<Vec<Option<String>>> {
+        let db = Annals::open(dir)?;
+        let events = db.query(&crate::query::Query::new())?;
+        db.verify()?;
+        Ok(events.into_iter().map(|r| r.event.summary).collect())
+    }
+
+    /// #27 item 10: an excision that cannot finish blocked every open,
+    /// with no way out. It is now reported with the way out, and giving
+    /// it up returns the database to its state before.
+    #[test]
+    fn an_excision_that_cannot_finish_can_be_abandoned() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let dir = tmp.path().join("db");
+        let id = begun(&dir)?;
+        // A log the excision must read holds an undecodable chunk (a log
+        // left by a dropped branch, which nothing else reads).
+        {
+            let store = SledStore::open(&dir.join(STORE_DIR), 1 << 20)?;
+            store.write_chunks("ghost", &[(1, b"not a chunk".to_vec())])?;
+            store.sync()?;
+        }
+        for _ in 0..2 {
+            match Annals::open(&dir) {
+                Err(Error::ExcisionStuck { id: stuck, .. }) => assert_eq!(stuck, id),
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("a stuck excision opened"),
+            }
+        }
+        let err = Annals::open(&dir).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("--abandon")));
+        assert_eq!(Annals::abandon_excision(&dir)?, Some(id));
+        assert!(!dir.join(MARKER).exists());
+        assert!(!dir.join(NEW_STORE).exists());
+        let all = summaries(&dir)?;
+        assert_eq!(all.len(), 3);
+        assert!(all.contains(&Some("secret 2".into())));
+        // Nothing left to give up; the excision can be asked for again.
+        assert_eq!(Annals::abandon_excision(&dir)?, None);
+        Annals::excise(&dir, id, "erasure request")?;
+        assert_eq!(summaries(&dir)?.len(), 2);
+        Ok(())
+    }
+
+    /// #27 item 10: the store set aside for the swap is never removed
+    /// while the store is missing; giving up restores it.
+    #[test]
+    fn a_missing_store_never_costs_the_one_set_aside() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let dir = tmp.path().join("db");
+        let id = begun(&dir)?;
+        rename(&dir.join(STORE_DIR), &dir.join(OLD_STORE))?;
+        assert!(matches!(
+            Annals::open(&dir),
+            Err(Error::ExcisionStuck { .. })
+        ));
+        assert!(dir.join(OLD_STORE).exists(), "the old store was removed");
+        assert_eq!(Annals::abandon_excision(&dir)?, Some(id));
+        assert_eq!(summaries(&dir)?.len(), 3);
+        Ok(())
+    }
+
+    /// The store in place is only read until the swap: a copy stopped
+    /// midway leaves it as it was, payload included.
+    #[test]
+    fn the_store_in_place_is_only_read() -> Result<()> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let dir = tmp.path().join("db");
+        let id = begun(&dir)?;
+        let plan = read_marker(&dir)?.ok_or_else(|| Error::Storage("no marker".into()))?;
+        let store = SledStore::open(&dir.join(STORE_DIR), 1 << 20)?;
+        let (done, edits) = erase(&store, &plan)?;
+        assert_eq!(done.entries.get(MAIN_LOG), Some(&vec![2]));
+        assert_eq!(edits.len(), 1);
+        assert!(record(&store, id)?.is_none());
+        drop(store);
+        assert_eq!(Annals::abandon_excision(&dir)?, Some(id));
+        assert!(summaries(&dir)?.contains(&Some("secret 2".into())));
+        Ok(())
+    }
+}

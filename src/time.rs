@@ -343,9 +343,7 @@ fn parse_instant(body: &str) -> std::result::Result<Micros, String> {
     let normalized = match zone_at.map(|i| (&body[..i], &body[i..])) {
         None => format!("{body}Z"),
         // An offset of hours only.
-        Some((time, zone))
-            if zone.len() == 3 && zone[1..].bytes().all(|b| b.is_ascii_digit()) =>
-        {
+        Some((time, zone)) if zone.len() == 3 && zone[1..].bytes().all(|b| b.is_ascii_digit()) => {
             format!("{time}{zone}:00")
         }
         Some(_) => body.to_string(),
@@ -353,8 +351,7 @@ fn parse_instant(body: &str) -> std::result::Result<Micros, String> {
     let instant = DateTime::parse_from_rfc3339(&normalized).map_err(|e| fail(&e))?;
     if instant.nanosecond() >= 1_000_000_000 {
         return Err(
-            "a leap second (`:60`) cannot be stored: give the second before it (`23:59:59`)"
-                .into(),
+            "a leap second (`:60`) cannot be stored: give the second before it (`23:59:59`)".into(),
         );
     }
     let utc = instant.with_timezone(&Utc);
@@ -771,8 +768,18 @@ mod tests {
         for (text, from, to, printed) in [
             ("2025-09/2025", "2025-09-01", "2026-01-01", "2025-09/2025"),
             ("2025-21/2025", "2025-03-01", "2026-01-01", "2025-03/2025"),
-            ("2025-09-10/2025-09", "2025-09-10", "2025-10-01", "2025-09-10/2025-09"),
-            ("2025-09/2025-XX", "2025-09-01", "2026-01-01", "2025-09/2025"),
+            (
+                "2025-09-10/2025-09",
+                "2025-09-10",
+                "2025-10-01",
+                "2025-09-10/2025-09",
+            ),
+            (
+                "2025-09/2025-XX",
+                "2025-09-01",
+                "2026-01-01",
+                "2025-09/2025",
+            ),
         ] {
             let o = Occurred::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(o.start(), p(from).start, "{text}");
@@ -802,7 +809,10 @@ mod tests {
     fn unspecified_years_including_0000_are_refused() {
         for bad in ["00XX", "000X", "0000"] {
             let err = Occurred::parse(bad).unwrap_err().to_string();
-            assert!(err.contains("0000") || err.contains("out of range"), "{bad}: {err}");
+            assert!(
+                err.contains("0000") || err.contains("out of range"),
+                "{bad}: {err}"
+            );
         }
         let c = Occurred::parse("01XX").unwrap();
         assert_eq!((c.start(), c.end()), (p("0100").start, p("0199").end()));
@@ -819,7 +829,11 @@ mod tests {
         assert_eq!(TimePoint::parse("2001-02-03T04:30:01-05").unwrap(), utc);
         let frac = TimePoint::parse("2001-02-03T09:30:01.5").unwrap();
         assert_eq!(frac.start, utc.start + 500_000);
-        for bad in ["2001-02-03T09:30", "2001-02-03T09:30:01+5", "2001-02-03 09:30:01"] {
+        for bad in [
+            "2001-02-03T09:30",
+            "2001-02-03T09:30:01+5",
+            "2001-02-03 09:30:01",
+        ] {
             assert!(TimePoint::parse(bad).is_err(), "{bad}");
         }
     }

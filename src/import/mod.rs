@@ -610,8 +610,7 @@ impl Rows for JsonlRows<'_> {
                     if text.trim().is_empty() {
                         continue;
                     }
-                    let item =
-                        import_event(&text).map(|event| Item::Upsert { event, stamp: None });
+                    let item = import_event(&text).map(|event| Item::Upsert { event, stamp: None });
                     (text, item)
                 }
                 Err(e) => (

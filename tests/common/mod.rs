@@ -183,6 +183,9 @@ pub mod hooked {
         Fail,
         /// Run it, then report failure (the effect happened).
         FailAfterEffect,
+        /// Fail it as the storage engine reports damage it found
+        /// (`Error::Corruption` at no known seq).
+        Damaged,
     }
 
     /// What a test changes about the storage.
@@ -224,6 +227,10 @@ pub mod hooked {
                     let _ = op();
                     fault()
                 }
+                Gate::Damaged => Err(Error::Corruption {
+                    seq: 0,
+                    reason: format!("injected damage in {call}"),
+                }),
             }
         }
     }
