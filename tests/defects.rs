@@ -26,7 +26,7 @@ fn oversize() -> annals::Event {
     let mut e = ev(r#"{"kind":"meeting","occurred":"2025-09","countries":["BE"]}"#);
     e.summary = Some("s".repeat(16 * 1024));
     e.actors = (0..256)
-        .map(|i| Actor::new(&format!("{i:03}{}", "a".repeat(247)), "attendee"))
+        .map(|i| Actor::new(format!("{i:03}{}", "a".repeat(247)), "attendee"))
         .collect();
     e.tags = (0..256)
         .map(|i| format!("{i:03}{}", "t".repeat(120)))
@@ -324,4 +324,23 @@ fn log_damage_and_derived_damage_are_told_apart() {
     db.rebuild().unwrap();
     db.verify().unwrap();
     assert_eq!(db.head().seq, events.len() as u64);
+}
+
+/// Item 10 from the command line: `excise --abandon` with nothing to give
+/// up says so and changes nothing.
+#[test]
+fn excise_abandon_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let o = common::annals(&db, &["init"], None);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let o = common::annals(&db, &["excise", "--abandon"], None);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(
+        common::stdout(&o).contains(r#""abandoned":null"#),
+        "{}",
+        common::stdout(&o)
+    );
+    let o = common::annals(&db, &["excise", "--abandon", "--reason", "x"], None);
+    assert_eq!(o.status.code(), Some(2), "--abandon takes no reason");
 }

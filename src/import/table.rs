@@ -82,8 +82,11 @@ pub(crate) struct Table<'r> {
     pub(crate) cols: Columns,
     /// A full release's id column and how it maps to an event id: a bad
     /// row still names its event (see [`Row::id`]).
-    pub(crate) id_column: Option<(&'static str, fn(&str) -> Uuid)>,
+    pub(crate) id_column: Option<IdColumn>,
 }
+
+/// A column's name and the function from its cell to an event id.
+pub(crate) type IdColumn = (&'static str, fn(&str) -> Uuid);
 
 /// Reads the header of a `delimiter`-separated file and checks that the
 /// `required` columns are there (`what` names the format in the error).
