@@ -293,6 +293,7 @@ pub struct Annals {
 }
 
 const LOCK_FILE: &str = "LOCK";
+const LOCK_RETRIES: u32 = 5;
 
 /// Takes the database's lock (`LOCK`, flock) in folder `dir`, held for as
 /// long as the returned file is open.
@@ -326,7 +327,6 @@ pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
         }
     }
 }
-const LOCK_RETRIES: u32 = 5;
 pub(crate) const STORE_DIR: &str = "store";
 
 impl Annals {

@@ -53,8 +53,9 @@ pub enum Error {
         reason: String,
     },
     /// A file derived from the log (an index segment, a view file) is
-    /// missing or fails a check. The log itself is not concerned: opening
-    /// rebuilds such a file from the log, and so does `annals rebuild`.
+    /// missing or fails a check. The log itself is not concerned:
+    /// [`crate::Annals::rebuild`] (`annals rebuild`) rebuilds the file from
+    /// it, and so does opening when the damage is met while catching up.
     #[error("{}: {reason} (derived from the log; `annals rebuild` rebuilds it)", .file.display())]
     DerivedDamage {
         /// The damaged file (or `index` when damage in the index as a

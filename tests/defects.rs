@@ -344,3 +344,70 @@ fn excise_abandon_from_the_command_line() {
     let o = common::annals(&db, &["excise", "--abandon", "--reason", "x"], None);
     assert_eq!(o.status.code(), Some(2), "--abandon takes no reason");
 }
+
+const WHENS: &[&str] = &[
+    "../0001",
+    "/0001",
+    "0001",
+    "0001/0002",
+    "2025-09/",
+    "2025-09/..",
+    "../2025",
+    "2025-09/2025",
+    "2025-09-10/2025-09",
+    "2025-09-10T12:00:00",
+    "9999",
+    "9998/9999",
+];
+const BOUNDS: &[&str] = &["0001", "0002", "2025", "2025-09", "2025-12", "9999"];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// The index's answer to a time filter, `--within` or not, equals the
+    /// library's own rule ([`Query::matches`]) applied to every event:
+    /// the two apply one rule for open and unknown ends.
+    #[test]
+    fn the_index_and_the_rule_agree_on_open_ends(
+        whens in proptest::collection::vec(0..WHENS.len(), 1..8),
+        from in proptest::option::of(0..BOUNDS.len()),
+        to in proptest::option::of(0..BOUNDS.len()),
+        within: bool,
+        country: bool,
+    ) {
+        let (_d, db) = fresh();
+        let events: Vec<annals::Event> = whens
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let mut e = ev(&format!(
+                    r#"{{"kind":"note","occurred":"{}","countries":["PL"]}}"#,
+                    WHENS[w]
+                ));
+                e.id = uuid::Uuid::from_u128(i as u128 + 1);
+                e
+            })
+            .collect();
+        db.append(events.clone()).unwrap();
+        let mut q = Query::new();
+        if let Some(f) = from {
+            q = q.from(BOUNDS[f]).unwrap();
+        }
+        if let Some(t) = to {
+            q = q.to(BOUNDS[t]).unwrap();
+        }
+        if within {
+            q = q.within();
+        }
+        if country {
+            q = q.country("PL");
+        }
+        if q.validate().is_err() {
+            return Ok(());
+        }
+        let mut got: Vec<_> = db.query(&q).unwrap().into_iter().map(|r| r.event.id).collect();
+        got.sort();
+        let want: Vec<_> = events.iter().filter(|e| q.matches(e)).map(|e| e.id).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
