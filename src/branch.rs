@@ -25,6 +25,8 @@ use crate::time::{format_micros, now_micros, Micros};
 
 /// Metadata key prefix of branch records.
 const BRANCH_KEY: &str = "branch/";
+/// Metadata key prefix of the branches being dropped (see `drop_branch`).
+const DROPPING_KEY: &str = "dropping/";
 
 /// Most entries a branch may hold. Branch entries are kept in memory:
 /// branches are for hypothetical edits, not bulk data.
@@ -194,12 +196,21 @@ impl Annals {
                 ),
             });
         }
-        self.log
-            .store()
-            .remove_meta(&format!("{BRANCH_KEY}{name}"))?;
-        self.log.store().drop_log(name)?;
-        self.log.store().sync()?;
+        // The drop is announced (durably) before the record goes, so that
+        // a drop stopped midway (an error, a crash) is finished on open:
+        // a log without a record and without this mark is not dropped,
+        // since the record may have been lost rather than removed.
+        let store = self.log.store();
+        let mark = format!("{DROPPING_KEY}{name}");
+        store.put_meta(&mark, b"")?;
+        store.sync()?;
+        store.remove_meta(&format!("{BRANCH_KEY}{name}"))?;
+        store.drop_log(name)?;
+        store.sync()?;
         write(&self.branches).remove(name);
+        // Durable with the next sync; a mark that outlives its drop only
+        // makes the next open drop a log that is gone already.
+        store.remove_meta(&mark)?;
         Ok(())
     }
 
@@ -415,17 +426,20 @@ pub(crate) fn load_branches(main: &Arc<Log>) -> Result<BTreeMap<String, Arc<Bran
                 .map_err(|e| Error::corruption(0, format!("branch metadata `{key}`: {e}")))?;
         metas.push(meta);
     }
-    // A log without a record is what a drop interrupted after removing
-    // the record leaves: nothing refers to it.
-    let mut dropped = false;
-    for name in main.store().log_names()? {
+    // Finish the drops a failure or a crash interrupted: a dropping mark
+    // with no record left means the drop went past the point of no
+    // return; a mark beside its record, that it never got there.
+    let store = main.store();
+    let marks = store.scan_meta(DROPPING_KEY)?;
+    for (key, _) in &marks {
+        let name = key.get(DROPPING_KEY.len()..).unwrap_or_default();
         if !metas.iter().any(|m| m.name == name) {
-            main.store().drop_log(&name)?;
-            dropped = true;
+            store.drop_log(name)?;
         }
+        store.remove_meta(key)?;
     }
-    if dropped {
-        main.store().sync()?;
+    if !marks.is_empty() {
+        store.sync()?;
     }
     let mut open: BTreeMap<String, Arc<Branch>> = BTreeMap::new();
     while !metas.is_empty() {
