@@ -54,7 +54,10 @@ impl Projection for MeanConfidence {
 }
 
 fn main() -> annals::Result<()> {
-    let dir = tempfile::tempdir().map_err(|e| annals::Error::Storage(e.to_string()))?;
+    let dir = tempfile::tempdir().map_err(|e| annals::Error::Io {
+        path: "tempdir".into(),
+        source: e,
+    })?;
     let db = Annals::open(dir.path().join("monitor.db"))?;
     let confidence = db.register(MeanConfidence)?;
 

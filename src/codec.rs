@@ -236,7 +236,7 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
             reason: Cow::Borrowed(reason),
         },
         Body::Excised { id } => {
-            return Err(Error::Storage(format!(
+            return Err(Error::Internal(format!(
             "entry {}: an excised entry is made from a stored one, never written for event {id}",
             entry.seq
         )))
@@ -247,7 +247,7 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
         body,
     };
     let mut bytes = vec![0u8; HEADER_BYTES];
-    let encoding = |e| Error::Storage(format!("encoding entry {}: {e}", entry.seq));
+    let encoding = |e| Error::internal(format!("encoding entry {}: {e}", entry.seq));
     bincode::serde::encode_into_std_write(&stored, &mut bytes, config()).map_err(encoding)?;
     let version = match &entry.origin {
         None => FORMAT_VERSION,
@@ -425,7 +425,7 @@ pub fn excise_entry(seq: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>> {
     out.extend_from_slice(blake3::hash(env.payload).as_bytes());
     let stub = (entry.recorded_at, *entry.body.id().as_bytes());
     bincode::serde::encode_into_std_write(stub, &mut out, config())
-        .map_err(|e| Error::Storage(format!("encoding excised entry {seq}: {e}")))?;
+        .map_err(|e| Error::internal(format!("encoding excised entry {seq}: {e}")))?;
     write_header(&mut out, FORMAT_EXCISED, seq, &env.prev, &env.hash);
     Ok(Some(out))
 }

@@ -13,10 +13,10 @@ use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, SchemaRef};
 use serde_json::Value;
 
-use crate::db::Record;
 use crate::error::{Error, Result};
 use crate::json::event_to_value;
 use crate::projection::{ActorRow, CountryRow, DateRow};
+use crate::record::Record;
 
 /// Rows per record batch that annals' own writers and streams use.
 pub const BATCH_ROWS: usize = 8192;
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn batches_have_one_row_per_record_and_view_row() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Storage(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let db = Annals::open(dir.path().join("db"))?;
         db.append(vec![
             Event::new("sabotage", Occurred::parse("2025-11")?)

@@ -1,51 +1,34 @@
 //! [`Annals`], the front door: open a database, write events, read views.
+//! The only `impl Annals`: each method says what it does and hands the
+//! work to the engine, a reader or an operation.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, File, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::branch::{load_branches, Branch};
-use crate::entry::Origin;
-use crate::error::{Error, Result};
-use crate::index::Meta;
-use crate::json::Position;
-use crate::log::{Body, Entry, Head, Log};
-use crate::model::{Event, MAX_REASON_BYTES};
-
-use crate::projection::{ActorRow, Change, CountryRow, DateRow, Feed};
+#[cfg(feature = "delta")]
+use crate::delta::PublishReport;
+use crate::engine::{Engine, Options, StorageWrapper};
+use crate::error::Result;
+use crate::excise::Excision;
+use crate::export::ExportFormat;
+use crate::import::{Import, ImportFormat};
+use crate::integrity::VerifyReport;
+use crate::line::branch::BranchInfo;
+use crate::line::main::Cadence;
+use crate::log::{Entry, EntryIter, Hash, Head};
+use crate::merge::{MergeOptions, MergeReport};
+use crate::model::Event;
+use crate::projection::{ActorRow, CountryRow, DateRow, Projection, Registered};
 use crate::query::Query;
-use crate::read::{At, Line, Reader};
-use crate::snapshot::{list_snapshots, SNAPSHOT_DIR};
-use crate::state::{self, State, INDEX_DIR};
-use crate::store::{SledStore, Storage};
-pub(crate) use crate::sync::{lock, read, write};
-use crate::time::{now_micros, Granularity, Micros};
-
-/// Most entries in one atomic batch. Larger inputs go through `import`,
-/// which commits in batches.
-pub const MAX_BATCH_ENTRIES: usize = 100_000;
-
-/// When an append returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// After the batch is on stable storage: sled's flush, then an fsync of
-    /// its data file. Survives a process or machine crash.
-    #[default]
-    Durable,
-    /// After the batch is in sled's in-memory buffers, which sled writes
-    /// out in the background every 500 ms. A crash of the process or of the
-    /// machine may lose the batches of about the last 500 ms, never part of
-    /// one and never an earlier one.
-    Buffered,
-}
-
-/// A function that wraps the storage engine (see [`Builder::wrap_storage`]).
-type StorageWrapper = Box<dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage>>;
+use crate::read::diff::{Against, DiffRow, EventDiff, ViewKind};
+use crate::read::{AsOf, At, Reader};
+use crate::record::{Durability, Op, Record, Stats, Version, Written};
+use crate::store::Storage;
+use crate::subscribe::Subscription;
+use crate::time::Granularity;
 
 /// Options for opening a database; see [`Annals::builder`].
 pub struct Builder {
@@ -120,214 +103,28 @@ impl Builder {
 
     /// Opens the database.
     pub fn open(self) -> Result<Annals> {
-        Annals::open_with(self)
+        Ok(Annals {
+            engine: Engine::open(Options {
+                path: self.path,
+                wrap: self.wrap,
+                durability: self.durability,
+                cache_capacity_bytes: self.cache_capacity_bytes,
+                cadence: Cadence {
+                    checkpoint_every_entries: self.checkpoint_every_entries,
+                    snapshot_every_entries: self.snapshot_every_entries,
+                },
+                create: self.create,
+            })?,
+        })
     }
-}
-
-/// One operation of an atomic batch; see [`Annals::write`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    /// Append a new event. If its id exists with identical content this is
-    /// a no-op; with different content, a conflict.
-    Append(Event),
-    /// Replace an event's current version by a complete new one (same id).
-    Correct(Event),
-    /// Withdraw an event.
-    Retract {
-        /// The event.
-        id: Uuid,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl Op {
-    /// The id of the event the operation concerns.
-    pub fn id(&self) -> Uuid {
-        match self {
-            Op::Append(e) | Op::Correct(e) => e.id,
-            Op::Retract { id, .. } => *id,
-        }
-    }
-}
-
-/// The outcome of one operation of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Written {
-    /// The entry's seq (for an idempotent no-op, the existing event's).
-    pub seq: u64,
-    /// The event concerned.
-    pub id: Uuid,
-    /// False when an append was a no-op because the event already existed.
-    pub new_entry: bool,
-}
-
-/// An event as it currently stands, with its place in the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    /// The current version.
-    pub event: Event,
-    /// Seq and transaction time of its creation, seq of its last correction.
-    pub position: Position,
-    /// Seq of its retraction, if retracted (only [`Annals::get`] returns
-    /// retracted events).
-    pub retracted_seq: Option<u64>,
-}
-
-impl Record {
-    /// The interchange JSON of the event with its place in the log
-    /// (`seq`, `recorded_at`, `corrected_seq`) and, when retracted,
-    /// `retracted_seq`: what `annals get` and `annals query` print.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = crate::json::event_to_value(&self.event, Some(self.position));
-        if let (Some(seq), serde_json::Value::Object(m)) = (self.retracted_seq, &mut v) {
-            m.insert("retracted_seq".into(), seq.into());
-        }
-        v
-    }
-}
-
-/// One version of an event, from [`Annals::history`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Version {
-    /// The entry's seq.
-    pub seq: u64,
-    /// The entry's transaction time.
-    pub recorded_at: Micros,
-    /// `created`, `corrected`, `retracted` or `excised`.
-    pub action: &'static str,
-    /// The version (none for a retraction or an excised entry).
-    pub event: Option<Event>,
-    /// A retraction's or an excision's reason.
-    pub reason: Option<String>,
-    /// For a version written by a merge, the branch entry it came from.
-    pub origin: Option<Origin>,
-    /// For an excised entry, when the excision was made.
-    pub excised_at: Option<Micros>,
-}
-
-impl Version {
-    /// `{seq, recorded_at, action, event | reason, merged_from?,
-    /// excised_at?}`: what `annals history` prints for the version.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = crate::entry::version_json(
-            self.seq,
-            self.recorded_at,
-            self.action,
-            None,
-            self.event.as_ref(),
-            self.reason.as_deref(),
-            self.origin.as_ref(),
-        );
-        if let (Some(at), Some(m)) = (self.excised_at, v.as_object_mut()) {
-            m.insert("excised_at".into(), crate::time::format_micros(at).into());
-        }
-        v
-    }
-}
-
-/// Sizes and counts, from [`Annals::stats`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Stats {
-    /// Entries in the log.
-    pub entries: u64,
-    /// Events ever created.
-    pub events: u64,
-    /// Events neither retracted nor ... simply current.
-    pub current: u64,
-    /// Events with at least one correction.
-    pub corrected: u64,
-    /// Retracted events.
-    pub retracted: u64,
-    /// Rows of the by-country view.
-    pub countries: u64,
-    /// Rows of the by-actor view.
-    pub actors: u64,
-    /// Bytes on disk (store and checkpoint).
-    pub disk_bytes: u64,
-}
-
-/// Rows of the built-in views at one head, shared until the head moves.
-#[derive(Default)]
-pub(crate) struct RowCache {
-    /// The head the rows were built at (`None`: nothing built).
-    seq: Option<u64>,
-    country: Option<Arc<[CountryRow]>>,
-    actor: Option<Arc<[ActorRow]>>,
-    /// By granularity, in [`Granularity::ALL`]'s order.
-    date: [Option<Arc<[DateRow]>>; 3],
-}
-
-pub(crate) struct Writer {
-    /// Set when a write failed after it may have reached the disk.
-    pub(crate) poisoned: Option<String>,
-    /// Whether this instance wrote anything: only then does closing it
-    /// flush (a read-only use leaves the files as it found them).
-    pub(crate) dirty: bool,
 }
 
 /// An open annals database. Cheap to share between threads (`&Annals` is
 /// `Send + Sync`): reads run concurrently, writes are serialized, and
 /// readers never see part of a batch.
 pub struct Annals {
-    pub(crate) dir: PathBuf,
-    pub(crate) log: Arc<Log>,
-    pub(crate) state: RwLock<State>,
-    pub(crate) writer: Mutex<Writer>,
-    pub(crate) feeds: Mutex<Vec<Box<dyn Feed>>>,
-    /// Open branches by name.
-    pub(crate) branches: RwLock<BTreeMap<String, Arc<Branch>>>,
-    /// View snapshots on disk, by seq.
-    pub(crate) snapshots: Mutex<BTreeMap<u64, PathBuf>>,
-    /// The views' rows at the head, built on first read.
-    pub(crate) rows: Mutex<RowCache>,
-    /// Live subscribers to main's committed entries.
-    pub(crate) subscribers: Mutex<Vec<Sender<Entry>>>,
-    pub(crate) durability: Durability,
-    pub(crate) checkpoint_every_entries: u64,
-    pub(crate) snapshot_every_entries: u64,
-    /// Events whose payload was excised: their ids cannot be used again.
-    pub(crate) excised: HashSet<Uuid>,
-    /// Held (flock) for as long as the database is open.
-    pub(crate) _lock: File,
+    engine: Engine,
 }
-
-const LOCK_FILE: &str = "LOCK";
-const LOCK_RETRIES: u32 = 5;
-
-/// Takes the database's lock (`LOCK`, flock) in folder `dir`, held for as
-/// long as the returned file is open.
-pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    let lock_path = dir.join(LOCK_FILE);
-    let lock_file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    // A few short retries: a child process forked by this one (by any
-    // thread) shares the lock until it execs, so a database closed and
-    // reopened in a process that spawns children can look in use for a
-    // moment. Another process that holds it still gets `InUse` within
-    // 50 ms.
-    let mut tries = 0;
-    loop {
-        match lock_file.try_lock() {
-            Ok(()) => return Ok(lock_file),
-            Err(TryLockError::WouldBlock) if tries < LOCK_RETRIES => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::InUse {
-                    path: dir.to_path_buf(),
-                })
-            }
-            Err(TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-        }
-    }
-}
-pub(crate) const STORE_DIR: &str = "store";
 
 impl Annals {
     /// Opens the database in folder `path`, creating it if needed, with
@@ -338,7 +135,7 @@ impl Annals {
 
     /// Whether folder `path` holds an annals database.
     pub fn exists(path: impl AsRef<Path>) -> bool {
-        path.as_ref().join(STORE_DIR).is_dir()
+        path.as_ref().join(crate::folder::STORE_DIR).is_dir()
     }
 
     /// Options for opening the database in folder `path`.
@@ -354,85 +151,17 @@ impl Annals {
         }
     }
 
-    fn open_with(b: Builder) -> Result<Annals> {
-        let dir = b.path;
-        match fs::metadata(&dir) {
-            Ok(m) if !m.is_dir() => {
-                return Err(Error::BadPath {
-                    path: dir,
-                    reason: "is a file, not a database folder".into(),
-                })
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !b.create {
-                    return Err(Error::BadPath {
-                        path: dir,
-                        reason: "no database here (create one with `annals init`)".into(),
-                    });
-                }
-                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-            }
-            Err(e) => return Err(Error::io(&dir, e)),
-        }
-        let lock_file = lock_dir(&dir)?;
-        crate::excise::resume(&dir)?;
-        let created = !dir.join(STORE_DIR).exists();
-        let store = SledStore::open(&dir.join(STORE_DIR), b.cache_capacity_bytes)?;
-        let mut store: Arc<dyn Storage> = Arc::new(store);
-        if let Some(wrap) = b.wrap {
-            store = wrap(store);
-        }
-        let log = Arc::new(Log::main(store));
-        upgrade_derived(&dir)?;
-        let state = state::open(&dir.join(INDEX_DIR), &log, b.checkpoint_every_entries)?;
-        if created {
-            // The names of `LOCK`, `store/` and `index/`, and the folder's
-            // own in its parent, reach the disk only with these syncs.
-            crate::sync::sync_dir(&dir.join(LOCK_FILE))?;
-            crate::sync::sync_dir(&dir)?;
-        }
-        let branches = load_branches(&log)?;
-        let excised = crate::excise::excised_ids(log.store())?;
-        let snapshots = list_snapshots(&dir.join(SNAPSHOT_DIR));
-        Ok(Annals {
-            dir,
-            log,
-            state: RwLock::new(state),
-            writer: Mutex::new(Writer {
-                poisoned: None,
-                dirty: false,
-            }),
-            feeds: Mutex::new(Vec::new()),
-            branches: RwLock::new(branches),
-            snapshots: Mutex::new(snapshots),
-            subscribers: Mutex::new(Vec::new()),
-            rows: Mutex::new(RowCache::default()),
-            durability: b.durability,
-            checkpoint_every_entries: b.checkpoint_every_entries,
-            snapshot_every_entries: b.snapshot_every_entries,
-            excised,
-            _lock: lock_file,
-        })
-    }
-
-    /// Another descriptor of the held database lock, which keeps it held
-    /// after this instance is dropped.
-    pub(crate) fn lock_handle(&self) -> Result<File> {
-        self._lock
-            .try_clone()
-            .map_err(|e| Error::io(self.dir.join(LOCK_FILE), e))
-    }
-
     /// The database folder.
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.engine.dir()
     }
 
     /// The last entry: its seq (0 when empty) and chain hash.
     pub fn head(&self) -> Head {
-        read(&self.state).head
+        self.engine.main().head()
     }
+
+    // ---- Writing ----
 
     /// Appends events atomically; see [`Annals::write`].
     pub fn append(&self, events: Vec<Event>) -> Result<Vec<Written>> {
@@ -447,13 +176,8 @@ impl Annals {
 
     /// Retracts event `id`, giving a reason.
     pub fn retract(&self, id: Uuid, reason: &str) -> Result<u64> {
-        let w = self.write(
-            vec![Op::Retract {
-                id,
-                reason: reason.to_string(),
-            }],
-            None,
-        )?;
+        let reason = reason.to_string();
+        let w = self.write(vec![Op::Retract { id, reason }], None)?;
         Ok(w.first().map_or(0, |w| w.seq))
     }
 
@@ -461,548 +185,359 @@ impl Annals {
     /// error, none. With `expect_seq`, fails unless the head is at that seq
     /// (optimistic concurrency). Returns once durable (see [`Durability`]).
     pub fn write(&self, ops: Vec<Op>, expect_seq: Option<u64>) -> Result<Vec<Written>> {
-        check_batch(&ops)?;
-        self.write_with(expect_seq, false, |_| Ok((ops, ())))
-            .map(|(written, ())| written)
+        self.engine.write(None, ops, expect_seq)
     }
 
-    /// Like [`Annals::write`], with the operations decided by `decide`
-    /// under the writer lock, from the state they will apply to: nothing
-    /// can change between the decision and the write (importers' upserts).
-    /// `validated`: every event of the ops has passed [`Event::validate`]
-    /// already (importers validate as they parse, on another thread).
-    pub(crate) fn write_with<T>(
+    /// Writes a batch to branch `name`; see [`Annals::write`]. Main never
+    /// sees it.
+    pub fn write_branch(
         &self,
+        name: &str,
+        ops: Vec<Op>,
         expect_seq: Option<u64>,
-        validated: bool,
-        decide: impl FnOnce(&State) -> Result<(Vec<Op>, T)>,
-    ) -> Result<(Vec<Written>, T)> {
-        let mut writer = self.lock_writer()?;
-        check_expected(read(&self.state).head, expect_seq)?;
-        let (ops, decided) = decide(&read(&self.state))?;
-        check_batch(&ops)?;
-        let written = self.commit_main(&mut writer, ops, validated, &[])?;
-        Ok((written, decided))
-    }
-
-    /// The writer lock, refused while a failed write poisons it.
-    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
-        let writer = lock(&self.writer);
-        if let Some(why) = &writer.poisoned {
-            return Err(Error::Poisoned(why.clone()));
-        }
-        Ok(writer)
-    }
-
-    /// Prepares and appends a batch to main under the writer lock, then
-    /// brings the derived state, feeds and subscribers up to it. `origins`
-    /// (by op; may be empty) marks merged entries.
-    pub(crate) fn commit_main(
-        &self,
-        writer: &mut Writer,
-        ops: Vec<Op>,
-        validated: bool,
-        origins: &[Option<Origin>],
     ) -> Result<Vec<Written>> {
-        let head = read(&self.state).head;
-        let Prepared {
-            entries,
-            befores,
-            written,
-        } = {
-            let state = read(&self.state);
-            self.prepare(&self.log, head, ops, validated, origins, |id| {
-                Ok(state.index.lookup(&id)?.map(|(_, m)| Pending {
-                    created: m.seq,
-                    original: Where::Log(m.seq),
-                    current: m.retracted.is_none().then_some(Where::Log(m.current)),
-                }))
-            })?
-        };
-        if entries.is_empty() {
-            return Ok(written);
-        }
-        let new_head = self.append_locked(writer, &self.log, head, &entries)?;
-        writer.dirty = true;
-        // From here the batch is committed: nothing below may report it
-        // as failed (a retried correction would then apply twice).
-        {
-            let mut state = write(&self.state);
-            state.head = new_head;
-            for (entry, before) in entries.iter().zip(&befores) {
-                if let Err(e) = state.apply(entry, before.as_ref()) {
-                    // The derived state cannot follow the log (a damaged
-                    // segment or view file): reads stay at the prefix it
-                    // holds, writes are refused until a reopen rebuilds it.
-                    writer.poisoned = Some(format!("updating the index at seq {}: {e}", entry.seq));
-                    if let Ok(h) = self.log.head_at(entry.seq - 1) {
-                        state.head = h;
-                    }
-                    break;
-                }
-            }
-        }
-        self.feed(&entries, &befores);
-        lock(&self.subscribers).retain(|tx| entries.iter().all(|e| tx.send(e.clone()).is_ok()));
-        // Snapshots and flushes are caches of the log: a failure here is
-        // retried at the next batch, at close, or rebuilt on open.
-        if new_head.seq / self.snapshot_every_entries > head.seq / self.snapshot_every_entries {
-            let _ = self.snapshot_locked(writer);
-        }
-        if read(&self.state).index.tail_entries() >= self.checkpoint_every_entries {
-            let _ = self.checkpoint_locked(writer);
-        }
-        Ok(written)
+        self.engine.write(Some(name), ops, expect_seq)
     }
 
-    /// Appends prepared entries to a log. An entry refused by the encoder
-    /// (too large) fails the batch before anything is written, and the
-    /// writer stays usable. A failed write poisons the writer: the batch
-    /// may or may not be on disk, and only a reopen, which rebuilds from
-    /// what is there, can tell.
-    pub(crate) fn append_locked(
+    /// Writes a batch to main (`None` or `Some("main")`) or to a branch:
+    /// [`Annals::write`] or [`Annals::write_branch`].
+    pub fn write_on(
         &self,
-        writer: &mut Writer,
-        log: &Log,
-        head: Head,
-        entries: &[Entry],
-    ) -> Result<Head> {
-        let encoded = log.encode(head, entries)?;
-        log.write(encoded, self.durability == Durability::Durable)
-            .inspect_err(|e| writer.poisoned = Some(e.to_string()))
-    }
-
-    /// Checks a batch against a log's state (`known` says what is known of
-    /// an id before the batch) and turns it into entries, with each entry's
-    /// `before` version. Writes nothing. With `validated`, the events are
-    /// known to be valid already and are not checked again.
-    pub(crate) fn prepare(
-        &self,
-        log: &Log,
-        head: Head,
+        branch: Option<&str>,
         ops: Vec<Op>,
-        validated: bool,
-        origins: &[Option<Origin>],
-        known_before: impl Fn(Uuid) -> Result<Option<Pending>>,
-    ) -> Result<Prepared> {
-        // Strictly increasing, so that each batch has its own transaction
-        // time (the log tells its batches apart by it after a crash, see
-        // `Log::drop_torn_tail`), even when the clock stalls or steps back.
-        let recorded_at = now_micros().max(head.recorded_at.saturating_add(1));
-        let mut pending: HashMap<Uuid, Pending> = HashMap::new();
-        let mut entries: Vec<Entry> = Vec::with_capacity(ops.len());
-        let mut befores = Vec::with_capacity(ops.len());
-        let mut written = Vec::with_capacity(ops.len());
-        for (i, op) in ops.into_iter().enumerate() {
-            let id = op.id();
-            let at = || format!("event {id}");
-            let next = head.seq + 1 + entries.len() as u64;
-            let here = Where::Batch(entries.len());
-            if self.excised.contains(&id) {
-                return Err(Error::Conflict {
-                    at: at(),
-                    reason: "the event was excised; its id cannot be used again".into(),
-                });
-            }
-            let known = match pending.get(&id) {
-                Some(p) => Some(*p),
-                None => known_before(id)?,
-            };
-            let body = match op {
-                Op::Append(e) => {
-                    let e = if validated {
-                        e
-                    } else {
-                        e.validate().map_err(|err| err.at(at()))?
-                    };
-                    if let Some(p) = known {
-                        if self.version(log, &entries, p.original)? != e {
-                            return Err(Error::Conflict {
-                                at: at(),
-                                reason: format!(
-                                    "id exists (seq {}) with different content; \
-                                     use `correct` to change an event",
-                                    p.created
-                                ),
-                            });
-                        }
-                        written.push(Written {
-                            seq: p.created,
-                            id,
-                            new_entry: false,
-                        });
-                        continue;
-                    }
-                    pending.insert(
-                        id,
-                        Pending {
-                            created: next,
-                            original: here,
-                            current: Some(here),
-                        },
-                    );
-                    befores.push(None);
-                    Body::Event(e)
-                }
-                Op::Correct(e) => {
-                    let e = if validated {
-                        e
-                    } else {
-                        e.validate().map_err(|err| err.at(at()))?
-                    };
-                    let (p, current) = changeable(known, &at)?;
-                    befores.push(Some(self.version(log, &entries, current)?));
-                    pending.insert(
-                        id,
-                        Pending {
-                            current: Some(here),
-                            ..p
-                        },
-                    );
-                    Body::Correction(e)
-                }
-                Op::Retract { id, reason } => {
-                    if reason.len() > MAX_REASON_BYTES {
-                        return Err(Error::invalid(
-                            "reason",
-                            format!("{} bytes; the limit is {MAX_REASON_BYTES}", reason.len()),
-                        )
-                        .at(at()));
-                    }
-                    let (p, current) = changeable(known, &at)?;
-                    befores.push(Some(self.version(log, &entries, current)?));
-                    pending.insert(id, Pending { current: None, ..p });
-                    Body::Retraction { id, reason }
-                }
-            };
-            written.push(Written {
-                seq: next,
-                id,
-                new_entry: true,
-            });
-            entries.push(Entry {
-                seq: next,
-                recorded_at,
-                body,
-                origin: origins.get(i).cloned().flatten(),
-            });
-        }
-        Ok(Prepared {
-            entries,
-            befores,
-            written,
-        })
+        expect_seq: Option<u64>,
+    ) -> Result<Vec<Written>> {
+        self.engine.write(branch, ops, expect_seq)
     }
 
-    /// An event version, from the batch being prepared or from the log.
-    fn version(&self, log: &Log, entries: &[Entry], at: Where) -> Result<Event> {
-        match at {
-            Where::Log(seq) => log.read_event(seq),
-            Where::Batch(i) => entries
-                .get(i)
-                .and_then(|e| e.body.event())
-                .cloned()
-                .ok_or_else(|| Error::Storage(format!("internal: no event at batch position {i}"))),
-        }
+    /// Starts an import in `format`; see [`Import`].
+    pub fn import(&self, format: ImportFormat) -> Import<'_> {
+        Import::new(&self.engine, format)
     }
 
-    fn feed(&self, entries: &[Entry], befores: &[Option<Event>]) {
-        let feeds = lock(&self.feeds);
-        if feeds.is_empty() {
-            return;
-        }
-        for (entry, before) in entries.iter().zip(befores) {
-            let change = Change {
-                seq: entry.seq,
-                recorded_at: entry.recorded_at,
-                id: entry.body.id(),
-                before: before.as_ref(),
-                after: entry.body.event(),
-                entry,
-            };
-            for f in feeds.iter() {
-                f.feed(&change);
-            }
-        }
-    }
-
-    /// The current state of event `id`, retracted or not; `None` if no such
-    /// event exists.
-    pub fn get(&self, id: Uuid) -> Result<Option<Record>> {
-        self.head_reader().get(id)
-    }
-
-    /// Every version of event `id`, oldest first; empty if unknown.
-    pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
-        self.head_reader().history(id)
-    }
-
-    /// A reader of main at its current head.
-    fn head_reader(&self) -> Reader<'_> {
-        Reader::at(self, Line::Main, self.head().seq)
-    }
-
-    /// Current events matching `query`, ordered by occurrence start then
-    /// seq. Only the matching events are read from the log.
-    pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
-        query.validate()?;
-        let hits = read(&self.state).select(query)?;
-        self.current_records(&hits)
-    }
-
-    /// The records of events whose current versions `metas` point at,
-    /// read from the log in seq order (a chunk once for all it holds).
-    pub(crate) fn current_records(&self, metas: &[Meta]) -> Result<Vec<Record>> {
-        let seqs: Vec<u64> = metas.iter().map(|m| m.current).collect();
-        let events = self.log.read_events(&seqs)?;
-        Ok(metas
-            .iter()
-            .zip(events)
-            .map(|(meta, event)| Record {
-                event,
-                position: Position {
-                    seq: meta.seq,
-                    recorded_at: meta.recorded_at,
-                    corrected_seq: meta.corrected_seq(),
-                },
-                retracted_seq: meta.retracted,
-            })
-            .collect())
-    }
-
-    /// The by-country view: one row per country, sorted by code. Fails
-    /// only if the view's file is damaged.
-    pub fn by_country(&self) -> Result<Arc<[CountryRow]>> {
-        self.cached_rows(|c| &mut c.country, State::country_rows)
-    }
-
-    /// The by-actor view: one row per actor, sorted by matching key.
-    pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
-        self.cached_rows(|c| &mut c.actor, State::actor_rows)
-    }
-
-    /// The by-date view at a granularity, in bucket order.
-    pub fn by_date(&self, granularity: Granularity) -> Result<Arc<[DateRow]>> {
-        let slot = Granularity::ALL
-            .iter()
-            .position(|g| *g == granularity)
-            .unwrap_or(0);
-        self.cached_rows(|c| &mut c.date[slot], |s| s.date_rows(granularity))
-    }
-
-    /// A view's rows at the head: built once per head and shared (an
-    /// `Arc`) by every read until the next write, so that repeated reads
-    /// cost nothing whatever the log's length.
-    fn cached_rows<R>(
-        &self,
-        slot: impl FnOnce(&mut RowCache) -> &mut Option<Arc<[R]>>,
-        build: impl FnOnce(&State) -> Result<Vec<R>>,
-    ) -> Result<Arc<[R]>> {
-        let state = read(&self.state);
-        let mut cache = lock(&self.rows);
-        if cache.seq != Some(state.head.seq) {
-            *cache = RowCache {
-                seq: Some(state.head.seq),
-                ..RowCache::default()
-            };
-        }
-        let slot = slot(&mut cache);
-        if let Some(rows) = slot {
-            return Ok(rows.clone());
-        }
-        let rows: Arc<[R]> = build(&state)?.into();
-        *slot = Some(rows.clone());
-        Ok(rows)
-    }
-
-    /// Sizes and counts. Counting reads every event's metadata.
-    pub fn stats(&self) -> Result<Stats> {
-        let state = read(&self.state);
-        let events = state.index.len() as u64;
-        let (current, corrected) = state.index.counts()?;
-        Ok(Stats {
-            entries: state.head.seq,
-            events,
-            current: current as u64,
-            corrected: corrected as u64,
-            retracted: events - current as u64,
-            countries: state.views.by_country()?.len() as u64,
-            actors: state.views.by_actor()?.len() as u64,
-            disk_bytes: self.log.store().disk_bytes()
-                + state::disk_bytes(&self.dir.join(INDEX_DIR)),
-        })
-    }
-
-    /// Rebuilds the index and every built-in view from the log, replacing
-    /// the kept state and its files.
-    pub fn rebuild(&self) -> Result<()> {
-        let _writer = lock(&self.writer);
-        self.log.store().sync()?;
-        let dir = self.dir.join(INDEX_DIR);
-        state::discard(&dir)?;
-        let fresh = RwLock::new(state::open(&dir, &self.log, self.checkpoint_every_entries)?);
-        state::flush(&fresh, &dir)?;
-        *write(&self.state) = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
-        *lock(&self.rows) = RowCache::default();
-        Ok(())
-    }
-
-    /// Writes a checkpoint of the derived state now.
-    pub fn checkpoint(&self) -> Result<()> {
-        let mut writer = lock(&self.writer);
-        self.checkpoint_locked(&mut writer)
-    }
-
-    fn checkpoint_locked(&self, writer: &mut Writer) -> Result<()> {
-        if writer.poisoned.is_some() {
-            return Ok(());
-        }
-        // The log first: the manifest must never be ahead of the durable
-        // log, so that a log shorter than it proves damage.
-        self.log.store().sync()?;
-        state::flush(&self.state, &self.dir.join(INDEX_DIR))?;
-        let head = read(&self.state).head;
-        for f in lock(&self.feeds).iter() {
-            f.checkpoint(head, self.log.store())?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
-        read(&self.state)
-    }
-
-    pub(crate) fn log(&self) -> &Arc<Log> {
-        &self.log
-    }
-
-    /// An open branch by name.
-    pub(crate) fn branch(&self, name: &str) -> Result<Arc<Branch>> {
-        read(&self.branches)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound {
-                at: String::new(),
-                what: format!("no branch named `{name}`"),
-            })
-    }
+    // ---- Reading ----
 
     /// A reader of main or a branch, at its head or as of a seq or time.
     /// An `as_of` before the first entry reads an empty log; one past the
     /// head reads the head.
     pub fn reader(&self, at: &At) -> Result<Reader<'_>> {
-        Reader::new(self, at)
+        self.engine.reader(at)
+    }
+
+    /// The current state of event `id`, retracted or not; `None` if no such
+    /// event exists.
+    pub fn get(&self, id: Uuid) -> Result<Option<Record>> {
+        self.engine.head_reader().get(id)
+    }
+
+    /// Every version of event `id`, oldest first; empty if unknown.
+    pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
+        self.engine.head_reader().history(id)
+    }
+
+    /// Current events matching `query`, ordered by occurrence start then
+    /// seq. Only the matching events are read from the log.
+    pub fn query(&self, query: &Query) -> Result<Vec<Record>> {
+        self.engine.head_reader().query(query)
+    }
+
+    /// The by-country view: one row per country, sorted by code. Fails
+    /// only if the view's file is damaged.
+    pub fn by_country(&self) -> Result<Arc<[CountryRow]>> {
+        self.engine.head_reader().by_country()
+    }
+
+    /// The by-actor view: one row per actor, sorted by matching key.
+    pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
+        self.engine.head_reader().by_actor()
+    }
+
+    /// The by-date view at a granularity, in bucket order.
+    pub fn by_date(&self, granularity: Granularity) -> Result<Arc<[DateRow]>> {
+        self.engine.head_reader().by_date(granularity)
+    }
+
+    /// Sizes and counts. Counting reads every event's metadata.
+    pub fn stats(&self) -> Result<Stats> {
+        self.engine.stats()
+    }
+
+    /// Writes the current events matching `query`, read at `at`, to `out`
+    /// in `format`, ordered by occurrence start then seq. Returns the number
+    /// of events written. A failed export writes an incomplete file and
+    /// changes nothing in the database.
+    pub fn export(
+        &self,
+        at: &At,
+        query: &Query,
+        format: ExportFormat,
+        out: impl Write + Send,
+    ) -> Result<u64> {
+        crate::export::export(&self.engine.reader(at)?, query, format, out)
+    }
+
+    /// Writes the changes between seq `since` and `at` (see
+    /// [`crate::Reader::changes_since`]) to `out`. JSON Lines: one change
+    /// per line as [`crate::EventChange::to_json`]. CSV and Parquet: one
+    /// row per version, `side` `before` or `after` (a created event has an
+    /// after row, a retracted one a before row, a corrected one both),
+    /// with [`crate::CHANGE_COLUMNS`] then the event export's columns.
+    /// Returns the number of changes written.
+    pub fn export_changes(
+        &self,
+        at: &At,
+        since: u64,
+        query: &Query,
+        format: ExportFormat,
+        out: impl Write + Send,
+    ) -> Result<u64> {
+        crate::export::export_changes(&self.engine.reader(at)?, since, query, format, out)
+    }
+
+    // ---- The log itself ----
+
+    /// Every entry of main after seq `after`, then every entry committed
+    /// from now on, each exactly once and in order (no polling: the live
+    /// part waits on a channel).
+    pub fn subscribe(&self, after: u64) -> Result<Subscription<'_>> {
+        crate::subscribe::subscribe(&self.engine, after)
+    }
+
+    /// Every entry of main after seq `after`, in order, checked (checksum,
+    /// chain, gapless seq). Entries appended while iterating may or may not
+    /// be included; [`Annals::subscribe`] guarantees them.
+    pub fn entries(&self, after: u64) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
+        crate::subscribe::entries_on(&self.engine, None, after)
+    }
+
+    /// Like [`Annals::entries`], on main (`None`) or a branch, whose
+    /// entries up to its base are its parent's. Main's part is streamed
+    /// from the log; a branch's own entries come from memory.
+    pub fn entries_on(
+        &self,
+        branch: Option<&str>,
+        after: u64,
+    ) -> Result<Box<dyn Iterator<Item = Result<Entry>> + '_>> {
+        crate::subscribe::entries_on(&self.engine, branch, after)
+    }
+
+    /// Entries with their chain hashes, for mirrors that must prove where
+    /// they stand: main's entries after `after`, or a branch's own entries
+    /// after `after` (and after its base), each checked against its
+    /// predecessor. A branch's entries are read whole (branches are held
+    /// in memory anyway); main's are streamed.
+    pub fn chained_entries(&self, branch: Option<&str>, after: u64) -> Result<EntryIter<'_>> {
+        crate::subscribe::chained_entries(&self.engine, branch, after)
+    }
+
+    // ---- User projections ----
+
+    /// Folds the log from scratch through a projection, up to seq `upto`
+    /// (the head if `None`), without registering it.
+    pub fn replay<P: Projection>(&self, projection: &P, upto: Option<u64>) -> Result<P::State> {
+        crate::replay::replay(&self.engine, projection, upto)
+    }
+
+    /// Folds a log (main or a branch, up to an as-of point) from scratch
+    /// through a projection, without registering it.
+    pub fn replay_at<P: Projection>(&self, projection: &P, at: &At) -> Result<P::State> {
+        crate::replay::replay_at(&self.engine, projection, at)
+    }
+
+    /// Registers a user projection: loads its checkpoint (if it keeps one
+    /// and it matches the log), catches it up to the head, and from then on
+    /// feeds it every committed change.
+    pub fn register<P: Projection>(&self, projection: P) -> Result<Registered<P>> {
+        crate::replay::register(&self.engine, projection)
+    }
+
+    // ---- Branches ----
+
+    /// Creates branch `name` from main (or from branch `from`) as of `at`
+    /// (default: the head). Costs one metadata write, whatever the log's
+    /// length.
+    pub fn create_branch(
+        &self,
+        name: &str,
+        from: Option<&str>,
+        at: Option<AsOf>,
+    ) -> Result<BranchInfo> {
+        self.engine.create_branch(name, from, at)
+    }
+
+    /// Every branch, by name.
+    pub fn branches(&self) -> Vec<BranchInfo> {
+        self.engine.branches()
+    }
+
+    /// Drops a branch and frees its space. Refused while another branch
+    /// starts from it.
+    pub fn drop_branch(&self, name: &str) -> Result<()> {
+        self.engine.drop_branch(name)
+    }
+
+    /// The rows of a view that differ between branch `name` (at its head)
+    /// and its parent, as of the branch's base or at the parent's head. An
+    /// empty diff means the views are equal.
+    pub fn diff(&self, name: &str, view: ViewKind, against: Against) -> Result<Vec<DiffRow>> {
+        crate::read::diff::diff(self.engine.lines(), name, view, against)
+    }
+
+    /// The events whose current state differs between branch `name` (at
+    /// its head) and its parent as of the branch's base or at the
+    /// parent's head, in id order: added, removed, or changed with the
+    /// fields that differ. Reads only the events either side changed
+    /// since the base. An empty list means the two hold the same events.
+    pub fn diff_events(&self, name: &str, against: Against) -> Result<Vec<EventDiff>> {
+        crate::read::diff::diff_events(self.engine.lines(), name, against)
+    }
+
+    /// Merges branch `branch` into main or into `opts.into`.
+    ///
+    /// Three-way by event id against the base, the last seq the two share:
+    /// an event the branch changed since the base is brought over if the
+    /// target has not changed it since (created events are appended,
+    /// corrections and retractions applied); an event both changed, to
+    /// different states, is a conflict, settled by `opts.on_conflict`.
+    /// An event both changed to the same state is not a conflict. If the
+    /// target's version of an event came from an earlier merge of this
+    /// branch, and the branch held that version at the merged seq, the
+    /// base for that event moves there, so merging again only brings what
+    /// changed since. When the target has not moved since the base, the
+    /// branch's entries are replayed one by one (a fast-forward).
+    ///
+    /// All changes are one atomic batch on the target; each entry records
+    /// the branch, seq and hash of the branch entry it applies
+    /// ([`crate::Version::origin`]), which `verify` checks. The branch is
+    /// left as it was. With [`crate::OnConflict::Fail`] and conflicts,
+    /// nothing is written and the error lists them;
+    /// [`MergeOptions::dry_run`] returns the same report without writing.
+    pub fn merge(&self, branch: &str, opts: &MergeOptions) -> Result<MergeReport> {
+        crate::merge::merge(&self.engine, branch, opts)
+    }
+
+    // ---- Integrity ----
+
+    /// Checks everything: every entry's checksum and chain link, gapless
+    /// seqs, the id index and posting lists, every built-in view and every
+    /// persisted user projection against a replay, every branch's base and
+    /// entries. Returns the head it checked up to; damage is
+    /// [`crate::Error::Corruption`] with the first bad seq.
+    pub fn verify(&self) -> Result<Head> {
+        crate::integrity::verify(&self.engine)
+    }
+
+    /// Like [`Annals::verify`], checking the log and the index from seq
+    /// `from` on, and the views by folding from the last snapshot before
+    /// `from`: an incremental check after a full one.
+    pub fn verify_from(&self, from: u64) -> Result<VerifyReport> {
+        crate::integrity::verify_from(&self.engine, from)
+    }
+
+    /// Proves that entry `seq` is part of the chain that ends in `anchor`
+    /// (a head recorded earlier, e.g. printed by `annals head` and kept
+    /// elsewhere): re-reads entries `seq..=anchor.seq`, checks every link
+    /// and that the last hash is the anchor's. Returns entry `seq`'s hash.
+    /// If this passes, neither that entry nor any between it and the
+    /// anchor has changed since the anchor was taken.
+    pub fn prove(&self, seq: u64, anchor: Head) -> Result<Hash> {
+        crate::integrity::prove(&self.engine, seq, anchor)
+    }
+
+    /// Rebuilds the index and every built-in view from the log, replacing
+    /// the kept state and its files.
+    pub fn rebuild(&self) -> Result<()> {
+        self.engine.rebuild()
+    }
+
+    /// Writes a checkpoint of the derived state now.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.engine.checkpoint()
+    }
+
+    // ---- Excision ----
+
+    /// Erases the payload of event `id` (everything but its id, seqs and
+    /// chain data) from the whole database: every version on main and on
+    /// every branch, the index, views, snapshots and projection
+    /// checkpoints, and sled's files, which are rewritten. The chain still
+    /// verifies; reads behave as if the event had been retracted at
+    /// creation; `history` lists its entries as `excised`, with the time
+    /// and the reason; the id cannot be used again.
+    ///
+    /// Needs the database to itself (it is closed here, like `rebuild` in
+    /// place of a running program) and costs a copy of the store and a
+    /// rebuild of the derived state, so it takes about as long as a full
+    /// `rebuild`. A crash midway is finished on the next open.
+    pub fn excise(path: impl AsRef<Path>, id: Uuid, reason: &str) -> Result<Excision> {
+        let dir = path.as_ref();
+        let db = Annals::builder(dir).create(false).open()?;
+        let plan = db.engine.plan_excision(id, reason)?;
+        // The lock goes on with this descriptor: no one can open the
+        // database between the check and the end of the excision.
+        let lock = db.engine.lock_handle()?;
+        drop(db);
+        let done = crate::excise::run(dir, &plan)?;
+        drop(lock);
+        // Rebuild the derived state now rather than on the next command.
+        Annals::builder(dir).create(false).open()?.close()?;
+        Ok(done)
+    }
+
+    /// Gives up an excision that cannot finish (see
+    /// [`crate::Error::ExcisionStuck`]) in the database in folder `path`,
+    /// returning the database to its state before the excision began: the
+    /// event is not excised. Returns the event's id, or `None` when no
+    /// excision was in progress. Needs the database to itself.
+    pub fn abandon_excision(path: impl AsRef<Path>) -> Result<Option<Uuid>> {
+        let dir = path.as_ref();
+        let _lock = crate::folder::lock_dir(dir)?;
+        crate::excise::abandon(dir)
+    }
+
+    /// The excision record of event `id`, if it was excised.
+    pub fn excision(&self, id: Uuid) -> Result<Option<Excision>> {
+        crate::excise::record(self.engine.log().store(), id)
+    }
+
+    // ---- Delta Lake ----
+
+    /// Publishes main (or `branch`'s own entries) into the Delta table at
+    /// `dir`, creating it if needed, from where the table ends to the head:
+    /// one commit per annals batch. Refuses a table of another chain or
+    /// branch, or one whose last hash is not annals' hash at that seq.
+    #[cfg(feature = "delta")]
+    pub fn publish_delta(&self, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
+        crate::delta::publish(&self.engine, dir, branch)
+    }
+
+    /// Publishes as [`Annals::publish_delta`] does, then keeps publishing
+    /// as new batches land (main through the live subscription, a branch
+    /// by looking at its head every second), calling `on_publish` after
+    /// every run; stops when it returns false. For a program that writes
+    /// and publishes in one process (the database has one writer process;
+    /// the CLI's `--follow` opens it for each run instead). A stop at any
+    /// moment, even a kill, is safe: the next run continues where the
+    /// table ends.
+    #[cfg(feature = "delta")]
+    pub fn follow_delta(
+        &self,
+        dir: &Path,
+        branch: Option<&str>,
+        on_publish: &mut dyn FnMut(&PublishReport) -> bool,
+    ) -> Result<()> {
+        crate::delta::follow(&self.engine, dir, branch, on_publish)
+    }
+
+    /// The engine, for the crate's own tests.
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Checkpoints, syncs and closes the database, reporting any error
     /// (dropping it does the same but can only ignore errors).
     pub fn close(self) -> Result<()> {
-        let mut writer = lock(&self.writer);
-        if writer.dirty {
-            self.log.store().sync()?;
-            self.checkpoint_locked(&mut writer)?;
-            writer.dirty = false;
-        }
-        Ok(())
-    }
-}
-
-/// Removes the derived files of the first on-disk format (annals before
-/// December 2026): a whole-state checkpoint and view snapshots of another
-/// layout. The log is read as it is (its entries keep their format); the
-/// index and views are rebuilt from it on this open.
-fn upgrade_derived(dir: &Path) -> Result<()> {
-    let legacy = dir.join("state.ckpt");
-    if !legacy.exists() {
-        return Ok(());
-    }
-    let snapshots = dir.join(SNAPSHOT_DIR);
-    match fs::remove_dir_all(&snapshots) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&snapshots, e)),
-        _ => {}
-    }
-    fs::remove_file(&legacy).map_err(|e| Error::io(&legacy, e))
-}
-
-/// Where a version of an event is while a batch is prepared.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Where {
-    /// Entry `i` of the batch.
-    Batch(usize),
-    /// The log entry with this seq.
-    Log(u64),
-}
-
-/// An event as the batch being prepared sees it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Pending {
-    /// Seq of the entry that created it.
-    pub(crate) created: u64,
-    /// Its first version (for the idempotency check).
-    pub(crate) original: Where,
-    /// Its current version; none if retracted.
-    pub(crate) current: Option<Where>,
-}
-
-/// A batch turned into entries: each entry's `before` version, and what
-/// to report per operation.
-pub(crate) struct Prepared {
-    pub(crate) entries: Vec<Entry>,
-    pub(crate) befores: Vec<Option<Event>>,
-    pub(crate) written: Vec<Written>,
-}
-
-/// The current version of an event about to be corrected or retracted.
-fn changeable(known: Option<Pending>, at: &dyn Fn() -> String) -> Result<(Pending, Where)> {
-    match known {
-        None => Err(Error::NotFound {
-            at: at(),
-            what: "no event with this id".into(),
-        }),
-        Some(Pending { current: None, .. }) => Err(Error::Conflict {
-            at: at(),
-            reason: "the event is retracted; a retracted event cannot be corrected or retracted"
-                .into(),
-        }),
-        Some(
-            p @ Pending {
-                current: Some(v), ..
-            },
-        ) => Ok((p, v)),
-    }
-}
-
-/// Fails on an oversized batch.
-pub(crate) fn check_batch(ops: &[Op]) -> Result<()> {
-    if ops.len() > MAX_BATCH_ENTRIES {
-        return Err(Error::invalid(
-            "-",
-            format!(
-                "batch of {} operations; the limit is {MAX_BATCH_ENTRIES}",
-                ops.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Fails unless the head is at the expected seq.
-pub(crate) fn check_expected(head: Head, expect_seq: Option<u64>) -> Result<()> {
-    match expect_seq {
-        Some(expected) if expected != head.seq => Err(Error::SeqMismatch {
-            expected,
-            actual: head.seq,
-        }),
-        _ => Ok(()),
-    }
-}
-
-impl Drop for Annals {
-    fn drop(&mut self) {
-        let mut writer = lock(&self.writer);
-        if writer.dirty {
-            let _ = self.log.store().sync();
-            let _ = self.checkpoint_locked(&mut writer);
-        }
+        self.engine.close()
     }
 }

@@ -26,7 +26,7 @@ use deltalake_core::{DeltaOps, DeltaTable, TableProperty};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::db::Annals;
+use crate::engine::Engine;
 use crate::entry::{hex, Body, Entry, Hash};
 use crate::error::{Error, Result};
 use crate::json::event_to_value;
@@ -51,7 +51,7 @@ const BRANCH_PROPERTY: &str = "annals.branch";
 const HEAD_SEQ: &str = "annals.head_seq";
 const HEAD_HASH: &str = "annals.head_hash";
 
-/// What [`Annals::publish_delta`] did.
+/// What [`crate::Annals::publish_delta`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishReport {
     /// The table's folder.
@@ -84,11 +84,14 @@ impl PublishReport {
 }
 
 fn delta_err(at: &Path) -> impl Fn(deltalake_core::DeltaTableError) -> Error + '_ {
-    move |e| Error::Storage(format!("Delta table {}: {e}", at.display()))
+    move |e| Error::Delta {
+        table: at.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 fn arrow_err(e: deltalake_core::arrow::error::ArrowError) -> Error {
-    Error::Storage(format!("building Delta rows: {e}"))
+    Error::internal(format!("building Delta rows: {e}"))
 }
 
 /// The rows' columns: position and chain, the entry's action, the event's
@@ -236,7 +239,7 @@ fn rows(entries: &[(Entry, Hash, Hash, i64)]) -> Result<RecordBatch> {
         .map(|mut b| Arc::new(b.finish()) as ArrayRef);
     let mut next = || {
         t.next()
-            .ok_or_else(|| Error::Storage("delta: column count".into()))
+            .ok_or_else(|| Error::internal("Delta rows: column count"))
     };
     let (kind, occurred, precision, loc_name, loc_country, actors, summary, sources, attrs) = (
         next()?,
@@ -283,7 +286,7 @@ fn rows(entries: &[(Entry, Hash, Hash, i64)]) -> Result<RecordBatch> {
 
 /// The chain's identity: the hash of its first entry, which every branch
 /// shares and no other chain has.
-fn chain_id(db: &Annals) -> Result<String> {
+fn chain_id(db: &Engine) -> Result<String> {
     let first = db.reader(&At::head().as_of(AsOf::Seq(1)))?.head()?;
     if first.seq != 1 {
         return Err(Error::invalid(
@@ -294,19 +297,39 @@ fn chain_id(db: &Annals) -> Result<String> {
     Ok(hex(&first.hash)[..32].to_string())
 }
 
-impl Annals {
+/// Publishes main (or `branch`'s own entries) into the Delta table at
+/// `dir`; see [`crate::Annals::publish_delta`].
+pub(crate) fn publish(engine: &Engine, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
+    Delta(engine).publish(dir, branch)
+}
+
+/// Publishes, then keeps publishing as batches land; see
+/// [`crate::Annals::follow_delta`].
+pub(crate) fn follow(
+    engine: &Engine,
+    dir: &Path,
+    branch: Option<&str>,
+    on_publish: &mut dyn FnMut(&PublishReport) -> bool,
+) -> Result<()> {
+    Delta(engine).follow(dir, branch, on_publish)
+}
+
+/// Publishing from one open database.
+struct Delta<'a>(&'a Engine);
+
+impl Delta<'_> {
     /// Publishes main (or `branch`'s own entries) into the Delta table at
     /// `dir`, creating it if needed, from where the table ends to the head:
     /// one commit per annals batch. Refuses a table of another chain or
     /// branch, or one whose last hash is not annals' hash at that seq.
-    pub fn publish_delta(&self, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
+    fn publish(&self, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
-            .map_err(|e| Error::Storage(format!("starting the Delta writer: {e}")))?;
+            .map_err(|e| Error::io(dir, e))?;
         rt.block_on(self.publish_async(dir, branch))
     }
 
-    /// Publishes as [`Annals::publish_delta`] does, then keeps publishing
+    /// Publishes as [`crate::Annals::publish_delta`] does, then keeps publishing
     /// as new batches land (main through the live subscription, a branch
     /// by looking at its head every second), calling `on_publish` after
     /// every run; stops when it returns false. For a program that writes
@@ -314,20 +337,20 @@ impl Annals {
     /// the CLI's `--follow` opens it for each run instead). A stop at any
     /// moment, even a kill, is safe: the next run continues where the
     /// table ends.
-    pub fn follow_delta(
+    fn follow(
         &self,
         dir: &Path,
         branch: Option<&str>,
         on_publish: &mut dyn FnMut(&PublishReport) -> bool,
     ) -> Result<()> {
         loop {
-            let report = self.publish_delta(dir, branch)?;
+            let report = self.publish(dir, branch)?;
             if !on_publish(&report) {
                 return Ok(());
             }
             match branch {
                 None => {
-                    let mut sub = self.subscribe(report.to_seq)?;
+                    let mut sub = crate::subscribe::subscribe(self.0, report.to_seq)?;
                     if let Some(Err(e)) = sub.next_timeout(std::time::Duration::from_secs(1)) {
                         return Err(e);
                     }
@@ -338,7 +361,7 @@ impl Annals {
     }
 
     async fn publish_async(&self, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
-        let chain = chain_id(self)?;
+        let chain = chain_id(self.0)?;
         let branch_name = branch.unwrap_or("main");
         let app = match branch {
             None => format!("annals:{chain}"),
@@ -350,7 +373,7 @@ impl Annals {
         };
         let base = match branch {
             None => 0,
-            Some(b) => self.branch(b)?.meta.base.seq,
+            Some(b) => self.0.branch(b)?.meta.base.seq,
         };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let full = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
@@ -359,7 +382,7 @@ impl Annals {
         let mut table = match deltalake_core::open_table(&uri).await {
             Ok(t) => t,
             Err(_) if !full.join("_delta_log").exists() => {
-                create(&uri, &chain, branch_name, branch, self, base)
+                create(&uri, &chain, branch_name, branch, self.0, base)
                     .await
                     .map_err(&err)?
             }
@@ -405,11 +428,12 @@ impl Annals {
             version: table.version().unwrap_or(0),
         };
         let mut prev = self
+            .0
             .reader(&at.clone().as_of(AsOf::Seq(from)))?
             .head()?
             .hash;
         let mut batch: Vec<(Entry, Hash, Hash, i64)> = Vec::new();
-        let mut entries = self.chained_entries(branch, from)?.peekable();
+        let mut entries = crate::subscribe::chained_entries(self.0, branch, from)?.peekable();
         while let Some(next) = entries.next() {
             let (entry, hash) = next?;
             let version = self.version_of(branch, entry.body.id(), entry.seq)?;
@@ -452,7 +476,7 @@ impl Annals {
             .and_then(|c| c.info.get(HEAD_HASH))
             .and_then(Value::as_str)
             .map(str::to_string);
-        let ours = self.reader(&at.clone().as_of(AsOf::Seq(seq)))?.head()?;
+        let ours = self.0.reader(&at.clone().as_of(AsOf::Seq(seq)))?.head()?;
         if ours.seq != seq || theirs.as_deref() != Some(hex(&ours.hash).as_str()) {
             return Err(Error::Conflict {
                 at: dir.display().to_string(),
@@ -471,13 +495,13 @@ impl Annals {
     /// (1 for its creation): from the index on main, plus a branch's own
     /// entries (and its parents') up to `seq`.
     fn version_of(&self, branch: Option<&str>, id: Uuid, seq: u64) -> Result<i64> {
-        let branch = branch.map(|b| self.branch(b)).transpose()?;
+        let branch = branch.map(|b| self.0.branch(b)).transpose()?;
         let mut count = 0usize;
-        for step in crate::merge::lineage_upto(self, branch, seq)? {
+        for step in crate::merge::lineage_upto(self.0, branch, seq)? {
             count += match &step.branch {
                 Some(b) => b.own_versions(id, step.upto).len(),
                 None => {
-                    let state = self.read_state();
+                    let state = self.0.main().state();
                     match state.index.lookup(&id)? {
                         Some((n, _)) => state
                             .index
@@ -499,7 +523,7 @@ async fn create(
     chain: &str,
     branch_name: &str,
     branch: Option<&str>,
-    db: &Annals,
+    db: &Engine,
     base: u64,
 ) -> std::result::Result<DeltaTable, deltalake_core::DeltaTableError> {
     let kernel: StructType = schema().as_ref().try_into_kernel()?;

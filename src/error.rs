@@ -87,12 +87,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The storage engine (sled) reported an error.
-    #[error("storage engine error: {0}")]
-    Storage(String),
     /// An export could not be written (the output file, or the encoder).
     #[error("export failed: {0}")]
     Export(String),
+    /// Publishing to a Delta table failed (the table's files or its log).
+    /// The table is left at its last whole commit; publishing again
+    /// continues from there.
+    #[error("Delta table {}: {reason}", .table.display())]
+    Delta {
+        /// The table's folder.
+        table: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// An invariant of annals itself broke: a bug, not the caller's input
+    /// nor the machine. Nothing was written by the failing call; please
+    /// report it with the message.
+    #[error("internal error (a bug in annals; please report it): {0}")]
+    Internal(String),
     /// An excision interrupted earlier cannot be finished, so the
     /// database does not open. Fix the cause (free space, say) and open
     /// again, or give the excision up with [`crate::Annals::abandon_excision`]
@@ -156,6 +168,28 @@ impl Error {
         matches!(self, Error::Corruption { .. } | Error::DerivedDamage { .. })
     }
 
+    /// The error for an event id that names no event.
+    pub fn no_event(id: uuid::Uuid) -> Self {
+        Error::NotFound {
+            at: String::new(),
+            what: format!("no event with id {id}"),
+        }
+    }
+
+    /// What `verify` reports on damage (the CLI prints it, `GET /verify`
+    /// returns it): `{ok: false, seq, error}`, `seq` the first damaged one
+    /// (0 when not in the log), and `file` for a derived file.
+    pub fn damage_json(&self) -> serde_json::Value {
+        match self {
+            Error::Corruption { seq, reason } => {
+                serde_json::json!({"ok": false, "seq": seq, "error": reason})
+            }
+            Error::DerivedDamage { file, .. } => serde_json::json!({"ok": false, "seq": 0,
+                "file": file.display().to_string(), "error": self.to_string()}),
+            other => serde_json::json!({"ok": false, "seq": 0, "error": other.to_string()}),
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -190,6 +224,32 @@ impl Error {
         self
     }
 
+    /// The error's kind as a stable name: what the command line, the HTTP
+    /// API (`kind` in an error's JSON) and the Python package call it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Invalid { .. } => "invalid",
+            Error::Conflict { .. } => "conflict",
+            Error::NotFound { .. } => "not_found",
+            Error::SeqMismatch { .. } => "seq_mismatch",
+            Error::Corruption { .. } => "corruption",
+            Error::DerivedDamage { .. } => "derived_damage",
+            Error::InUse { .. } => "in_use",
+            Error::BadPath { .. } => "bad_path",
+            Error::Io { .. } => "io",
+            Error::Export(_) => "export",
+            Error::Delta { .. } => "delta",
+            Error::ExcisionStuck { .. } => "excision_stuck",
+            Error::Poisoned(_) => "poisoned",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// An [`Error::Internal`].
+    pub(crate) fn internal(what: impl Into<String>) -> Self {
+        Error::Internal(what.into())
+    }
+
     /// Whether the error is the caller's input (as opposed to the database
     /// or the machine). The CLI maps these to exit code 1 as well, but
     /// embedding programs may want to tell them apart.
@@ -210,7 +270,15 @@ impl From<sled::Error> for Error {
             sled::Error::Corruption { at, .. } => {
                 Error::corruption(0, format!("storage engine reports damage at {at:?}"))
             }
-            other => Error::Storage(other.to_string()),
+            sled::Error::Io(source) => Error::Io {
+                path: PathBuf::from("store"),
+                source,
+            },
+            sled::Error::CollectionNotFound(name) => Error::corruption(
+                0,
+                format!("the store has no tree `{}`", String::from_utf8_lossy(&name)),
+            ),
+            other => Error::Internal(format!("storage engine: {other}")),
         }
     }
 }

@@ -23,14 +23,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::codec::{chunk_bytes, excise_entry, unpack_chunk};
-use crate::db::{Annals, STORE_DIR};
 use crate::error::{Error, Result};
+use crate::folder::{INDEX_DIR, SNAPSHOT_DIR, STORE_DIR};
 use crate::model::MAX_REASON_BYTES;
-use crate::snapshot::SNAPSHOT_DIR;
-use crate::state::INDEX_DIR;
 use crate::store::{Edits, SledStore, Storage, MAIN_LOG};
 use crate::sync::sync_dir;
-use crate::time::{format_micros, now_micros, Micros};
+use crate::time::{format_micros, Micros};
 
 /// Names the excision in progress; its presence means "finish it".
 const MARKER: &str = "EXCISING";
@@ -71,99 +69,40 @@ impl Excision {
     }
 }
 
-impl Annals {
-    /// Erases the payload of event `id` (everything but its id, seqs and
-    /// chain data) from the whole database: every version on main and on
-    /// every branch, the index, views, snapshots and projection
-    /// checkpoints, and sled's files, which are rewritten. The chain still
-    /// verifies; reads behave as if the event had been retracted at
-    /// creation; `history` lists its entries as `excised`, with the time
-    /// and the reason; the id cannot be used again.
-    ///
-    /// Needs the database to itself (it is closed here, like `rebuild` in
-    /// place of a running program) and costs a copy of the store and a
-    /// rebuild of the derived state, so it takes about as long as a full
-    /// `rebuild`. A crash midway is finished on the next open.
-    pub fn excise(path: impl AsRef<Path>, id: Uuid, reason: &str) -> Result<Excision> {
-        let dir = path.as_ref();
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(Error::invalid("reason", "an excision needs a reason"));
-        }
-        if reason.len() > MAX_REASON_BYTES {
-            return Err(Error::invalid(
-                "reason",
-                format!("{} bytes; the limit is {MAX_REASON_BYTES}", reason.len()),
-            ));
-        }
-        let db = Annals::builder(dir).create(false).open()?;
-        let at = || format!("event {id}");
-        if let Some(done) = db.excision(id)? {
-            return Err(Error::Conflict {
-                at: at(),
-                reason: format!("already excised at {}", format_micros(done.at)),
-            });
-        }
-        let main: Vec<u64> = {
-            let state = db.read_state();
-            match state.index.lookup(&id)? {
-                Some((n, _)) => state.index.versions(n)?,
-                None => Vec::new(),
-            }
-        };
-        let on_branch = crate::sync::read(&db.branches)
-            .values()
-            .any(|b| !b.own_versions(id, u64::MAX).is_empty());
-        if main.is_empty() && !on_branch {
-            return Err(Error::NotFound {
-                at: at(),
-                what: "no event with this id on main or any branch".into(),
-            });
-        }
-        // The lock goes on with this descriptor: no one can open the
-        // database between the check and the end of the excision.
-        let lock = db.lock_handle()?;
-        drop(db);
-        let plan = Plan {
-            id,
-            at: now_micros(),
-            reason: reason.to_string(),
-            main,
-        };
-        write_marker(dir, &plan)?;
-        let done = finish(dir, &plan)?;
-        drop(lock);
-        // Rebuild the derived state now rather than on the next command.
-        Annals::builder(dir).create(false).open()?.close()?;
-        Ok(done)
+/// Checks an excision's reason: trimmed, not empty, within the limit.
+pub(crate) fn check_reason(reason: &str) -> Result<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("reason", "an excision needs a reason"));
     }
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(Error::invalid(
+            "reason",
+            format!("{} bytes; the limit is {MAX_REASON_BYTES}", reason.len()),
+        ));
+    }
+    Ok(reason)
+}
 
-    /// Gives up an excision that cannot finish (see
-    /// [`Error::ExcisionStuck`]) in the database in folder `path`,
-    /// returning the database to its state before the excision began: the
-    /// event is not excised. Returns the event's id, or `None` when no
-    /// excision was in progress. Needs the database to itself.
-    pub fn abandon_excision(path: impl AsRef<Path>) -> Result<Option<Uuid>> {
-        let dir = path.as_ref();
-        let _lock = crate::db::lock_dir(dir)?;
-        abandon(dir)
-    }
-
-    /// The excision record of event `id`, if it was excised.
-    pub fn excision(&self, id: Uuid) -> Result<Option<Excision>> {
-        record(self.log().store(), id)
-    }
+/// Runs a planned excision in the database in folder `dir`, closed, its
+/// lock held by the caller: the marker first, durably, then every step.
+pub(crate) fn run(dir: &Path, plan: &Plan) -> Result<Excision> {
+    write_marker(dir, plan)?;
+    finish(dir, plan)
 }
 
 /// What the marker holds: enough to redo the excision from any point.
 #[derive(Serialize, Deserialize)]
-struct Plan {
-    id: Uuid,
-    at: Micros,
-    reason: String,
+pub(crate) struct Plan {
+    /// The event.
+    pub(crate) id: Uuid,
+    /// When the excision was asked for.
+    pub(crate) at: Micros,
+    /// Why.
+    pub(crate) reason: String,
     /// The event's entries on main (from the index, which the excision
     /// itself removes, so they are kept here).
-    main: Vec<u64>,
+    pub(crate) main: Vec<u64>,
 }
 
 /// The excision record of `id` in `store`.
@@ -216,12 +155,15 @@ fn read_marker(dir: &Path) -> Result<Option<Plan>> {
         Err(e) => return Err(Error::io(&path, e)),
     };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::Storage(format!(
+        Error::corruption(
+            0,
+            format!(
             "{}: the record of an interrupted excision is unreadable ({e}); it was written whole \
              before the excision began, so the file was damaged since; `annals excise --abandon` \
              gives the excision up",
             path.display()
-        ))
+        ),
+        )
     })
 }
 
@@ -266,7 +208,8 @@ pub(crate) fn abandon(dir: &Path) -> Result<Option<Uuid>> {
 fn write_marker(dir: &Path, plan: &Plan) -> Result<()> {
     let path = dir.join(MARKER);
     let tmp = dir.join(format!("{MARKER}.tmp"));
-    let bytes = serde_json::to_vec(plan).map_err(|e| Error::Storage(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(plan).map_err(|e| Error::internal(format!("encoding the plan: {e}")))?;
     fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
@@ -303,7 +246,8 @@ fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
         for (key, _) in store.scan_meta(PROJECTION_KEY)? {
             edits.insert(meta_key(&key), None);
         }
-        let bytes = serde_json::to_vec(&done).map_err(|e| Error::Storage(e.to_string()))?;
+        let bytes = serde_json::to_vec(&done)
+            .map_err(|e| Error::internal(format!("encoding the record: {e}")))?;
         edits.insert(meta_key(&format!("{RECORD_KEY}{}", plan.id)), Some(bytes));
         store.copy_into(&new_dir, &edits)?;
         done
@@ -403,7 +347,9 @@ fn remove_dir(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Annals;
     use crate::model::Event;
+    use crate::time::now_micros;
     use crate::time::{Occurred, TimePoint};
 
     fn event(n: u128) -> Result<Event> {
@@ -505,7 +451,7 @@ mod tests {
         let tmp = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
         let dir = tmp.path().join("db");
         let id = begun(&dir)?;
-        let plan = read_marker(&dir)?.ok_or_else(|| Error::Storage("no marker".into()))?;
+        let plan = read_marker(&dir)?.ok_or_else(|| Error::internal("no marker"))?;
         let store = SledStore::open(&dir.join(STORE_DIR), 1 << 20)?;
         let (done, edits) = erase(&store, &plan)?;
         assert_eq!(done.entries.get(MAIN_LOG), Some(&vec![2]));

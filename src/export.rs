@@ -16,11 +16,11 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::columnar::{events_batch, events_schema, json_text, occurred_text, BATCH_ROWS};
-use crate::db::{Annals, Record};
 use crate::error::{Error, Result};
 use crate::json::event_to_value;
 use crate::query::Query;
-use crate::read::{At, EventChange};
+use crate::read::{EventChange, Reader};
+use crate::record::Record;
 use crate::time::format_micros;
 
 /// The formats [`Annals::export`] writes.
@@ -79,39 +79,35 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "attrs",
 ];
 
-impl Annals {
-    /// Writes the current events matching `query`, read at `at`, to `out`
-    /// in `format`, ordered by occurrence start then seq. Returns the number
-    /// of events written. A failed export writes an incomplete file and
-    /// changes nothing in the database.
-    pub fn export(
-        &self,
-        at: &At,
-        query: &Query,
-        format: ExportFormat,
-        out: impl Write + Send,
-    ) -> Result<u64> {
-        let reader = self.reader(at)?;
-        let mut sink: Box<dyn Sink + '_> = match format {
-            ExportFormat::Jsonl => Box::new(Jsonl(std::io::BufWriter::new(out))),
-            ExportFormat::Csv => {
-                let mut w = csv::Writer::from_writer(out);
-                w.write_record(CSV_COLUMNS).map_err(export_error)?;
-                Box::new(Csv(w))
-            }
-            ExportFormat::Parquet => Box::new(Parquet {
-                w: parquet_writer(out, events_schema()?)?,
-                page: Vec::new(),
-            }),
-        };
-        let mut n = 0u64;
-        reader.for_each_record(query, &mut |r| {
-            n += 1;
-            sink.put(r)
-        })?;
-        sink.finish()?;
-        Ok(n)
-    }
+/// Writes the current events matching `query`, read by `reader`, to `out`
+/// in `format`, ordered by occurrence start then seq. Returns the number
+/// of events written. A failed export writes an incomplete file and
+/// changes nothing in the database.
+pub(crate) fn export(
+    reader: &Reader<'_>,
+    query: &Query,
+    format: ExportFormat,
+    out: impl Write + Send,
+) -> Result<u64> {
+    let mut sink: Box<dyn Sink + '_> = match format {
+        ExportFormat::Jsonl => Box::new(Jsonl(std::io::BufWriter::new(out))),
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(CSV_COLUMNS).map_err(export_error)?;
+            Box::new(Csv(w))
+        }
+        ExportFormat::Parquet => Box::new(Parquet {
+            w: parquet_writer(out, events_schema()?)?,
+            page: Vec::new(),
+        }),
+    };
+    let mut n = 0u64;
+    reader.for_each_record(query, &mut |r| {
+        n += 1;
+        sink.put(r)
+    })?;
+    sink.finish()?;
+    Ok(n)
 }
 
 /// A Parquet writer (Snappy) of record batches with `schema`.
@@ -215,53 +211,50 @@ impl<W: Write + Send> Sink for Parquet<W> {
 /// The columns a changes export puts before the event's (CSV and Parquet).
 pub const CHANGE_COLUMNS: [&str; 3] = ["change", "change_seq", "side"];
 
-impl Annals {
-    /// Writes the changes between seq `since` and `at` (see
-    /// [`crate::Reader::changes_since`]) to `out`. JSON Lines: one change
-    /// per line as [`crate::EventChange::to_json`]. CSV and Parquet: one
-    /// row per version, `side` `before` or `after` (a created event has an
-    /// after row, a retracted one a before row, a corrected one both),
-    /// with [`CHANGE_COLUMNS`] then the event export's columns. Returns
-    /// the number of changes written.
-    pub fn export_changes(
-        &self,
-        at: &At,
-        since: u64,
-        query: &Query,
-        format: ExportFormat,
-        out: impl Write + Send,
-    ) -> Result<u64> {
-        let changes = self.reader(at)?.changes_since(since, query)?;
-        match format {
-            ExportFormat::Jsonl => {
-                let mut w = std::io::BufWriter::new(out);
-                for c in &changes {
-                    writeln!(w, "{}", c.to_json()).map_err(export_error)?;
-                }
-                w.flush().map_err(export_error)?;
+/// Writes the changes between seq `since` and the reader's seq (see
+/// [`crate::Reader::changes_since`]) to `out`. JSON Lines: one change
+/// per line as [`crate::EventChange::to_json`]. CSV and Parquet: one
+/// row per version, `side` `before` or `after` (a created event has an
+/// after row, a retracted one a before row, a corrected one both),
+/// with [`CHANGE_COLUMNS`] then the event export's columns. Returns
+/// the number of changes written.
+pub(crate) fn export_changes(
+    reader: &Reader<'_>,
+    since: u64,
+    query: &Query,
+    format: ExportFormat,
+    out: impl Write + Send,
+) -> Result<u64> {
+    let changes = reader.changes_since(since, query)?;
+    match format {
+        ExportFormat::Jsonl => {
+            let mut w = std::io::BufWriter::new(out);
+            for c in &changes {
+                writeln!(w, "{}", c.to_json()).map_err(export_error)?;
             }
-            ExportFormat::Csv => {
-                let mut w = csv::Writer::from_writer(out);
-                let header = CHANGE_COLUMNS.iter().chain(CSV_COLUMNS.iter());
-                w.write_record(header).map_err(export_error)?;
-                for (kind, seq, side, r) in changes.iter().flat_map(sides) {
-                    let lead = [kind.to_string(), seq.to_string(), side.to_string()];
-                    w.write_record(lead.iter().chain(csv_row(r).iter()))
-                        .map_err(export_error)?;
-                }
-                w.flush().map_err(export_error)?;
-            }
-            ExportFormat::Parquet => {
-                let rows: Vec<_> = changes.iter().flat_map(sides).collect();
-                let mut w = parquet_writer(out, change_batch(&[])?.schema())?;
-                for chunk in rows.chunks(BATCH_ROWS) {
-                    w.write(&change_batch(chunk)?).map_err(export_error)?;
-                }
-                w.close().map_err(export_error)?;
-            }
+            w.flush().map_err(export_error)?;
         }
-        Ok(changes.len() as u64)
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            let header = CHANGE_COLUMNS.iter().chain(CSV_COLUMNS.iter());
+            w.write_record(header).map_err(export_error)?;
+            for (kind, seq, side, r) in changes.iter().flat_map(sides) {
+                let lead = [kind.to_string(), seq.to_string(), side.to_string()];
+                w.write_record(lead.iter().chain(csv_row(r).iter()))
+                    .map_err(export_error)?;
+            }
+            w.flush().map_err(export_error)?;
+        }
+        ExportFormat::Parquet => {
+            let rows: Vec<_> = changes.iter().flat_map(sides).collect();
+            let mut w = parquet_writer(out, change_batch(&[])?.schema())?;
+            for chunk in rows.chunks(BATCH_ROWS) {
+                w.write(&change_batch(chunk)?).map_err(export_error)?;
+            }
+            w.close().map_err(export_error)?;
+        }
     }
+    Ok(changes.len() as u64)
 }
 
 /// The rows of one change: (kind, seq, side, version), before then after.

@@ -387,7 +387,7 @@ impl Index {
     /// Registers a new event created by `entry`; returns its number.
     fn create(&mut self, entry: &Entry, id: Uuid, start: i64, end: i64) -> Result<EventNo> {
         let n = EventNo::try_from(self.len())
-            .map_err(|_| Error::Storage("the index holds at most 2^32 events".to_string()))?;
+            .map_err(|_| Error::internal("the index holds at most 2^32 events"))?;
         self.tail.created.push(Created {
             seq: entry.seq,
             recorded_at: entry.recorded_at,
@@ -473,7 +473,7 @@ impl Index {
         let mut lists: Vec<(&u64, &Vec<EventNo>)> = t.postings.iter().collect();
         lists.sort_unstable_by_key(|(l, _)| **l);
         let ev_hi = EventNo::try_from(self.len())
-            .map_err(|_| Error::Storage("the index holds at most 2^32 events".to_string()))?;
+            .map_err(|_| Error::internal("the index holds at most 2^32 events"))?;
         segment::write(
             path,
             Parts {

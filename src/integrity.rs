@@ -4,16 +4,19 @@
 
 use serde::Serialize;
 
-use crate::db::{lock, Annals};
+use std::sync::Arc;
+
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::index::{Digest, EventNo};
 use crate::intern::Keys;
+use crate::line::branch::Branch;
+use crate::line::Line;
 use crate::log::{Body, Entry, Head};
-use crate::merge::check_origin;
 use crate::projection::Views;
-use crate::read::{Line, Reader};
+use crate::read::Reader;
 
-/// What [`Annals::verify_from`] checked.
+/// What [`crate::Annals::verify_from`] checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     /// The head checked up to.
@@ -31,6 +34,16 @@ pub struct VerifyReport {
     pub projections: u64,
 }
 
+impl VerifyReport {
+    /// `{ok: true, seq, hash, entries, events, branches, projections}`:
+    /// what `annals verify` prints and `GET /verify` returns.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"ok": true, "seq": self.seq, "hash": self.head.hash_hex(),
+            "entries": self.entries, "events": self.events,
+            "branches": self.branches, "projections": self.projections})
+    }
+}
+
 fn damage(seq: u64, what: impl Into<String>) -> Error {
     Error::corruption(seq, what)
 }
@@ -40,9 +53,9 @@ fn damage(seq: u64, what: impl Into<String>) -> Error {
 /// An excised entry must belong to a recorded excision: the stub keeps
 /// the chain whole, so only the record tells an erasure from a payload
 /// that went missing.
-pub(crate) fn check_excised(db: &Annals, entry: &Entry) -> Result<()> {
+fn check_excised(db: &Engine, entry: &Entry) -> Result<()> {
     match &entry.body {
-        Body::Excised { id } if !db.excised.contains(id) => Err(damage(
+        Body::Excised { id } if !db.main().is_excised(id) => Err(damage(
             entry.seq,
             format!("the entry's payload is gone, but no excision of event {id} is recorded"),
         )),
@@ -52,7 +65,7 @@ pub(crate) fn check_excised(db: &Annals, entry: &Entry) -> Result<()> {
 
 /// Every version of excised event number `n`, created at `seq`, is an
 /// excised entry of the event the id index maps to `n`.
-fn check_excised_event(db: &Annals, n: EventNo, seq: u64) -> Result<()> {
+fn check_excised_event(db: &Engine, n: EventNo, seq: u64) -> Result<()> {
     let Body::Excised { id } = db.log().read(seq)?.body else {
         return Err(damage(
             seq,
@@ -60,7 +73,7 @@ fn check_excised_event(db: &Annals, n: EventNo, seq: u64) -> Result<()> {
         ));
     };
     let versions = {
-        let state = db.read_state();
+        let state = db.main().state();
         if state.index.id_of(&id)? != Some(n) {
             return Err(damage(
                 seq,
@@ -78,9 +91,9 @@ fn check_excised_event(db: &Annals, n: EventNo, seq: u64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
+fn verify_locked(db: &Engine, from: u64) -> Result<VerifyReport> {
     let from = from.max(1);
-    let kept_head = db.head();
+    let kept_head = db.main().head();
     let log = db.log();
 
     // 1. The log: checksums, chain links, gapless seqs, time order (all
@@ -89,7 +102,7 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
     let mut last = log.head_at(from - 1)?;
     for item in log.entries_after(last) {
         let (entry, hash) = item?;
-        let state = db.read_state();
+        let state = db.main().state();
         let id = entry.body.id();
         let Some((n, meta)) = state.index.lookup(&id)? else {
             return Err(damage(
@@ -132,16 +145,16 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
     // live events' current versions (compared as multiset digests, so
     // memory stays bounded).
     if from == 1 {
-        db.read_state().index.check_segments()?;
+        db.main().state().index.check_segments()?;
     }
-    let mut names = db.read_state().names.clone();
+    let mut names = db.main().state().names.clone();
     let full = from == 1;
     let mut events = 0u64;
     let mut expected = Digest::default();
-    let count = db.read_state().index.len();
+    let count = db.main().state().index.len();
     for n in 0..count {
         let n = EventNo::try_from(n).map_err(|_| damage(0, "too many events"))?;
-        let Some(meta) = db.read_state().index.meta(n)? else {
+        let Some(meta) = db.main().state().index.meta(n)? else {
             return Err(damage(0, format!("event number {n} has no metadata")));
         };
         // Checking from a seq: only events it touched (the posting digest
@@ -160,7 +173,7 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
         let current = log.read_event(meta.current)?;
         {
             let (id, versions) = {
-                let state = db.read_state();
+                let state = db.main().state();
                 let id = state.index.id_of(&current.id)?;
                 (id, state.index.versions(n)?)
             };
@@ -182,7 +195,7 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
             expected.add_keys(n, &Keys::of(&mut names, &current));
         }
     }
-    if full && db.read_state().index.posting_digest()? != expected {
+    if full && db.main().state().index.posting_digest()? != expected {
         return Err(damage(
             0,
             "the posting lists differ from the live events' keys: an entry is missing, \
@@ -192,14 +205,14 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
 
     // 3. The built-in views against a fold of the log (from a snapshot
     // before `from` when checking incrementally).
-    let reader = Reader::at(db, Line::Main, kept_head.seq);
+    let reader = Reader::at(db.lines(), Line::Main, kept_head.seq);
     let (start, views) = if full {
         (Head::default(), Views::default())
     } else {
-        db.snapshot_at_or_before(from - 1)?
+        db.main().snapshot_at_or_before(from - 1)
     };
     let folded = reader.fold_forward(start, views, &mut names)?;
-    if folded != db.read_state().views.to_views()? {
+    if folded != db.main().state().views.to_views()? {
         return Err(damage(
             0,
             "a built-in view differs from a replay of the log",
@@ -207,10 +220,10 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
     }
 
     // 4. Persisted user projections against a replay.
-    let projections = db.verify_projections()?;
+    let projections = crate::replay::verify_projections(db)?;
 
     // 5. Branches: each base is in its parent's chain, own entries intact.
-    let branches = db.verify_branches()?;
+    let branches = verify_branches(db)?;
     Ok(VerifyReport {
         seq: kept_head.seq,
         head: kept_head,
@@ -221,67 +234,181 @@ pub(crate) fn verify(db: &Annals, from: u64) -> Result<VerifyReport> {
     })
 }
 
-impl Annals {
-    /// Checks everything: every entry's checksum and chain link, gapless
-    /// seqs, the id index and posting lists, every built-in view and every
-    /// persisted user projection against a replay, every branch's base and
-    /// entries. Returns the head it checked up to; damage is
-    /// [`Error::Corruption`] with the first bad seq.
-    pub fn verify(&self) -> Result<Head> {
-        self.verify_from(1).map(|r| r.head)
-    }
+/// Checks everything; see [`crate::Annals::verify`].
+pub(crate) fn verify(engine: &Engine) -> Result<Head> {
+    verify_from(engine, 1).map(|r| r.head)
+}
 
-    /// Like [`Annals::verify`], checking the log and the index from seq
-    /// `from` on, and the views by folding from the last snapshot before
-    /// `from`: an incremental check after a full one.
-    pub fn verify_from(&self, from: u64) -> Result<VerifyReport> {
-        let _writer = lock(&self.writer);
-        crate::integrity::verify(self, from)
-    }
+/// Checks from seq `from` on; see [`crate::Annals::verify_from`]. Under the
+/// writer lock, so that nothing commits meanwhile.
+pub(crate) fn verify_from(engine: &Engine, from: u64) -> Result<VerifyReport> {
+    let _writer = engine.lock_writer_any();
+    verify_locked(engine, from)
+}
 
-    /// Proves that entry `seq` is part of the chain that ends in `anchor`
-    /// (a head recorded earlier, e.g. printed by `annals head` and kept
-    /// elsewhere): re-reads entries `seq..=anchor.seq`, checks every link
-    /// and that the last hash is the anchor's. Returns entry `seq`'s hash.
-    /// If this passes, neither that entry nor any between it and the
-    /// anchor has changed since the anchor was taken.
-    pub fn prove(&self, seq: u64, anchor: Head) -> Result<crate::log::Hash> {
-        if seq == 0 || seq > anchor.seq {
-            return Err(Error::invalid(
-                "seq",
-                format!("{seq} is not in 1..={} (the anchor's seq)", anchor.seq),
+/// Proves that entry `seq` is in the chain ending in `anchor`; see
+/// [`crate::Annals::prove`].
+pub(crate) fn prove(engine: &Engine, seq: u64, anchor: Head) -> Result<crate::log::Hash> {
+    let log = engine.log();
+    if seq == 0 || seq > anchor.seq {
+        return Err(Error::invalid(
+            "seq",
+            format!("{seq} is not in 1..={} (the anchor's seq)", anchor.seq),
+        ));
+    }
+    let start = log.head_at(seq - 1)?;
+    let mut entry_hash = None;
+    let mut last = start;
+    for item in log.entries_after(start) {
+        let (entry, hash) = item?;
+        if entry.seq == seq {
+            entry_hash = Some(hash);
+        }
+        last = Head {
+            seq: entry.seq,
+            hash,
+            recorded_at: entry.recorded_at,
+        };
+        if entry.seq == anchor.seq {
+            break;
+        }
+    }
+    match entry_hash {
+        Some(h) if last.seq == anchor.seq && last.hash == anchor.hash => Ok(h),
+        _ if last.seq < anchor.seq => Err(Error::corruption(
+            last.seq + 1,
+            format!(
+                "the log ends at seq {} before the anchor at seq {}",
+                last.seq, anchor.seq
+            ),
+        )),
+        _ => Err(Error::corruption(
+            anchor.seq,
+            "the chain does not end in the anchor's hash: an entry up to the anchor changed",
+        )),
+    }
+}
+/// Checks each branch: its base is in its parent's chain with the same
+/// hash, and its own entries re-read from storage are intact and the
+/// ones held in memory. Returns how many were checked.
+fn verify_branches(engine: &Engine) -> Result<u64> {
+    let branches: Vec<Arc<Branch>> = engine.open_branches();
+    for b in &branches {
+        let base = b.log.base();
+        if b.log.head_at(base.seq)? != base {
+            return Err(Error::corruption(
+                base.seq,
+                format!(
+                    "branch `{}` starts from an entry its parent does not have",
+                    b.meta.name
+                ),
             ));
         }
-        let start = self.log.head_at(seq - 1)?;
-        let mut entry_hash = None;
-        let mut last = start;
-        for item in self.log.entries_after(start) {
-            let (entry, hash) = item?;
-            if entry.seq == seq {
-                entry_hash = Some(hash);
-            }
-            last = Head {
-                seq: entry.seq,
-                hash,
-                recorded_at: entry.recorded_at,
-            };
-            if entry.seq == anchor.seq {
-                break;
-            }
-        }
-        match entry_hash {
-            Some(h) if last.seq == anchor.seq && last.hash == anchor.hash => Ok(h),
-            _ if last.seq < anchor.seq => Err(Error::corruption(
-                last.seq + 1,
+        let stored: Vec<Entry> = b
+            .log
+            .entries_after(base)
+            .map(|r| r.map(|(e, _)| e))
+            .collect::<Result<_>>()?;
+        if stored != b.entries_upto(u64::MAX) {
+            return Err(Error::corruption(
+                base.seq + 1,
                 format!(
-                    "the log ends at seq {} before the anchor at seq {}",
-                    last.seq, anchor.seq
+                    "branch `{}`: stored entries differ from the open branch",
+                    b.meta.name
                 ),
-            )),
-            _ => Err(Error::corruption(
-                anchor.seq,
-                "the chain does not end in the anchor's hash: an entry up to the anchor changed",
-            )),
+            ));
         }
+        for entry in &stored {
+            check_origin(engine, entry)?;
+            check_excised(engine, entry)?;
+        }
+    }
+    Ok(branches.len() as u64)
+}
+
+/// Checks that a merged entry applies what its origin says: the branch
+/// entry exists with that hash and carries the same event version.
+/// Nothing can be checked once the branch is dropped (or its name reused
+/// by a branch created after the merge).
+fn check_origin(db: &Engine, entry: &Entry) -> Result<()> {
+    let Some(o) = &entry.origin else {
+        return Ok(());
+    };
+    let Ok(branch) = db.branch(&o.branch) else {
+        return Ok(());
+    };
+    if branch.meta.created_at > entry.recorded_at {
+        return Ok(());
+    }
+    let damage = |what: String| {
+        Error::corruption(
+            entry.seq,
+            format!("merged from branch `{}` seq {}: {what}", o.branch, o.seq),
+        )
+    };
+    if o.seq > branch.head().seq {
+        return Err(damage("the branch has no such entry".into()));
+    }
+    if branch.log.head_at(o.seq)?.hash != o.hash {
+        return Err(damage("the branch entry's hash differs".into()));
+    }
+    let from = branch.log.read(o.seq)?;
+    if from.body.id() != entry.body.id() || from.body.event() != entry.body.event() {
+        return Err(damage("the branch entry carries another change".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Annals;
+    use crate::entry::Origin;
+    use crate::merge::MergeOptions;
+    use crate::model::Event;
+    use crate::record::Op;
+    use crate::time::Occurred;
+    use uuid::Uuid;
+
+    fn event(n: u128) -> Result<Event> {
+        let mut e = Event::new("meeting", Occurred::parse("2025-10")?);
+        e.id = Uuid::from_u128(n);
+        Ok(e)
+    }
+
+    #[test]
+    fn check_origin_catches_a_forged_origin() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let db = Annals::open(dir.path().join("db"))?;
+        db.append(vec![event(1)?])?;
+        db.create_branch("b", None, None)?;
+        db.write_branch(
+            "b",
+            vec![Op::Append(event(2)?), Op::Append(event(3)?)],
+            None,
+        )?;
+        db.merge("b", &MergeOptions::default())?;
+        let merged = db.engine().log().read(2)?;
+        check_origin(db.engine(), &merged)?;
+        let forge = |f: &dyn Fn(&mut Origin)| {
+            let mut e = merged.clone();
+            if let Some(o) = e.origin.as_mut() {
+                f(o);
+            }
+            check_origin(db.engine(), &e).map_err(|e| e.to_string())
+        };
+        let err = forge(&|o| o.seq = 3).err().unwrap_or_default();
+        assert!(err.contains("hash differs"), "{err}");
+        let err = forge(&|o| o.seq = 9).err().unwrap_or_default();
+        assert!(err.contains("no such entry"), "{err}");
+        let three = db.engine().log().read(3)?;
+        let err = forge(&|o| {
+            o.seq = 3;
+            o.hash = three.origin.as_ref().map_or([0; 32], |t| t.hash);
+        })
+        .err()
+        .unwrap_or_default();
+        assert!(err.contains("another change"), "{err}");
+        Ok(())
     }
 }

@@ -415,6 +415,27 @@ pub fn read_events(input: &mut dyn std::io::BufRead, name: &str) -> Result<Vec<E
     }
 }
 
+/// The new version of event `id` from a JSON object: its `id` may be left
+/// out, but if given must be `id`. `at` names the input in errors. What
+/// `annals correct` and `PUT /events/{id}` read.
+pub fn correction_event(mut value: serde_json::Value, id: Uuid, at: &str) -> Result<Event> {
+    if let serde_json::Value::Object(m) = &mut value {
+        match m.get("id").and_then(|v| v.as_str()) {
+            Some(given) if Uuid::parse_str(given).ok() != Some(id) => {
+                return Err(Error::Invalid {
+                    at: at.into(),
+                    field: "id".into(),
+                    reason: format!("`{given}` differs from the id being corrected ({id})"),
+                })
+            }
+            _ => {
+                m.insert("id".into(), Value::String(id.to_string()));
+            }
+        }
+    }
+    event_from_value(value).map_err(|e| e.at(at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

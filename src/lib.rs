@@ -9,7 +9,7 @@
 //! use annals::{Annals, Event, Occurred, Query};
 //!
 //! # fn main() -> annals::Result<()> {
-//! let dir = tempfile::tempdir().map_err(|e| annals::Error::Storage(e.to_string()))?;
+//! let dir = tempfile::tempdir().map_err(|e| annals::Error::Io { path: "tempdir".into(), source: e })?;
 //! let db = Annals::open(dir.path().join("timeline.db"))?;
 //!
 //! // Append as reports arrive: one atomic, durable batch.
@@ -43,28 +43,33 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod branch;
 mod codec;
 pub mod columnar;
 mod country;
 mod db;
 #[cfg(feature = "delta")]
 mod delta;
+mod engine;
 mod entry;
 mod error;
 mod excise;
 mod export;
+mod folder;
+mod follow;
 mod import;
 mod index;
 mod integrity;
 mod intern;
 mod json;
+mod line;
 mod log;
 mod merge;
 mod model;
 pub mod projection;
 mod query;
 mod read;
+mod record;
+mod replay;
 mod segment;
 mod snapshot;
 mod state;
@@ -72,11 +77,12 @@ mod store;
 mod subscribe;
 mod sync;
 mod time;
+mod write;
+mod writer;
 
-pub use branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_NAME_BYTES};
 pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
-pub use db::{Annals, Builder, Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
+pub use db::{Annals, Builder};
 #[cfg(feature = "delta")]
 pub use delta::{PublishReport, PARTITION_COLUMN};
 pub use entry::{hex, parse_hash, Body, Entry, Hash, Head, Origin};
@@ -89,20 +95,20 @@ pub use import::{
 };
 pub use integrity::VerifyReport;
 pub use json::{
-    event_from_value, event_to_line, event_to_value, parse_event, read_events, Position,
-    MAX_LINE_BYTES,
+    correction_event, event_from_value, event_to_line, event_to_value, parse_event, read_events,
+    Position, MAX_LINE_BYTES,
 };
+pub use line::branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_NAME_BYTES};
 pub use merge::{MergeChange, MergeConflict, MergeOptions, MergeReport, OnConflict};
 pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
     MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,
 };
 pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection, Registered};
-pub use query::Query;
-pub use read::{
-    Against, AsOf, At, ChangeKind, DatasetRow, DiffRow, EventChange, EventDiff, EventDiffKind,
-    Reader, ViewKind, HAND_ENTERED,
-};
+pub use query::{Filters, Query};
+pub use read::diff::{Against, DiffRow, EventDiff, EventDiffKind, ViewKind};
+pub use read::{AsOf, At, ChangeKind, DatasetRow, EventChange, Reader, HAND_ENTERED};
+pub use record::{Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
 pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
 pub use subscribe::Subscription;
 pub use time::{

@@ -108,7 +108,7 @@ impl Log {
             }
         }
         out.into_iter()
-            .map(|e| e.ok_or_else(|| Error::Storage("internal: an event was not read".into())))
+            .map(|e| e.ok_or_else(|| Error::internal("an event was not read")))
             .collect()
     }
 
@@ -283,8 +283,8 @@ impl Log {
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in entries {
             if entry.seq != prev.seq + 1 || entry.recorded_at < prev.recorded_at {
-                return Err(Error::Storage(format!(
-                    "internal: entry {} does not continue head {}",
+                return Err(Error::Internal(format!(
+                    "entry {} does not continue head {}",
                     entry.seq, prev.seq
                 )));
             }

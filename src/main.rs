@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use annals::{
-    Against, Annals, AsOf, At, Error, Event, Granularity, MergeOptions, OnConflict, Op, Query,
-    ViewKind,
+    Against, Annals, AsOf, At, Error, Event, Granularity, MergeOptions, OnConflict, Op, ViewKind,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use uuid::Uuid;
 
+use cli::common::{build_query, CliError, QueryArgs};
 use cli::output::{self, Format};
 
 /// An embeddable, event-sourced timeline database.
@@ -398,31 +398,6 @@ impl AtArgs {
     }
 }
 
-#[derive(clap::Args)]
-struct QueryArgs {
-    /// Events concerning this country (repeat for any of several).
-    #[arg(long = "country")]
-    countries: Vec<String>,
-    /// Events naming this actor in any role (repeatable).
-    #[arg(long = "actor")]
-    actors: Vec<String>,
-    /// Events of this kind (repeatable).
-    #[arg(long = "kind")]
-    kinds: Vec<String>,
-    /// Start of the occurrence range: 2025, 2025-09, 2025-09-10 or RFC 3339.
-    #[arg(long)]
-    from: Option<String>,
-    /// End of the occurrence range, inclusive at its precision.
-    #[arg(long)]
-    to: Option<String>,
-    /// Only events certainly inside the range (not merely overlapping it).
-    #[arg(long)]
-    within: bool,
-    /// At most this many events.
-    #[arg(long)]
-    limit: Option<usize>,
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 #[allow(clippy::enum_variant_names)] // the names are the CLI's words
 enum ViewName {
@@ -452,17 +427,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Errors of the CLI: the library's, and output failures.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CliError {
-    #[error(transparent)]
-    Annals(#[from] Error),
-    #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
-    #[error("{0}")]
-    Usage(String),
 }
 
 fn open(db: &Path) -> Result<Annals, Error> {
@@ -593,7 +557,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
                         }
                         .into())
                     }
-                    None => return Err(not_found(id).into()),
+                    None => return Err(Error::no_event(id).into()),
                 },
             }
         }
@@ -602,7 +566,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             let id = parse_id(&id)?;
             let versions = db.reader(&at.at()?)?.history(id)?;
             if versions.is_empty() {
-                return Err(not_found(id).into());
+                return Err(Error::no_event(id).into());
             }
             output::history(out, format, &versions)?;
         }
@@ -847,7 +811,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
             };
             return match db.verify_from(from) {
                 Ok(r) => {
-                    output::print_object(out, format, &verified_json(&r))?;
+                    output::print_object(out, format, &r.to_json())?;
                     Ok(0)
                 }
                 Err(e) if e.is_damage() => damage(out, format, e),
@@ -858,28 +822,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// What `verify` prints (and `GET /verify` returns) on damage: the first
-/// damaged seq (0 when not in the log) and, for a derived file, its path.
-fn damage_json(e: &Error) -> serde_json::Value {
-    match e {
-        Error::Corruption { seq, reason } => json!({"ok": false, "seq": seq, "error": reason}),
-        Error::DerivedDamage { file, .. } => json!({"ok": false, "seq": 0,
-            "file": file.display().to_string(), "error": e.to_string()}),
-        other => json!({"ok": false, "seq": 0, "error": other.to_string()}),
-    }
-}
-
-/// What `verify` prints (and `GET /verify` returns) when all is well.
-fn verified_json(r: &annals::VerifyReport) -> serde_json::Value {
-    json!({"ok": true, "seq": r.seq, "hash": r.head.hash_hex(),
-        "entries": r.entries, "events": r.events,
-        "branches": r.branches, "projections": r.projections})
-}
-
 /// Reports damage found by `verify` or `prove`: the result object on
 /// stdout, the message on stderr, exit code 3.
 fn damage(out: &mut dyn Write, format: Format, e: Error) -> Result<u8, CliError> {
-    output::print_object(out, format, &damage_json(&e))?;
+    output::print_object(out, format, &e.damage_json())?;
     match &e {
         Error::Corruption { seq, reason } => {
             eprintln!("annals: damage found at seq {seq}: {reason}")
@@ -894,45 +840,12 @@ fn first_seq(written: Vec<annals::Written>) -> u64 {
     written.first().map_or(0, |w| w.seq)
 }
 
-fn not_found(id: Uuid) -> Error {
-    Error::NotFound {
-        at: String::new(),
-        what: format!("no event with id {id}"),
-    }
-}
-
 fn parse_id(s: &str) -> Result<Uuid, Error> {
     Uuid::parse_str(s.trim()).map_err(|e| Error::Invalid {
         at: "arguments".into(),
         field: "id".into(),
         reason: format!("`{s}` is not a UUID ({e})"),
     })
-}
-
-fn build_query(q: QueryArgs) -> Result<Query, Error> {
-    let mut query = Query::new();
-    for c in &q.countries {
-        query = query.country(c);
-    }
-    for a in &q.actors {
-        query = query.actor(a);
-    }
-    for k in &q.kinds {
-        query = query.kind(k);
-    }
-    if let Some(f) = &q.from {
-        query = query.from(f)?;
-    }
-    if let Some(t) = &q.to {
-        query = query.to(t)?;
-    }
-    if q.within {
-        query = query.within();
-    }
-    if let Some(n) = q.limit {
-        query = query.limit(n);
-    }
-    Ok(query)
 }
 
 /// The name used in error messages for an input file.
@@ -983,27 +896,7 @@ fn read_one_event(file: &str, id: Uuid) -> Result<Event, Error> {
         field: "-".into(),
         reason: format!("malformed JSON at column {}: {e}", e.column()),
     })?;
-    correction_event(value, id, &name)
-}
-
-/// The new version of event `id` from a JSON object: its `id` may be left
-/// out, but if given must be `id`.
-fn correction_event(mut value: serde_json::Value, id: Uuid, at: &str) -> Result<Event, Error> {
-    if let serde_json::Value::Object(m) = &mut value {
-        match m.get("id").and_then(|v| v.as_str()) {
-            Some(given) if Uuid::parse_str(given).ok() != Some(id) => {
-                return Err(Error::Invalid {
-                    at: at.into(),
-                    field: "id".into(),
-                    reason: format!("`{given}` differs from the id being corrected ({id})"),
-                })
-            }
-            _ => {
-                m.insert("id".into(), json!(id.to_string()));
-            }
-        }
-    }
-    annals::event_from_value(value).map_err(|e| e.at(at))
+    annals::correction_event(value, id, &name)
 }
 
 /// `publish delta`: one summary line per run that wrote something. With

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::branch::Branch;
-use crate::db::{Annals, Op, Record, Written};
+use crate::engine::Engine;
 use crate::entry::{hex, Body, Entry, Hash, Head, Origin};
 use crate::error::{Error, Result};
+use crate::line::branch::Branch;
+use crate::line::Line;
 use crate::model::Event;
-use crate::read::{ChangeKind, Line, Reader};
+use crate::read::{ChangeKind, Reader};
+use crate::record::{check_batch, Op, Record, Written};
 
 /// What a merge does with an event changed on both sides since the base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,7 +29,7 @@ pub enum OnConflict {
     Target,
 }
 
-/// How to merge; see [`Annals::merge`].
+/// How to merge; see [`crate::Annals::merge`].
 #[derive(Debug, Clone, Default)]
 pub struct MergeOptions {
     /// The branch to merge into; `None` for main.
@@ -64,7 +66,7 @@ pub struct MergeConflict {
     pub branch: Option<Record>,
 }
 
-/// What [`Annals::merge`] did, or in a dry run would do.
+/// What [`crate::Annals::merge`] did, or in a dry run would do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeReport {
     /// The branch merged.
@@ -162,17 +164,17 @@ fn line_of(branch: &Option<Arc<Branch>>) -> Line {
 }
 
 /// The lines `branch` reads through, from itself back to main.
-fn lineage(db: &Annals, branch: Option<Arc<Branch>>) -> Result<Vec<Step>> {
+fn lineage(db: &Engine, branch: Option<Arc<Branch>>) -> Result<Vec<Step>> {
     let upto = branch
         .as_ref()
-        .map_or_else(|| db.head().seq, |b| b.head().seq);
+        .map_or_else(|| db.main().head().seq, |b| b.head().seq);
     lineage_upto(db, branch, upto)
 }
 
 /// The lines `branch` reads through as of its seq `upto`, from itself back
 /// to main, each with the last seq it contributes.
 pub(crate) fn lineage_upto(
-    db: &Annals,
+    db: &Engine,
     branch: Option<Arc<Branch>>,
     mut upto: u64,
 ) -> Result<Vec<Step>> {
@@ -231,239 +233,246 @@ fn op_for(
     })
 }
 
-impl Annals {
-    /// Merges branch `branch` into main or into `opts.into`.
-    ///
-    /// Three-way by event id against the base, the last seq the two share:
-    /// an event the branch changed since the base is brought over if the
-    /// target has not changed it since (created events are appended,
-    /// corrections and retractions applied); an event both changed, to
-    /// different states, is a conflict, settled by `opts.on_conflict`.
-    /// An event both changed to the same state is not a conflict. If the
-    /// target's version of an event came from an earlier merge of this
-    /// branch, and the branch held that version at the merged seq, the
-    /// base for that event moves there, so merging again only brings what
-    /// changed since. When the target has not moved since the base, the
-    /// branch's entries are replayed one by one (a fast-forward).
-    ///
-    /// All changes are one atomic batch on the target; each entry records
-    /// the branch, seq and hash of the branch entry it applies
-    /// ([`crate::Version::origin`]), which `verify` checks. The branch is
-    /// left as it was. With [`OnConflict::Fail`] and conflicts, nothing is
-    /// written and the error lists them; [`MergeOptions::dry_run`] returns
-    /// the same report without writing.
-    pub fn merge(&self, branch: &str, opts: &MergeOptions) -> Result<MergeReport> {
-        if branch == "main" {
-            return Err(Error::invalid(
-                "branch",
-                "main cannot be merged; merge a branch into main",
-            ));
-        }
-        let into = opts.into.as_deref().unwrap_or("main");
-        if into == branch {
-            return Err(Error::invalid(
-                "into",
-                format!("cannot merge branch `{branch}` into itself"),
-            ));
-        }
-        // The whole merge, from finding the branches on, sees one state of
-        // both lines: no write or drop can come between.
-        let mut writer = self.lock_writer()?;
-        let source = self.branch(branch)?;
-        let target = match into {
-            "main" => None,
-            name => Some(self.branch(name)?),
-        };
-        let plan = self.plan(&source, target.clone(), into, opts.on_conflict)?;
-        let mut report = MergeReport {
-            branch: branch.to_string(),
-            into: into.to_string(),
-            base_seq: plan.base_seq,
-            fast_forward: plan.fast_forward,
-            dry_run: opts.dry_run,
-            changes: plan.changes,
-            conflicts: plan.conflicts,
-            written: Vec::new(),
-            head: plan.target_head,
-        };
-        if opts.dry_run {
-            return Ok(report);
-        }
-        if opts.on_conflict == OnConflict::Fail && !report.conflicts.is_empty() {
-            let ids: Vec<String> = report
-                .conflicts
+/// Merges branch `branch` into main or into `opts.into`.
+///
+/// Three-way by event id against the base, the last seq the two share:
+/// an event the branch changed since the base is brought over if the
+/// target has not changed it since (created events are appended,
+/// corrections and retractions applied); an event both changed, to
+/// different states, is a conflict, settled by `opts.on_conflict`.
+/// An event both changed to the same state is not a conflict. If the
+/// target's version of an event came from an earlier merge of this
+/// branch, and the branch held that version at the merged seq, the
+/// base for that event moves there, so merging again only brings what
+/// changed since. When the target has not moved since the base, the
+/// branch's entries are replayed one by one (a fast-forward).
+///
+/// All changes are one atomic batch on the target; each entry records
+/// the branch, seq and hash of the branch entry it applies
+/// ([`crate::Version::origin`]), which `verify` checks. The branch is
+/// left as it was. With [`OnConflict::Fail`] and conflicts, nothing is
+/// written and the error lists them; [`MergeOptions::dry_run`] returns
+/// the same report without writing.
+pub(crate) fn merge(engine: &Engine, branch: &str, opts: &MergeOptions) -> Result<MergeReport> {
+    if branch == "main" {
+        return Err(Error::invalid(
+            "branch",
+            "main cannot be merged; merge a branch into main",
+        ));
+    }
+    let into = opts.into.as_deref().unwrap_or("main");
+    if into == branch {
+        return Err(Error::invalid(
+            "into",
+            format!("cannot merge branch `{branch}` into itself"),
+        ));
+    }
+    // The whole merge, from finding the branches on, sees one state of
+    // both lines: no write or drop can come between.
+    let mut writer = engine.lock_writer()?;
+    let source = engine.branch(branch)?;
+    let target = match into {
+        "main" => None,
+        name => Some(engine.branch(name)?),
+    };
+    let plan = plan(engine, &source, target.clone(), into, opts.on_conflict)?;
+    let mut report = MergeReport {
+        branch: branch.to_string(),
+        into: into.to_string(),
+        base_seq: plan.base_seq,
+        fast_forward: plan.fast_forward,
+        dry_run: opts.dry_run,
+        changes: plan.changes,
+        conflicts: plan.conflicts,
+        written: Vec::new(),
+        head: plan.target_head,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    if opts.on_conflict == OnConflict::Fail && !report.conflicts.is_empty() {
+        let ids: Vec<String> = report
+            .conflicts
+            .iter()
+            .take(5)
+            .map(|c| c.id.to_string())
+            .collect();
+        return Err(Error::Conflict {
+            at: format!("merging `{branch}` into `{into}`"),
+            reason: format!(
+                "{} event(s) changed on both sides since seq {} ({}{}); nothing was \
+                 written; see --dry-run, or choose --on-conflict branch|target",
+                report.conflicts.len(),
+                report.base_seq,
+                ids.join(", "),
+                if report.conflicts.len() > ids.len() {
+                    ", ..."
+                } else {
+                    ""
+                },
+            ),
+        });
+    }
+    if plan.ops.is_empty() {
+        return Ok(report);
+    }
+    check_batch(&plan.ops)?;
+    report.written = engine.commit(
+        &mut writer,
+        target.as_deref(),
+        plan.ops,
+        false,
+        &plan.origins,
+    )?;
+    report.head = match &target {
+        None => engine.main().head(),
+        Some(t) => t.head(),
+    };
+    Ok(report)
+}
+
+fn plan(
+    engine: &Engine,
+    source: &Arc<Branch>,
+    target: Option<Arc<Branch>>,
+    into: &str,
+    on_conflict: OnConflict,
+) -> Result<Plan> {
+    let src_steps = lineage(engine, Some(Arc::clone(source)))?;
+    let tgt_steps = lineage(engine, target.clone())?;
+    let target_head = target
+        .as_ref()
+        .map_or_else(|| engine.main().head(), |t| t.head());
+    let (common, base_seq) = src_steps
+        .iter()
+        .find_map(|s| {
+            tgt_steps
                 .iter()
-                .take(5)
-                .map(|c| c.id.to_string())
-                .collect();
-            return Err(Error::Conflict {
-                at: format!("merging `{branch}` into `{into}`"),
-                reason: format!(
-                    "{} event(s) changed on both sides since seq {} ({}{}); nothing was \
-                     written; see --dry-run, or choose --on-conflict branch|target",
-                    report.conflicts.len(),
-                    report.base_seq,
-                    ids.join(", "),
-                    if report.conflicts.len() > ids.len() {
-                        ", ..."
-                    } else {
-                        ""
-                    },
-                ),
+                .find(|t| t.name() == s.name())
+                .map(|t| (s, s.upto.min(t.upto)))
+        })
+        .ok_or_else(|| Error::internal("branches share no history"))?;
+    let src_name = source.meta.name.clone();
+    let origin = |seq: u64, hash: Hash| Origin {
+        branch: src_name.clone(),
+        seq,
+        hash,
+    };
+
+    // The branch's side: its entries after the base, in order.
+    let log = &source.log;
+    let mut entries: Vec<(Entry, Hash)> = Vec::new();
+    for item in log.entries_after(log.head_at(base_seq)?) {
+        entries.push(item?);
+    }
+    let fast_forward = target_head.seq == base_seq;
+    let mut plan = Plan {
+        base_seq,
+        fast_forward,
+        target_head,
+        ops: Vec::new(),
+        origins: Vec::new(),
+        changes: Vec::new(),
+        conflicts: Vec::new(),
+    };
+    if fast_forward {
+        for (entry, hash) in entries {
+            let id = entry.body.id();
+            let (op, kind) = match entry.body {
+                Body::Event(e) => (Op::Append(e), ChangeKind::Created),
+                Body::Correction(e) => (Op::Correct(e), ChangeKind::Corrected),
+                Body::Retraction { id, reason } => {
+                    (Op::Retract { id, reason }, ChangeKind::Retracted)
+                }
+                // Excised on every line alike: nothing to carry over.
+                Body::Excised { .. } => continue,
+            };
+            plan.push(id, op, kind, origin(entry.seq, hash), false);
+        }
+        return Ok(plan);
+    }
+
+    // The last branch entry per event, in branch order.
+    let mut last: HashMap<Uuid, usize> = HashMap::new();
+    for (i, (entry, _)) in entries.iter().enumerate() {
+        last.insert(entry.body.id(), i);
+    }
+    let mut touched: Vec<(usize, Uuid)> = last.into_iter().map(|(id, i)| (i, id)).collect();
+    touched.sort_unstable();
+
+    let base = Reader::at(engine.lines(), common.line(), base_seq);
+    let src = Reader::at(
+        engine.lines(),
+        Line::Branch(Arc::clone(source)),
+        source.head().seq,
+    );
+    let tgt = Reader::at(engine.lines(), line_of(&target), target_head.seq);
+    for (i, id) in touched {
+        let Some((entry, hash)) = entries.get(i) else {
+            continue;
+        };
+        let src_rec = src.get(id)?;
+        let tgt_rec = tgt.get(id)?;
+        let (s, t) = (state_of(&src_rec), state_of(&tgt_rec));
+        let mut base_rec = base.get(id)?;
+        // Only an event the target changed since the base can have
+        // a base moved by an earlier merge.
+        if state_of(&base_rec) != t {
+            if let Some(merged) = merged_state(engine, &tgt, id, source, &t)? {
+                base_rec = merged;
+            }
+        }
+        let b = state_of(&base_rec);
+        if s == b || s == t {
+            continue;
+        }
+        let reason = match &entry.body {
+            Body::Retraction { reason, .. } => reason.clone(),
+            _ => format!("retracted on branch `{}`", source.meta.name),
+        };
+        let conflict = t != b;
+        let apply = if !conflict || on_conflict == OnConflict::Branch {
+            op_for(id, &t, &s, &reason, into)?
+        } else {
+            None
+        };
+        if conflict {
+            plan.conflicts.push(MergeConflict {
+                id,
+                base: base_rec,
+                target: tgt_rec,
+                branch: src_rec,
             });
         }
-        if plan.ops.is_empty() {
-            return Ok(report);
+        if let Some((op, kind)) = apply {
+            plan.push(id, op, kind, origin(entry.seq, *hash), conflict);
         }
-        crate::db::check_batch(&plan.ops)?;
-        report.written = match &target {
-            None => self.commit_main(&mut writer, plan.ops, false, &plan.origins)?,
-            Some(t) => self.commit_branch(&mut writer, t, plan.ops, &plan.origins)?,
-        };
-        report.head = match &target {
-            None => self.head(),
-            Some(t) => t.head(),
-        };
-        Ok(report)
     }
+    Ok(plan)
+}
 
-    fn plan(
-        &self,
-        source: &Arc<Branch>,
-        target: Option<Arc<Branch>>,
-        into: &str,
-        on_conflict: OnConflict,
-    ) -> Result<Plan> {
-        let src_steps = lineage(self, Some(Arc::clone(source)))?;
-        let tgt_steps = lineage(self, target.clone())?;
-        let target_head = target.as_ref().map_or_else(|| self.head(), |t| t.head());
-        let (common, base_seq) = src_steps
-            .iter()
-            .find_map(|s| {
-                tgt_steps
-                    .iter()
-                    .find(|t| t.name() == s.name())
-                    .map(|t| (s, s.upto.min(t.upto)))
-            })
-            .ok_or_else(|| Error::Storage("internal: branches share no history".into()))?;
-        let src_name = source.meta.name.clone();
-        let origin = |seq: u64, hash: Hash| Origin {
-            branch: src_name.clone(),
-            seq,
-            hash,
-        };
-
-        // The branch's side: its entries after the base, in order.
-        let log = &source.log;
-        let mut entries: Vec<(Entry, Hash)> = Vec::new();
-        for item in log.entries_after(log.head_at(base_seq)?) {
-            entries.push(item?);
-        }
-        let fast_forward = target_head.seq == base_seq;
-        let mut plan = Plan {
-            base_seq,
-            fast_forward,
-            target_head,
-            ops: Vec::new(),
-            origins: Vec::new(),
-            changes: Vec::new(),
-            conflicts: Vec::new(),
-        };
-        if fast_forward {
-            for (entry, hash) in entries {
-                let id = entry.body.id();
-                let (op, kind) = match entry.body {
-                    Body::Event(e) => (Op::Append(e), ChangeKind::Created),
-                    Body::Correction(e) => (Op::Correct(e), ChangeKind::Corrected),
-                    Body::Retraction { id, reason } => {
-                        (Op::Retract { id, reason }, ChangeKind::Retracted)
-                    }
-                    // Excised on every line alike: nothing to carry over.
-                    Body::Excised { .. } => continue,
-                };
-                plan.push(id, op, kind, origin(entry.seq, hash), false);
-            }
-            return Ok(plan);
-        }
-
-        // The last branch entry per event, in branch order.
-        let mut last: HashMap<Uuid, usize> = HashMap::new();
-        for (i, (entry, _)) in entries.iter().enumerate() {
-            last.insert(entry.body.id(), i);
-        }
-        let mut touched: Vec<(usize, Uuid)> = last.into_iter().map(|(id, i)| (i, id)).collect();
-        touched.sort_unstable();
-
-        let base = Reader::at(self, common.line(), base_seq);
-        let src = Reader::at(self, Line::Branch(Arc::clone(source)), source.head().seq);
-        let tgt = Reader::at(self, line_of(&target), target_head.seq);
-        for (i, id) in touched {
-            let Some((entry, hash)) = entries.get(i) else {
-                continue;
-            };
-            let src_rec = src.get(id)?;
-            let tgt_rec = tgt.get(id)?;
-            let (s, t) = (state_of(&src_rec), state_of(&tgt_rec));
-            let mut base_rec = base.get(id)?;
-            // Only an event the target changed since the base can have
-            // a base moved by an earlier merge.
-            if state_of(&base_rec) != t {
-                if let Some(merged) = self.merged_state(&tgt, id, source, &t)? {
-                    base_rec = merged;
-                }
-            }
-            let b = state_of(&base_rec);
-            if s == b || s == t {
-                continue;
-            }
-            let reason = match &entry.body {
-                Body::Retraction { reason, .. } => reason.clone(),
-                _ => format!("retracted on branch `{}`", source.meta.name),
-            };
-            let conflict = t != b;
-            let apply = if !conflict || on_conflict == OnConflict::Branch {
-                op_for(id, &t, &s, &reason, into)?
-            } else {
-                None
-            };
-            if conflict {
-                plan.conflicts.push(MergeConflict {
-                    id,
-                    base: base_rec,
-                    target: tgt_rec,
-                    branch: src_rec,
-                });
-            }
-            if let Some((op, kind)) = apply {
-                plan.push(id, op, kind, origin(entry.seq, *hash), conflict);
-            }
-        }
-        Ok(plan)
+/// If the target's current version of `id` was written by a merge of
+/// `source` whose branch entry is still on it, and the branch held the
+/// same state then, that state as of the merged seq: the base the
+/// next merge compares against.
+fn merged_state(
+    engine: &Engine,
+    tgt: &Reader<'_>,
+    id: Uuid,
+    source: &Arc<Branch>,
+    t: &State<'_>,
+) -> Result<Option<Option<Record>>> {
+    let Some(o) = tgt.history(id)?.pop().and_then(|v| v.origin) else {
+        return Ok(None);
+    };
+    if o.branch != source.meta.name
+        || o.seq > source.head().seq
+        || source.log.head_at(o.seq)?.hash != o.hash
+    {
+        return Ok(None);
     }
-
-    /// If the target's current version of `id` was written by a merge of
-    /// `source` whose branch entry is still on it, and the branch held the
-    /// same state then, that state as of the merged seq: the base the
-    /// next merge compares against.
-    fn merged_state(
-        &self,
-        tgt: &Reader<'_>,
-        id: Uuid,
-        source: &Arc<Branch>,
-        t: &State<'_>,
-    ) -> Result<Option<Option<Record>>> {
-        let Some(o) = tgt.history(id)?.pop().and_then(|v| v.origin) else {
-            return Ok(None);
-        };
-        if o.branch != source.meta.name
-            || o.seq > source.head().seq
-            || source.log.head_at(o.seq)?.hash != o.hash
-        {
-            return Ok(None);
-        }
-        let then = Reader::at(self, Line::Branch(Arc::clone(source)), o.seq).get(id)?;
-        Ok((state_of(&then) == *t).then_some(then))
-    }
+    let then = Reader::at(engine.lines(), Line::Branch(Arc::clone(source)), o.seq).get(id)?;
+    Ok((state_of(&then) == *t).then_some(then))
 }
 
 /// A worked-out merge.
@@ -487,86 +496,5 @@ impl Plan {
             origin,
             resolves_conflict: resolves,
         });
-    }
-}
-
-/// Checks that a merged entry applies what its origin says: the branch
-/// entry exists with that hash and carries the same event version.
-/// Nothing can be checked once the branch is dropped (or its name reused
-/// by a branch created after the merge).
-pub(crate) fn check_origin(db: &Annals, entry: &Entry) -> Result<()> {
-    let Some(o) = &entry.origin else {
-        return Ok(());
-    };
-    let Ok(branch) = db.branch(&o.branch) else {
-        return Ok(());
-    };
-    if branch.meta.created_at > entry.recorded_at {
-        return Ok(());
-    }
-    let damage = |what: String| {
-        Error::corruption(
-            entry.seq,
-            format!("merged from branch `{}` seq {}: {what}", o.branch, o.seq),
-        )
-    };
-    if o.seq > branch.head().seq {
-        return Err(damage("the branch has no such entry".into()));
-    }
-    if branch.log.head_at(o.seq)?.hash != o.hash {
-        return Err(damage("the branch entry's hash differs".into()));
-    }
-    let from = branch.log.read(o.seq)?;
-    if from.body.id() != entry.body.id() || from.body.event() != entry.body.event() {
-        return Err(damage("the branch entry carries another change".into()));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::time::Occurred;
-
-    fn event(n: u128) -> Result<Event> {
-        let mut e = Event::new("meeting", Occurred::parse("2025-10")?);
-        e.id = Uuid::from_u128(n);
-        Ok(e)
-    }
-
-    #[test]
-    fn check_origin_catches_a_forged_origin() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Storage(e.to_string()))?;
-        let db = Annals::open(dir.path().join("db"))?;
-        db.append(vec![event(1)?])?;
-        db.create_branch("b", None, None)?;
-        db.write_branch(
-            "b",
-            vec![Op::Append(event(2)?), Op::Append(event(3)?)],
-            None,
-        )?;
-        db.merge("b", &MergeOptions::default())?;
-        let merged = db.log().read(2)?;
-        check_origin(&db, &merged)?;
-        let forge = |f: &dyn Fn(&mut Origin)| {
-            let mut e = merged.clone();
-            if let Some(o) = e.origin.as_mut() {
-                f(o);
-            }
-            check_origin(&db, &e).map_err(|e| e.to_string())
-        };
-        let err = forge(&|o| o.seq = 3).err().unwrap_or_default();
-        assert!(err.contains("hash differs"), "{err}");
-        let err = forge(&|o| o.seq = 9).err().unwrap_or_default();
-        assert!(err.contains("no such entry"), "{err}");
-        let three = db.log().read(3)?;
-        let err = forge(&|o| {
-            o.seq = 3;
-            o.hash = three.origin.as_ref().map_or([0; 32], |t| t.hash);
-        })
-        .err()
-        .unwrap_or_default();
-        assert!(err.contains("another change"), "{err}");
-        Ok(())
     }
 }

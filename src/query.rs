@@ -29,6 +29,56 @@ pub struct Query {
     pub limit: Option<usize>,
 }
 
+/// A query's filters as text, the words every front end shares (the CLI's
+/// `--country`, `--from`, ...; HTTP's `country=`, `from=`, ...): turned
+/// into a [`Query`] in one place, so that they mean the same everywhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// `country`: ISO 3166-1 alpha-2 codes (any of them).
+    pub countries: Vec<String>,
+    /// `actor`: actor names, in any role (any of them).
+    pub actors: Vec<String>,
+    /// `kind`: event kinds (any of them).
+    pub kinds: Vec<String>,
+    /// `from`: start of the occurrence range (`2025`, `2025-09`, RFC 3339).
+    pub from: Option<String>,
+    /// `to`: end of the occurrence range, inclusive at its precision.
+    pub to: Option<String>,
+    /// `within`: only events certainly inside the range.
+    pub within: bool,
+    /// `limit`: at most this many events.
+    pub limit: Option<usize>,
+}
+
+impl Filters {
+    /// The query the filters describe; an error names the bad value.
+    pub fn to_query(&self) -> Result<Query> {
+        let mut query = Query::new();
+        for c in &self.countries {
+            query = query.country(c);
+        }
+        for a in &self.actors {
+            query = query.actor(a);
+        }
+        for k in &self.kinds {
+            query = query.kind(k);
+        }
+        if let Some(f) = &self.from {
+            query = query.from(f)?;
+        }
+        if let Some(t) = &self.to {
+            query = query.to(t)?;
+        }
+        if self.within {
+            query = query.within();
+        }
+        if let Some(n) = self.limit {
+            query = query.limit(n);
+        }
+        Ok(query)
+    }
+}
+
 impl Query {
     /// A query with no filter: every current event.
     pub fn new() -> Query {

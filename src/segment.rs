@@ -161,7 +161,7 @@ fn decode<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
 fn encode_into<T: Serialize>(v: &T, out: &mut Vec<u8>) -> Result<()> {
     bincode::serde::encode_into_std_write(v, out, config())
         .map(|_| ())
-        .map_err(|e| Error::Storage(format!("encoding an index segment: {e}")))
+        .map_err(|e| Error::internal(format!("encoding an index segment: {e}")))
 }
 
 /// A Bloom filter over event ids.
@@ -369,7 +369,7 @@ where
     let mut bytes = Vec::new();
     encode_into(&footer, &mut bytes)?;
     let len = u32::try_from(bytes.len())
-        .map_err(|_| Error::Storage("index segment footer too large".into()))?;
+        .map_err(|_| Error::internal("index segment footer too large"))?;
     let sum = checksum(&bytes);
     bytes.extend_from_slice(&len.to_le_bytes());
     bytes.extend_from_slice(&sum);
@@ -824,8 +824,8 @@ fn expand(r: Result<(u32, Vec<u32>)>) -> impl Iterator<Item = Result<u32>> {
 pub(crate) fn merge(older: &Segment, newer: &Segment, path: &Path) -> Result<Segment> {
     let (a, b) = (&older.footer, &newer.footer);
     if a.seq_hi + 1 != b.seq_lo || a.ev_hi != b.ev_lo {
-        return Err(Error::Storage(format!(
-            "internal: segments {} and {} are not adjacent",
+        return Err(Error::Internal(format!(
+            "segments {} and {} are not adjacent",
             older.path.display(),
             newer.path.display()
         )));

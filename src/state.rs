@@ -240,13 +240,12 @@ impl State {
     }
 }
 
-/// Folder of the derived state, in the database folder.
-pub(crate) const INDEX_DIR: &str = "index";
+/// The manifest file in the derived state's folder.
 const MANIFEST_FILE: &str = "MANIFEST";
 
 /// What the derived state on disk covers: the head, the segment files
 /// (oldest first) and the base name of the views' files, all in
-/// [`INDEX_DIR`].
+/// `index/`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
     head: Head,
@@ -488,7 +487,7 @@ const CHECKPOINT_VERSION_DEFLATED: u8 = 2;
 /// is deflated), BLAKE3 of the stored body, bincode body.
 pub(crate) fn save_checkpoint<T: Serialize>(path: &Path, value: &T, deflate: bool) -> Result<()> {
     let mut body = bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| Error::Storage(format!("encoding a checkpoint: {e}")))?;
+        .map_err(|e| Error::internal(format!("encoding a checkpoint: {e}")))?;
     let version = if deflate {
         let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         z.write_all(&body)

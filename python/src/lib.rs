@@ -95,7 +95,9 @@ fn py_err(e: annals::Error) -> PyErr {
         }
         annals::Error::InUse { .. } => InUse::new_err(msg),
         annals::Error::BadPath { .. } => BadPath::new_err(msg),
-        annals::Error::Io { .. } | annals::Error::Storage(_) => StorageError::new_err(msg),
+        annals::Error::Io { .. } | annals::Error::Export(_) | annals::Error::Delta { .. } => {
+            StorageError::new_err(msg)
+        }
         annals::Error::Poisoned(_) => Poisoned::new_err(msg),
         _ => Error::new_err(msg),
     }

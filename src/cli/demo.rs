@@ -33,7 +33,7 @@ fn step(out: &mut dyn Write, title: &str) -> std::io::Result<()> {
 }
 
 fn id(s: &str) -> Result<Uuid, Error> {
-    Uuid::parse_str(s).map_err(|e| Error::Storage(format!("demo id: {e}")))
+    Uuid::parse_str(s).map_err(|e| Error::Internal(format!("demo id: {e}")))
 }
 
 /// A new demo database at `path`. What is there already is replaced only
@@ -72,7 +72,11 @@ fn fresh(path: &Path) -> Result<Annals, Error> {
 
 /// Runs the demo, printing each step to `out`, and leaves its database at
 /// `path`.
-pub fn run(out: &mut dyn Write, format: Format, path: &Path) -> Result<(), crate::CliError> {
+pub fn run(
+    out: &mut dyn Write,
+    format: Format,
+    path: &Path,
+) -> Result<(), crate::cli::common::CliError> {
     let db = fresh(path)?;
 
     step(out, "1. Load the scenario in the order the reports came in")?;

@@ -11,7 +11,7 @@ use annals::{Annals, Error, ImportFormat, Rejection};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::CliError;
+use crate::cli::common::CliError;
 
 /// Where rejected rows go: a JSON Lines file, or standard error.
 pub struct Rejects {

@@ -2,6 +2,7 @@
 //! import and export commands' terminal side (progress, rejects file),
 //! and the HTTP server.
 
+pub mod common;
 pub mod demo;
 pub mod import;
 pub mod output;

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::codes::{iso_from_name, iso_from_numeric};
+use super::row::{Item, Row, Rows};
 use super::table::{self, Fields, Table};
-use super::{Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location};
 use crate::time::{day_point, format_micros, Occurred, TimePoint};

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::codes::{iso_from_cameo, iso_from_fips, kind_of_cameo_root};
 use super::input::CrlfToLf;
-use super::{read_line, Item, Row, Rows};
+use super::row::{read_line, Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location, Source};
 use crate::time::{day_point, Occurred, Precision, TimePoint};
@@ -140,7 +140,7 @@ impl Fields<'_> {
     }
 
     fn number(&self, name: &str) -> Result<Option<f64>> {
-        super::number(name, self.opt(name))
+        super::row::number(name, self.opt(name))
     }
 
     fn integer(&self, name: &str) -> Result<Option<i64>> {

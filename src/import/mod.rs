@@ -15,12 +15,13 @@ mod codes;
 mod gdelt;
 mod input;
 mod polecat;
+mod row;
 mod table;
 mod ucdp;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,14 +29,16 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{Annals, Op};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::json::{parse_event, MAX_LINE_BYTES};
+use crate::json::parse_event;
+use crate::line::main::Main;
 use crate::model::Event;
 use crate::query::Query;
 use crate::read::At;
+use crate::record::{Op, MAX_BATCH_ENTRIES};
 use crate::state::State;
-use crate::time::{day_point, Occurred};
+use row::{read_line, Item, Row, Rows};
 
 pub use acled::acled_id;
 pub use gdelt::gdelt_id;
@@ -175,45 +178,17 @@ pub struct Progress {
     pub total_bytes: Option<u64>,
 }
 
-/// What one row asks for.
-#[allow(clippy::large_enum_variant)] // almost every row is an upsert
-pub(crate) enum Item {
-    /// Append, correct or leave alone. `stamp` orders versions of one row
-    /// (ACLED's `timestamp`): an older one never replaces a newer one.
-    Upsert { event: Event, stamp: Option<i64> },
-    /// Retract the event, if known and not retracted yet.
-    Delete { id: Uuid, reason: String },
-}
-
-/// One row of a file: where it is, what it means, and (for a bad row
-/// only, for the rejects file) its raw fields.
-pub(crate) struct Row {
-    pub(crate) line: u64,
-    pub(crate) fields: Vec<String>,
-    pub(crate) item: Result<Item>,
-    /// For a bad row of a full release: the id of the event it names,
-    /// when its id column could be read. Such an event is in the release
-    /// and must not be retracted as missing from it.
-    pub(crate) id: Option<Uuid>,
-}
-
-/// A parser: rows one at a time; an error is fatal (I/O), a bad row is a
-/// row whose `item` is an error.
-pub(crate) trait Rows: Send {
-    fn next_row(&mut self) -> Result<Option<Row>>;
-}
-
 /// Rows per committed batch by default.
 pub const DEFAULT_BATCH_ROWS: usize = 1000;
 
 type RejectFn<'a> = Box<dyn FnMut(&Rejection) -> Result<()> + 'a>;
 type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 
-/// An import of one or more files into main; from [`Annals::import`].
+/// An import of one or more files into main; from [`crate::Annals::import`].
 ///
 /// ```
 /// # fn main() -> annals::Result<()> {
-/// # let dir = tempfile::tempdir().map_err(|e| annals::Error::Storage(e.to_string()))?;
+/// # let dir = tempfile::tempdir().map_err(|e| annals::Error::Io { path: "tempdir".into(), source: e })?;
 /// # let db = annals::Annals::open(dir.path().join("db"))?;
 /// let rows = "{\"kind\":\"sabotage\",\"occurred\":\"2025-11\",\"countries\":[\"PL\"]}\n";
 /// let mut import = db.import(annals::ImportFormat::Jsonl);
@@ -223,7 +198,7 @@ type ProgressFn<'a> = Box<dyn FnMut(&Progress) + 'a>;
 /// # }
 /// ```
 pub struct Import<'a> {
-    db: &'a Annals,
+    db: &'a Engine,
     format: ImportFormat,
     batch_rows: usize,
     on_reject: Option<RejectFn<'a>>,
@@ -239,11 +214,11 @@ pub struct Import<'a> {
     unnamed_rejects: u64,
 }
 
-impl Annals {
-    /// Starts an import in `format`; see [`Import`].
-    pub fn import(&self, format: ImportFormat) -> Import<'_> {
+impl<'a> Import<'a> {
+    /// An import into `engine`'s main in `format`.
+    pub(crate) fn new(engine: &'a Engine, format: ImportFormat) -> Import<'a> {
         Import {
-            db: self,
+            db: engine,
             format,
             batch_rows: DEFAULT_BATCH_ROWS,
             on_reject: None,
@@ -273,7 +248,7 @@ impl<'a> Import<'a> {
     /// Rows per committed batch (at least 1; at most
     /// [`crate::MAX_BATCH_ENTRIES`]).
     pub fn batch_rows(mut self, n: usize) -> Self {
-        self.batch_rows = n.clamp(1, crate::db::MAX_BATCH_ENTRIES);
+        self.batch_rows = n.clamp(1, MAX_BATCH_ENTRIES);
         self
     }
 
@@ -493,7 +468,8 @@ impl<'a> Import<'a> {
             return Ok(());
         }
         let db = self.db;
-        let (written, mut counts) = db.write_with(None, true, |state| decide(db, state, items))?;
+        let (written, mut counts) =
+            db.write_with(None, true, |state| decide(db.main(), state, items))?;
         let mut new = written.iter().filter(|w| w.new_entry).map(|w| w.seq);
         if let Some(first) = new.next() {
             counts.seqs = Some((first, new.next_back().unwrap_or(first)));
@@ -513,7 +489,7 @@ enum Decision {
 
 /// The operations a batch of rows asks for, given the database's state
 /// (and the batch's own earlier rows: an id may appear twice).
-fn decide(db: &Annals, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, ImportSummary)> {
+fn decide(db: &Main, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, ImportSummary)> {
     let mut counts = ImportSummary::default();
     let mut ops: Vec<Op> = Vec::with_capacity(items.len());
     // Per id seen in this batch: the position of its latest op, or `None`
@@ -563,7 +539,7 @@ fn decide(db: &Annals, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, Impo
 /// The current version of `id`, from the batch's own ops or the state:
 /// `None` if unknown, `Some(None)` if retracted.
 fn current<'a>(
-    db: &Annals,
+    db: &Main,
     state: &State,
     ops: &'a [Op],
     in_batch: &HashMap<Uuid, Option<usize>>,
@@ -575,7 +551,7 @@ fn current<'a>(
         None => match state.index.lookup(&id)? {
             None => None,
             Some((_, m)) if m.retracted.is_some() => Some(None),
-            Some((_, m)) => Some(Some(Cow::Owned(db.log.read_event(m.current)?))),
+            Some((_, m)) => Some(Some(Cow::Owned(db.log().read_event(m.current)?))),
         },
     })
 }
@@ -673,68 +649,4 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
         Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
         other => other,
     }
-}
-
-/// The days `first` to `last` as `occurred`: one day, a whole month or
-/// year as that unit, otherwise the interval of days.
-pub(crate) fn day_range(
-    field: &str,
-    first: chrono::NaiveDate,
-    last: chrono::NaiveDate,
-) -> Result<Occurred> {
-    let (a, b) = (
-        day_point(first).map_err(|e| e.for_field(field))?,
-        day_point(last).map_err(|e| e.for_field(field))?,
-    );
-    for p in [crate::time::Precision::Year, crate::time::Precision::Month] {
-        let unit = a.truncate(p);
-        if unit.start == a.start && unit.end() == b.end() {
-            return Ok(Occurred::point(unit));
-        }
-    }
-    Occurred::range(a, b).map_err(|e| e.for_field(field))
-}
-
-/// A finite number from an optional cell; the error names the column.
-pub(crate) fn number(column: &str, cell: Option<&str>) -> Result<Option<f64>> {
-    cell.map(|v| {
-        v.parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| Error::invalid(column, format!("`{v}` is not a number")))
-    })
-    .transpose()
-}
-
-/// Reads one line (without its `\n` or `\r\n`), counting lines. Lines
-/// longer than [`MAX_LINE_BYTES`] are cut there so that memory stays
-/// bounded; the parser then rejects them.
-pub(crate) fn read_line(r: &mut dyn BufRead, line: &mut u64) -> Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
-    let n = Read::take(&mut *r, MAX_LINE_BYTES as u64 + 1)
-        .read_until(b'\n', &mut buf)
-        .map_err(|e| Error::io("input", e))?;
-    if n == 0 {
-        return Ok(None);
-    }
-    *line += 1;
-    if buf.last() == Some(&b'\n') {
-        buf.pop();
-    } else if buf.len() > MAX_LINE_BYTES {
-        // Skip the rest of the over-long line.
-        let mut rest = Vec::new();
-        loop {
-            rest.clear();
-            let k = Read::take(&mut *r, 64 * 1024)
-                .read_until(b'\n', &mut rest)
-                .map_err(|e| Error::io("input", e))?;
-            if k == 0 || rest.last() == Some(&b'\n') {
-                break;
-            }
-        }
-    }
-    if buf.last() == Some(&b'\r') {
-        buf.pop();
-    }
-    Ok(Some(buf))
 }

@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::acled::snake;
 use super::codes::iso_from_alpha3;
+use super::row::{Item, Row, Rows};
 use super::table::{self, Fields, Table};
-use super::{Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location, Source};
 use crate::time::{day_point, Bound, Mark, Occurred, TimePoint};

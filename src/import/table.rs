@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::gdelt::next_csv_row;
 use super::input::CrlfToLf;
-use super::{Item, Row};
+use super::row::{Item, Row};
 use crate::error::{Error, Result};
 
 /// The header: names in order (trimmed, lowercase, spaces as `_`, so
@@ -49,7 +49,7 @@ impl Fields<'_> {
 
     /// The cell as a finite number; the error names the column.
     pub(crate) fn float(&self, name: &str) -> Result<Option<f64>> {
-        super::number(name, self.opt(name))
+        super::row::number(name, self.opt(name))
     }
 
     /// Puts every non-empty cell of a column not in `mapped` into `attrs`

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::codes::{iso_from_gleditsch_ward, iso_from_name};
+use super::row::{day_range, Item, Row, Rows};
 use super::table::{self, Fields, Table};
-use super::{day_range, Item, Row, Rows};
 use crate::error::{Error, Result};
 use crate::model::{Actor, Event, Location};
 use crate::time::{day_point, Occurred, Precision};

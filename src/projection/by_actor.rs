@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{bump, named, Extent};
+use super::fold::{bump, named, Extent};
 use crate::intern::{Keys, Name, Names};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{bump, named};
+use super::fold::{bump, named};
 use crate::intern::{Keys, Name, Names};
 use crate::time::{Granularity, Micros, Occurred, Precision, TimePoint};
 

@@ -215,7 +215,12 @@ pub mod hooked {
 
     impl<H: Hook> Hooked<H> {
         fn run<T>(&self, call: &str, op: impl FnOnce() -> Result<T>) -> Result<T> {
-            let fault = || Err(Error::Storage(format!("injected fault in {call}")));
+            let fault = || {
+                Err(Error::Io {
+                    path: call.into(),
+                    source: std::io::Error::other("injected fault"),
+                })
+            };
             match self.hook.gate(call) {
                 Gate::Go => {
                     let r = op()?;

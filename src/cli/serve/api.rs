@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::Shared;
+use super::shared::{same_token, Shared, CLIENT_TIMEOUT};
 
 type Db = Arc<Shared>;
 
@@ -216,7 +216,7 @@ impl Params {
     }
 
     fn query(&self) -> Result<annals::Query, ApiError> {
-        let args = crate::QueryArgs {
+        let filters = annals::Filters {
             countries: self.all("country"),
             actors: self.all("actor"),
             kinds: self.all("kind"),
@@ -225,7 +225,7 @@ impl Params {
             within: self.flag("within")?,
             limit: None,
         };
-        Ok(crate::build_query(args).map_err(|e| e.at("query"))?)
+        Ok(filters.to_query().map_err(|e| e.at("query"))?)
     }
 
     fn granularity(&self) -> Result<Granularity, ApiError> {
@@ -272,7 +272,7 @@ fn authorize(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
             "unauthorized",
             "writes need an `Authorization: Bearer TOKEN` header",
         )),
-        Some(t) if super::same_token(t.trim().as_bytes(), expected) => Ok(()),
+        Some(t) if same_token(t.trim().as_bytes(), expected) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -284,7 +284,7 @@ fn authorize(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
 /// Reads a request body within the size limit and the client time-out.
 async fn body_bytes(db: &Db, req: Request) -> Result<Bytes, ApiError> {
     let read = axum::body::to_bytes(req.into_body(), db.max_body_bytes);
-    match tokio::time::timeout(super::CLIENT_TIMEOUT, read).await {
+    match tokio::time::timeout(CLIENT_TIMEOUT, read).await {
         Err(_) => Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "timeout",
@@ -489,7 +489,10 @@ async fn stream_events(db: Db, at: At, query: annals::Query) -> Reply {
                 let mut line = r.to_json().to_string();
                 line.push('\n');
                 tx.blocking_send(Ok(Bytes::from(line)))
-                    .map_err(|_| Error::Storage("the client went away".into()))
+                    .map_err(|_| Error::Io {
+                        path: "response".into(),
+                        source: std::io::ErrorKind::BrokenPipe.into(),
+                    })
             })
         };
         if let Err(e) = run() {
@@ -532,7 +535,7 @@ async fn get_event(
                     x.reason
                 ),
             },
-            None => crate::not_found(id),
+            None => Error::no_event(id),
         }
         .into()),
     })
@@ -550,7 +553,7 @@ async fn history(
     let versions = blocking(&db, move |db| {
         let v = db.reader(&at)?.history(id)?;
         if v.is_empty() {
-            return Err(crate::not_found(id).into());
+            return Err(Error::no_event(id).into());
         }
         Ok(v)
     })
@@ -606,7 +609,7 @@ async fn view(
 }
 
 fn unserialisable(e: serde_json::Error) -> ApiError {
-    Error::Storage(format!("serialising the answer: {e}")).into()
+    Error::Internal(format!("serialising the answer: {e}")).into()
 }
 
 /// A 200 with rows the library gives as `Serialize` values.
@@ -658,8 +661,8 @@ async fn diff(
 async fn verify(State(db): State<Db>) -> Reply {
     let r = blocking(&db, |db| Ok(db.verify_from(1))).await?;
     match r {
-        Ok(r) => ok(StatusCode::OK, crate::verified_json(&r)),
-        Err(e) if e.is_damage() => ok(StatusCode::SERVICE_UNAVAILABLE, crate::damage_json(&e)),
+        Ok(r) => ok(StatusCode::OK, r.to_json()),
+        Err(e) if e.is_damage() => ok(StatusCode::SERVICE_UNAVAILABLE, e.damage_json()),
         Err(e) => Err(e.into()),
     }
 }
@@ -757,7 +760,7 @@ async fn correct(
     req: Request,
 ) -> Reply {
     write_one(db, headers, &id, p, req, |id, body| {
-        let event = crate::correction_event(body, id, "request body")?;
+        let event = annals::correction_event(body, id, "request body")?;
         Ok(Op::Correct(event))
     })
     .await
@@ -962,6 +965,42 @@ async fn subscribe(
 mod tests {
     use super::*;
 
+    /// The operations `router` serves, read from its source: (path,
+    /// method) for each `.route(PATH, get(..).post(..))`.
+    fn routed() -> std::collections::BTreeSet<(String, String)> {
+        let source = include_str!("api.rs");
+        let body = source
+            .split("pub(crate) fn router(")
+            .nth(1)
+            .and_then(|r| r.split(".fallback(").next())
+            .unwrap_or_default();
+        let mut ops = std::collections::BTreeSet::new();
+        for route in body.split(".route(\"").skip(1) {
+            let (path, rest) = route.split_once('"').unwrap_or_default();
+            let call = rest.split(")\n").next().unwrap_or_default();
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if call.contains(&format!("{method}(")) {
+                    ops.insert((path.to_string(), method.to_string()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn the_router_and_the_spec_list_the_same_operations() {
+        let spec: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented = std::collections::BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((path.clone(), method.clone()));
+            }
+        }
+        let served = routed();
+        assert!(served.len() >= 15, "the route reader found {served:?}");
+        assert_eq!(served, documented, "router (left) vs openapi.json (right)");
+    }
+
     #[test]
     fn each_library_error_has_its_status() {
         let cases = [
@@ -999,7 +1038,7 @@ mod tests {
                 "corruption",
             ),
             (Error::Poisoned("disk full".into()), 503, "poisoned"),
-            (Error::Storage("io".into()), 500, "internal"),
+            (Error::Internal("bug".into()), 500, "internal"),
         ];
         for (e, status, kind) in cases {
             let message = e.to_string();

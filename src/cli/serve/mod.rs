@@ -10,6 +10,7 @@
 //! server.
 
 mod api;
+mod shared;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,8 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use annals::{Annals, Error};
+
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use shared::{read_token, Shared, CLIENT_TIMEOUT};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -36,27 +39,20 @@ pub struct Options {
     pub max_connections: usize,
 }
 
-/// Time a client has to send a request's headers, and its body.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// What every request handler shares.
-pub(crate) struct Shared {
-    db: Annals,
-    /// `None` when the server is read-only.
-    token: Option<Vec<u8>>,
-    max_body_bytes: usize,
-}
-
 /// Serves until SIGINT or SIGTERM, then closes the database.
-pub fn run(db: Annals, opts: Options, out: &mut dyn std::io::Write) -> Result<(), crate::CliError> {
+pub fn run(
+    db: Annals,
+    opts: Options,
+    out: &mut dyn std::io::Write,
+) -> Result<(), crate::cli::common::CliError> {
     let token = match (&opts.token_file, opts.read_only) {
         (_, true) => None,
         (Some(path), false) => Some(read_token(path)?),
         (None, false) => {
-            return Err(crate::CliError::Usage(
+            return Err(crate::cli::common::CliError::Usage(
                 "serve needs --token-file FILE (writes need its bearer token) or --read-only"
                     .into(),
             ))
@@ -67,7 +63,10 @@ pub fn run(db: Annals, opts: Options, out: &mut dyn std::io::Write) -> Result<()
         .thread_name("annals-serve")
         .enable_all()
         .build()
-        .map_err(|e| Error::Storage(format!("starting the server's runtime: {e}")))?;
+        .map_err(|e| Error::Io {
+            path: "tokio runtime".into(),
+            source: e,
+        })?;
     let listener = runtime
         .block_on(TcpListener::bind(opts.listen))
         .map_err(|e| Error::BadPath {
@@ -160,47 +159,4 @@ async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// The token is the file's first line; an empty one would let anyone write.
-fn read_token(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: path.into(),
-        source: e,
-    })?;
-    let token = text.lines().next().unwrap_or("").trim();
-    if token.len() < 16 {
-        return Err(Error::BadPath {
-            path: path.into(),
-            reason: "the token file's first line must hold a token of at least 16 characters"
-                .into(),
-        });
-    }
-    Ok(token.as_bytes().to_vec())
-}
-
-/// Compares in time that depends on the lengths only, so that timing
-/// does not tell a client how much of a guess was right.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_token;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same_token(b"0123456789abcdef", b"0123456789abcdef"));
-        assert!(!same_token(b"0123456789abcdeF", b"0123456789abcdef"));
-        assert!(!same_token(b"0123456789abcde", b"0123456789abcdef"));
-        assert!(!same_token(b"", b"0123456789abcdef"));
-    }
 }

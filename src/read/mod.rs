@@ -14,15 +14,18 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::branch::{Branch, NamedViews};
-use crate::db::{Annals, Record, Version};
+pub(crate) mod diff;
+
 use crate::error::{Error, Result};
 use crate::intern::{Keys, Names};
 use crate::json::Position;
+use crate::line::branch::{Branch, NamedViews};
+use crate::line::{Line, Lines};
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::Event;
 use crate::projection::{ActorRow, CountryRow, DateRow, Views};
 use crate::query::Query;
+use crate::record::{Record, Version};
 use crate::time::{parse_rfc3339, Granularity, Micros, TimePoint};
 
 /// A point in transaction time: a seq, or the last entry recorded at or
@@ -81,42 +84,36 @@ impl At {
     }
 }
 
-/// Which log a reader reads.
-#[derive(Clone)]
-pub(crate) enum Line {
-    Main,
-    Branch(Arc<Branch>),
-}
-
 /// Reads one log (main or a branch) as of one seq. Obtained from
-/// [`Annals::reader`]; every answer equals a replay of the log's entries
-/// `1..=seq`.
+/// [`crate::Annals::reader`]; every answer equals a replay of the log's
+/// entries `1..=seq`.
 pub struct Reader<'a> {
-    db: &'a Annals,
+    lines: Lines<'a>,
     line: Line,
     seq: u64,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(db: &'a Annals, at: &At) -> Result<Reader<'a>> {
+    /// A reader of main or a branch, at its head or as of a seq or time.
+    /// An `as_of` before the first entry reads an empty log; one past the
+    /// head reads the head.
+    pub(crate) fn new(lines: Lines<'a>, at: &At) -> Result<Reader<'a>> {
         let line = match &at.branch {
             None => Line::Main,
-            Some(name) => Line::Branch(db.branch(name)?),
+            Some(name) => Line::Branch(lines.branch(name)?),
         };
-        let head = match &line {
-            Line::Main => db.head(),
-            Line::Branch(b) => b.head(),
-        };
+        let head = line.head(lines);
         let seq = match at.as_of {
             None => head.seq,
             Some(AsOf::Seq(s)) => s.min(head.seq),
-            Some(AsOf::Time(t)) => seq_at_time(&line_log(db, &line), head, t)?,
+            Some(AsOf::Time(t)) => seq_at_time(&line.log(lines), head, t)?,
         };
-        Ok(Reader { db, line, seq })
+        Ok(Reader { lines, line, seq })
     }
 
-    pub(crate) fn at(db: &'a Annals, line: Line, seq: u64) -> Reader<'a> {
-        Reader { db, line, seq }
+    /// A reader of `line` as of `seq` (at most its head).
+    pub(crate) fn at(lines: Lines<'a>, line: Line, seq: u64) -> Reader<'a> {
+        Reader { lines, line, seq }
     }
 
     /// The seq this reader reads as of.
@@ -126,20 +123,20 @@ impl<'a> Reader<'a> {
 
     /// The entry at this reader's seq: its seq and chain hash.
     pub fn head(&self) -> Result<Head> {
-        line_log(self.db, &self.line).head_at(self.seq)
+        self.line.log(self.lines).head_at(self.seq)
     }
 
     fn at_main_head(&self) -> bool {
-        matches!(self.line, Line::Main) && self.seq == self.db.head().seq
+        matches!(self.line, Line::Main) && self.seq == self.lines.main.head().seq
     }
 
     /// The reader of a branch's parent, as of the branch's base.
     fn parent(&self, b: &Branch) -> Result<Reader<'a>> {
         let line = match &b.meta.parent {
             None => Line::Main,
-            Some(p) => Line::Branch(self.db.branch(p)?),
+            Some(p) => Line::Branch(self.lines.branch(p)?),
         };
-        Ok(Reader::at(self.db, line, b.meta.base.seq.min(self.seq)))
+        Ok(Reader::at(self.lines, line, b.meta.base.seq.min(self.seq)))
     }
 
     /// The event as of this reader's seq (retracted ones included, with
@@ -160,7 +157,7 @@ impl<'a> Reader<'a> {
 
     fn main_get(&self, id: Uuid) -> Result<Option<Record>> {
         let (meta, versions) = {
-            let state = self.db.read_state();
+            let state = self.lines.main.state();
             let Some((n, m)) = state.index.lookup(&id)? else {
                 return Ok(None);
             };
@@ -175,7 +172,7 @@ impl<'a> Reader<'a> {
             .rfind(|v| *v <= self.seq && Some(*v) != retracted)
             .unwrap_or(meta.seq);
         Ok(Some(Record {
-            event: self.db.log().read_event(last)?,
+            event: self.lines.main.log().read_event(last)?,
             position: Position {
                 seq: meta.seq,
                 recorded_at: meta.recorded_at,
@@ -191,7 +188,7 @@ impl<'a> Reader<'a> {
     pub fn history(&self, id: Uuid) -> Result<Vec<Version>> {
         let mut versions = self.versions(id)?;
         if versions.iter().any(|v| v.action == "excised") {
-            if let Some(x) = self.db.excision(id)? {
+            if let Some(x) = crate::excise::record(self.lines.main.log().store(), id)? {
                 for v in versions.iter_mut().filter(|v| v.action == "excised") {
                     v.reason = Some(x.reason.clone());
                     v.excised_at = Some(x.at);
@@ -205,7 +202,7 @@ impl<'a> Reader<'a> {
         match &self.line {
             Line::Main => {
                 let seqs: Vec<u64> = {
-                    let state = self.db.read_state();
+                    let state = self.lines.main.state();
                     match state.index.lookup(&id)? {
                         Some((n, _)) => state.index.versions(n)?,
                         None => return Ok(Vec::new()),
@@ -213,7 +210,7 @@ impl<'a> Reader<'a> {
                 };
                 seqs.into_iter()
                     .take_while(|s| *s <= self.seq)
-                    .map(|s| self.db.log().read(s).map(version))
+                    .map(|s| self.lines.main.log().read(s).map(version))
                     .collect()
             }
             Line::Branch(b) => {
@@ -229,7 +226,7 @@ impl<'a> Reader<'a> {
     pub fn query(&self, q: &Query) -> Result<Vec<Record>> {
         q.validate()?;
         if self.at_main_head() {
-            return self.db.query(q);
+            return self.lines.main.query(q);
         }
         let mut hits = self.query_unsorted(q)?;
         hits.sort_by_key(|r| (r.event.occurred.start(), r.position.seq));
@@ -253,10 +250,11 @@ impl<'a> Reader<'a> {
         if !self.at_main_head() {
             return self.query(q)?.into_iter().try_for_each(f);
         }
-        let hits = self.db.read_state().select(q)?;
+        let hits = self.lines.main.state().select(q)?;
         // In slices, so that memory holds a slice of events at a time.
         for slice in hits.chunks(4096) {
-            self.db
+            self.lines
+                .main
                 .current_records(slice)?
                 .into_iter()
                 .try_for_each(&mut *f)?;
@@ -289,7 +287,7 @@ impl<'a> Reader<'a> {
 
     fn main_query_as_of(&self, q: &Query) -> Result<Vec<Record>> {
         let (unchanged, changed) = {
-            let state = self.db.read_state();
+            let state = self.lines.main.state();
             let prefix = state.index.created_upto(self.seq)?;
             let changed = state.index.changed_after(self.seq, prefix)?;
             let unchanged = state.index.select_where(&state.names, q, |n| {
@@ -305,9 +303,9 @@ impl<'a> Reader<'a> {
             }
             (unchanged, at_seq)
         };
-        let mut hits = self.db.current_records(&unchanged)?;
+        let mut hits = self.lines.main.current_records(&unchanged)?;
         for (m, v) in changed {
-            let event = self.db.log().read_event(v)?;
+            let event = self.lines.main.log().read_event(v)?;
             if q.matches(&event) {
                 hits.push(Record {
                     event,
@@ -326,7 +324,7 @@ impl<'a> Reader<'a> {
     /// The by-country view.
     pub fn by_country(&self) -> Result<Arc<[CountryRow]>> {
         if self.at_main_head() {
-            return self.db.by_country();
+            return self.lines.main.by_country();
         }
         let v = self.views()?;
         Ok(v.1.country_rows(&v.0).into())
@@ -335,7 +333,7 @@ impl<'a> Reader<'a> {
     /// The by-actor view.
     pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
         if self.at_main_head() {
-            return self.db.by_actor();
+            return self.lines.main.by_actor();
         }
         let v = self.views()?;
         Ok(v.1.actor_rows(&v.0).into())
@@ -344,7 +342,7 @@ impl<'a> Reader<'a> {
     /// The by-date view at a granularity.
     pub fn by_date(&self, g: Granularity) -> Result<Arc<[DateRow]>> {
         if self.at_main_head() {
-            return self.db.by_date(g);
+            return self.lines.main.by_date(g);
         }
         let v = self.views()?;
         Ok(v.1.date_rows(&v.0, g).into())
@@ -375,20 +373,21 @@ impl<'a> Reader<'a> {
 
     fn main_views(&self) -> Result<NamedViews> {
         if self.at_main_head() {
-            let state = self.db.read_state();
+            let state = self.lines.main.state();
             return Ok(Arc::new((state.names.clone(), state.views.to_views()?)));
         }
         // Start from whichever fold is nearer: a snapshot at or before the
         // seq (then replay forward), or one after it or the head (then
         // undo backward). Undoing applies each change in reverse, which
         // the views support because every change is remove-then-add.
-        let (earlier, later) = self.db.snapshot_seqs_around(self.seq);
+        let (earlier, later) = self.lines.main.snapshot_seqs_around(self.seq);
         if later.saturating_sub(self.seq) < self.seq - earlier {
-            let (start, mut views, mut names) = self.db.views_at_or_after(self.seq)?;
+            let (start, mut views, mut names) = self.lines.main.views_at_or_after(self.seq)?;
             let entries: Vec<Entry> = self
-                .db
+                .lines
+                .main
                 .log()
-                .entries_after(self.db.log().head_at(self.seq)?)
+                .entries_after(self.lines.main.log().head_at(self.seq)?)
                 .take_while(|r| r.as_ref().map_or(true, |(e, _)| e.seq <= start.seq))
                 .map(|r| r.map(|(e, _)| e))
                 .collect::<Result<_>>()?;
@@ -402,8 +401,8 @@ impl<'a> Reader<'a> {
         }
         // Names are only ever added, so a table taken now names everything
         // the entries up to this reader's seq mention.
-        let mut names = self.db.read_state().names.clone();
-        let (start, views) = self.db.snapshot_at_or_before(self.seq)?;
+        let mut names = self.lines.main.state().names.clone();
+        let (start, views) = self.lines.main.snapshot_at_or_before(self.seq);
         let views = self.fold_forward(start, views, &mut names)?;
         Ok(Arc::new((names, views)))
     }
@@ -416,7 +415,7 @@ impl<'a> Reader<'a> {
         mut views: Views,
         names: &mut Names,
     ) -> Result<Views> {
-        for item in self.db.log().entries_after(start) {
+        for item in self.lines.main.log().entries_after(start) {
             let (entry, _) = item?;
             if entry.seq > self.seq {
                 break;
@@ -436,13 +435,13 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let v = {
-            let state = self.db.read_state();
+            let state = self.lines.main.state();
             match state.index.id_of(&entry.body.id())? {
                 Some(n) => state.index.version_at(n, entry.seq - 1)?,
                 None => None,
             }
         };
-        v.map(|s| self.db.log().read_event(s)).transpose()
+        v.map(|s| self.lines.main.log().read_event(s)).transpose()
     }
 
     fn branch_views(&self, b: &Branch) -> Result<(Names, Views)> {
@@ -591,7 +590,7 @@ impl Reader<'_> {
                 ),
             ));
         }
-        let log = line_log(self.db, &self.line);
+        let log = self.line.log(self.lines);
         // Ids in the order of their last entry in the window.
         let mut last: HashMap<Uuid, u64> = HashMap::new();
         for item in log.entries_after(log.head_at(since)?) {
@@ -603,7 +602,7 @@ impl Reader<'_> {
         }
         let mut touched: Vec<(u64, Uuid)> = last.into_iter().map(|(id, s)| (s, id)).collect();
         touched.sort_unstable();
-        let earlier = Reader::at(self.db, self.line.clone(), since);
+        let earlier = Reader::at(self.lines, self.line.clone(), since);
         let live = |r: Option<Record>| r.filter(|r| r.retracted_seq.is_none());
         let mut out = Vec::new();
         for (seq, id) in touched {
@@ -631,14 +630,6 @@ impl Reader<'_> {
             }
         }
         Ok(out)
-    }
-}
-
-/// The log a line reads.
-fn line_log(db: &Annals, line: &Line) -> Arc<Log> {
-    match line {
-        Line::Main => Arc::clone(db.log()),
-        Line::Branch(b) => Arc::clone(&b.log),
     }
 }
 
@@ -710,174 +701,4 @@ fn overlay(inherited: Option<Record>, own: &[Entry]) -> Option<Record> {
         }
     }
     rec
-}
-
-/// Which built-in view to compare in [`Annals::diff`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ViewKind {
-    /// By country.
-    ByCountry,
-    /// By actor.
-    ByActor,
-    /// By date, at a granularity.
-    ByDate(Granularity),
-}
-
-/// What a branch is compared with in [`Annals::diff`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Against {
-    /// Main (or the parent branch) as of the branch's base.
-    #[default]
-    Base,
-    /// Main (or the parent branch) at its head.
-    Head,
-}
-
-/// One row that differs between a branch's view and its parent's.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DiffRow {
-    /// The row's key: a country code, an actor, a bucket.
-    pub key: String,
-    /// The parent's row (`None` if the branch added it).
-    pub main: Option<Value>,
-    /// The branch's row (`None` if the branch removed it).
-    pub branch: Option<Value>,
-}
-
-/// How an event differs between a branch and its parent; see
-/// [`crate::Annals::diff_events`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventDiffKind {
-    /// Current on the branch only.
-    Added,
-    /// Current on the parent only (retracted on the branch, or created on
-    /// the parent since the base when comparing with its head).
-    Removed,
-    /// Current on both, in different versions.
-    Changed,
-}
-
-impl EventDiffKind {
-    /// `added`, `removed` or `changed`, as in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventDiffKind::Added => "added",
-            EventDiffKind::Removed => "removed",
-            EventDiffKind::Changed => "changed",
-        }
-    }
-}
-
-/// One event that differs between a branch and its parent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventDiff {
-    /// The event.
-    pub id: Uuid,
-    /// How it differs.
-    pub kind: EventDiffKind,
-    /// The interchange fields whose values differ (`summary`, `actors`,
-    /// ...), for a changed event; empty otherwise.
-    pub fields: Vec<String>,
-    /// The parent's current record.
-    pub main: Option<Record>,
-    /// The branch's current record.
-    pub branch: Option<Record>,
-}
-
-impl EventDiff {
-    /// `{id, diff, fields, main, branch}`, records as [`Record::to_json`]:
-    /// what `annals diff --events` prints.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "id": self.id.to_string(),
-            "diff": self.kind,
-            "fields": self.fields,
-            "main": self.main.as_ref().map(Record::to_json),
-            "branch": self.branch.as_ref().map(Record::to_json),
-        })
-    }
-}
-
-/// The event's current record and the one on the other side, compared.
-pub(crate) fn event_diff(
-    id: Uuid,
-    main: Option<Record>,
-    branch: Option<Record>,
-) -> Option<EventDiff> {
-    let live = |r: Option<Record>| r.filter(|r| r.retracted_seq.is_none());
-    let (main, branch) = (live(main), live(branch));
-    let (kind, fields) = match (&main, &branch) {
-        (None, None) => return None,
-        (None, Some(_)) => (EventDiffKind::Added, Vec::new()),
-        (Some(_), None) => (EventDiffKind::Removed, Vec::new()),
-        (Some(a), Some(b)) if a.event == b.event => return None,
-        (Some(a), Some(b)) => {
-            let (a, b) = (
-                crate::json::event_to_value(&a.event, None),
-                crate::json::event_to_value(&b.event, None),
-            );
-            let (Value::Object(a), Value::Object(b)) = (a, b) else {
-                return None;
-            };
-            let mut fields: Vec<String> = a
-                .iter()
-                .filter(|(k, v)| b.get(*k) != Some(*v))
-                .map(|(k, _)| k.clone())
-                .chain(b.keys().filter(|k| !a.contains_key(*k)).cloned())
-                .collect();
-            fields.sort();
-            (EventDiffKind::Changed, fields)
-        }
-    };
-    Some(EventDiff {
-        id,
-        kind,
-        fields,
-        main,
-        branch,
-    })
-}
-
-/// Rows of a view as (key, JSON), for comparison.
-pub(crate) fn keyed_rows(r: &Reader<'_>, view: ViewKind) -> Result<Vec<(String, Value)>> {
-    fn keyed<T: Serialize>(rows: Arc<[T]>, key: &str) -> Vec<(String, Value)> {
-        rows.iter()
-            .filter_map(|row| serde_json::to_value(row).ok())
-            .map(|v| {
-                let k = v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-                (k, v)
-            })
-            .collect()
-    }
-    Ok(match view {
-        ViewKind::ByCountry => keyed(r.by_country()?, "country"),
-        ViewKind::ByActor => keyed(r.by_actor()?, "actor"),
-        ViewKind::ByDate(g) => r
-            .by_date(g)?
-            .iter()
-            .filter_map(|row| serde_json::to_value(row).ok())
-            .map(|v| {
-                let bucket = v.get("bucket").and_then(Value::as_str).unwrap_or("");
-                let p = v.get("precision").and_then(Value::as_str).unwrap_or("");
-                (format!("{bucket} ({p})"), v)
-            })
-            .collect(),
-    })
-}
-
-/// The rows that differ between two keyed views, in key order.
-pub(crate) fn diff_rows(main: Vec<(String, Value)>, branch: Vec<(String, Value)>) -> Vec<DiffRow> {
-    let mut m: std::collections::BTreeMap<String, (Option<Value>, Option<Value>)> =
-        std::collections::BTreeMap::new();
-    for (k, v) in main {
-        m.entry(k).or_default().0 = Some(v);
-    }
-    for (k, v) in branch {
-        m.entry(k).or_default().1 = Some(v);
-    }
-    m.into_iter()
-        .filter(|(_, (a, b))| a != b)
-        .map(|(key, (main, branch))| DiffRow { key, main, branch })
-        .collect()
 }
