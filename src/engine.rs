@@ -19,7 +19,6 @@ use crate::line::Lines;
 use crate::log::Log;
 use crate::read::{AsOf, At, Reader};
 use crate::record::{check_batch, check_expected, Durability, Op, Stats, Written};
-use crate::state::State;
 use crate::store::{SledStore, Storage};
 use crate::time::now_micros;
 use crate::write::{commit, BranchTarget};
@@ -188,11 +187,11 @@ impl Engine {
         &self,
         expect_seq: Option<u64>,
         validated: bool,
-        decide: impl FnOnce(&State) -> Result<(Vec<Op>, T)>,
+        decide: impl FnOnce(&Main) -> Result<(Vec<Op>, T)>,
     ) -> Result<(Vec<Written>, T)> {
         let mut writer = self.lock_writer()?;
         check_expected(self.main.head(), expect_seq)?;
-        let (ops, decided) = decide(&self.main.state())?;
+        let (ops, decided) = decide(&self.main)?;
         check_batch(&ops)?;
         let written = self.commit(&mut writer, None, ops, validated, &[])?;
         Ok((written, decided))

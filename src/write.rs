@@ -91,7 +91,7 @@ impl Target for Main {
     }
 
     fn known(&self, id: Uuid) -> Result<Option<Pending>> {
-        Ok(self.state().index.lookup(&id)?.map(|(_, m)| Pending {
+        Ok(self.lookup(&id)?.map(|m| Pending {
             created: m.seq,
             original: Where::Log(m.seq),
             current: m.retracted.is_none().then_some(Where::Log(m.current)),

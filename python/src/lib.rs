@@ -282,44 +282,27 @@ fn build_query(
     within: bool,
     limit: Option<usize>,
 ) -> PyResult<Query> {
-    let mut q = Query::new();
-    for c in strings(country, "country")? {
-        q = q.country(&c);
+    let q = annals::Filters {
+        countries: strings(country, "country")?,
+        actors: strings(actor, "actor")?,
+        kinds: strings(kind, "kind")?,
+        from: occurrence_text(start)?,
+        to: occurrence_text(end)?,
+        within,
+        limit,
     }
-    for a in strings(actor, "actor")? {
-        q = q.actor(&a);
-    }
-    for k in strings(kind, "kind")? {
-        q = q.kind(&k);
-    }
-    if let Some(s) = occurrence_text(start)? {
-        q = q.from(&s).map_err(py_err)?;
-    }
-    if let Some(e) = occurrence_text(end)? {
-        q = q.to(&e).map_err(py_err)?;
-    }
-    if within {
-        q = q.within();
-    }
-    if let Some(n) = limit {
-        q = q.limit(n);
-    }
+    .to_query()
+    .map_err(py_err)?;
     q.validate().map_err(py_err)?;
     Ok(q)
 }
 
 fn view_kind(name: &str, granularity: &str) -> PyResult<ViewKind> {
-    Ok(match name {
-        "by-country" | "by_country" => ViewKind::ByCountry,
-        "by-actor" | "by_actor" => ViewKind::ByActor,
-        "by-date" | "by_date" => ViewKind::ByDate(granularity.parse().map_err(py_err)?),
-        other => {
-            return Err(invalid(
-                "view",
-                format!("`{other}`; expected by-country, by-actor or by-date"),
-            ))
-        }
-    })
+    let granularity = match ViewKind::is_by_date(name) {
+        true => granularity.parse().map_err(py_err)?,
+        false => annals::Granularity::Month,
+    };
+    ViewKind::parse(name, granularity).map_err(py_err)
 }
 
 fn json_list<'py>(py: Python<'py>, values: &[Value]) -> PyResult<Bound<'py, PyAny>> {

@@ -37,7 +37,6 @@ use crate::model::Event;
 use crate::query::Query;
 use crate::read::At;
 use crate::record::{Op, MAX_BATCH_ENTRIES};
-use crate::state::State;
 use row::{read_line, Item, Row, Rows};
 
 pub use acled::acled_id;
@@ -468,8 +467,7 @@ impl<'a> Import<'a> {
             return Ok(());
         }
         let db = self.db;
-        let (written, mut counts) =
-            db.write_with(None, true, |state| decide(db.main(), state, items))?;
+        let (written, mut counts) = db.write_with(None, true, |main| decide(main, items))?;
         let mut new = written.iter().filter(|w| w.new_entry).map(|w| w.seq);
         if let Some(first) = new.next() {
             counts.seqs = Some((first, new.next_back().unwrap_or(first)));
@@ -489,7 +487,7 @@ enum Decision {
 
 /// The operations a batch of rows asks for, given the database's state
 /// (and the batch's own earlier rows: an id may appear twice).
-fn decide(db: &Main, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, ImportSummary)> {
+fn decide(db: &Main, items: Vec<Item>) -> Result<(Vec<Op>, ImportSummary)> {
     let mut counts = ImportSummary::default();
     let mut ops: Vec<Op> = Vec::with_capacity(items.len());
     // Per id seen in this batch: the position of its latest op, or `None`
@@ -498,7 +496,7 @@ fn decide(db: &Main, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, Import
     for item in items {
         match item {
             Item::Upsert { event, stamp } => {
-                let decision = match current(db, state, &ops, &in_batch, event.id)? {
+                let decision = match current(db, &ops, &in_batch, event.id)? {
                     None => Decision::Append,
                     Some(None) => Decision::Skip,
                     Some(Some(cur)) if *cur == event => Decision::Unchanged,
@@ -522,7 +520,7 @@ fn decide(db: &Main, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, Import
                     Decision::Skip => counts.skipped += 1,
                 }
             }
-            Item::Delete { id, reason } => match current(db, state, &ops, &in_batch, id)? {
+            Item::Delete { id, reason } => match current(db, &ops, &in_batch, id)? {
                 None => counts.skipped += 1,
                 Some(None) => counts.unchanged += 1,
                 Some(Some(_)) => {
@@ -540,7 +538,6 @@ fn decide(db: &Main, state: &State, items: Vec<Item>) -> Result<(Vec<Op>, Import
 /// `None` if unknown, `Some(None)` if retracted.
 fn current<'a>(
     db: &Main,
-    state: &State,
     ops: &'a [Op],
     in_batch: &HashMap<Uuid, Option<usize>>,
     id: Uuid,
@@ -548,10 +545,10 @@ fn current<'a>(
     Ok(match in_batch.get(&id) {
         Some(Some(i)) => Some(ops.get(*i).and_then(op_event).map(Cow::Borrowed)),
         Some(None) => Some(None),
-        None => match state.index.lookup(&id)? {
+        None => match db.lookup(&id)? {
             None => None,
-            Some((_, m)) if m.retracted.is_some() => Some(None),
-            Some((_, m)) => Some(Some(Cow::Owned(db.log().read_event(m.current)?))),
+            Some(m) if m.retracted.is_some() => Some(None),
+            Some(m) => Some(Some(Cow::Owned(db.log().read_event(m.current)?))),
         },
     })
 }

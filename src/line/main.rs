@@ -129,6 +129,12 @@ impl Main {
         Ok((state.head, state.views.to_views()?, state.names.clone()))
     }
 
+    /// What main's index holds of event `id` (`None`: unknown): the one
+    /// lookup both the write path and the importers' upsert decisions use.
+    pub(crate) fn lookup(&self, id: &Uuid) -> Result<Option<Meta>> {
+        Ok(self.state().index.lookup(id)?.map(|(_, m)| m))
+    }
+
     /// Current events matching `query`, ordered by occurrence start then
     /// seq. Only the matching events are read from the log.
     pub(crate) fn query(&self, query: &Query) -> Result<Vec<Record>> {

@@ -86,6 +86,28 @@ pub enum ViewKind {
     ByDate(Granularity),
 }
 
+impl ViewKind {
+    /// A built-in view by its name: `by-country`, `by-actor` or `by-date`
+    /// (`by_country`, ... too), a by-date view at `granularity`. The one
+    /// parser of view names the CLI, HTTP and Python share.
+    pub fn parse(name: &str, granularity: Granularity) -> Result<ViewKind> {
+        match name {
+            "by-country" | "by_country" => Ok(ViewKind::ByCountry),
+            "by-actor" | "by_actor" => Ok(ViewKind::ByActor),
+            "by-date" | "by_date" => Ok(ViewKind::ByDate(granularity)),
+            other => Err(crate::error::Error::invalid(
+                "view",
+                format!("`{other}`: expected by-country, by-actor or by-date"),
+            )),
+        }
+    }
+
+    /// Whether `name` names the by-date view (which needs a granularity).
+    pub fn is_by_date(name: &str) -> bool {
+        matches!(name, "by-date" | "by_date")
+    }
+}
+
 /// What a branch is compared with in [`crate::Annals::diff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Against {

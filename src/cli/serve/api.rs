@@ -643,17 +643,12 @@ async fn diff(
         let rows: Vec<Value> = rows.iter().map(annals::EventDiff::to_json).collect();
         return ok(StatusCode::OK, json!(rows));
     }
-    let kind = match p.one("view")?.unwrap_or("by-country") {
-        "by-country" => ViewKind::ByCountry,
-        "by-actor" => ViewKind::ByActor,
-        "by-date" => ViewKind::ByDate(p.granularity()?),
-        v => {
-            return Err(ApiError::bad_param(
-                "view",
-                format!("`{v}`: expected by-country, by-actor or by-date"),
-            ))
-        }
+    let view = p.one("view")?.unwrap_or("by-country");
+    let granularity = match ViewKind::is_by_date(view) {
+        true => p.granularity()?,
+        false => Granularity::Month,
     };
+    let kind = ViewKind::parse(view, granularity).map_err(|e| e.at("query"))?;
     let rows = blocking(&db, move |db| Ok(db.diff(&name, kind, against)?)).await?;
     serialised(StatusCode::OK, rows)
 }
