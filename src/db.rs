@@ -207,6 +207,7 @@ impl Annals {
         ops: Vec<Op>,
         expect_seq: Option<u64>,
     ) -> Result<Vec<Written>> {
+        let branch = branch.filter(|b| *b != "main");
         self.engine.write(branch, ops, expect_seq)
     }
 
@@ -471,6 +472,7 @@ impl Annals {
     /// `rebuild`. A crash midway is finished on the next open.
     pub fn excise(path: impl AsRef<Path>, id: Uuid, reason: &str) -> Result<Excision> {
         let dir = path.as_ref();
+        crate::excise::check_reason(reason)?;
         let db = Annals::builder(dir).create(false).open()?;
         let plan = db.engine.plan_excision(id, reason)?;
         // The lock goes on with this descriptor: no one can open the

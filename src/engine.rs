@@ -156,8 +156,8 @@ impl Engine {
         self.writer.lock_any()
     }
 
-    /// Writes a batch to main (`None` or `Some("main")`) or to a branch,
-    /// atomically; with `expect_seq`, only if the head is at that seq.
+    /// Writes a batch to main (`None`) or to a branch, atomically; with
+    /// `expect_seq`, only if the head is at that seq.
     pub(crate) fn write(
         &self,
         branch: Option<&str>,
@@ -165,10 +165,7 @@ impl Engine {
         expect_seq: Option<u64>,
     ) -> Result<Vec<Written>> {
         check_batch(&ops)?;
-        let branch = match branch {
-            None | Some("main") => None,
-            Some(name) => Some(self.branch(name)?),
-        };
+        let branch = branch.map(|name| self.branch(name)).transpose()?;
         let mut writer = self.lock_writer()?;
         let head = match &branch {
             None => self.main.head(),
