@@ -185,8 +185,8 @@ impl Target for BranchTarget<'_> {
     }
 }
 
-/// Checks a batch against a log's state (`known` says what is known of
-/// an id before the batch) and turns it into entries, with each entry's
+/// Checks a batch against the target's state ([`Target::known`] says
+/// what is known of an id before the batch) and turns it into entries, with each entry's
 /// `before` version. Writes nothing. With `validated`, the events are
 /// known to be valid already and are not checked again.
 fn prepare(
