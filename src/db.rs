@@ -472,7 +472,7 @@ impl Annals {
     /// `rebuild`. A crash midway is finished on the next open.
     pub fn excise(path: impl AsRef<Path>, id: Uuid, reason: &str) -> Result<Excision> {
         let dir = path.as_ref();
-        crate::excise::check_reason(reason)?;
+        let reason = crate::excise::check_reason(reason)?;
         let db = Annals::builder(dir).create(false).open()?;
         let plan = db.engine.plan_excision(id, reason)?;
         // The lock goes on with this descriptor: no one can open the

@@ -348,10 +348,10 @@ impl Engine {
             .map_err(|e| Error::io(self.dir.join(LOCK_FILE), e))
     }
 
-    /// The plan of an excision of event `id`: the event must exist on main
-    /// or a branch and not be excised already.
+    /// The plan of an excision of event `id` for a reason already checked
+    /// (`excise::check_reason`): the event must exist on main or a branch
+    /// and not be excised already.
     pub(crate) fn plan_excision(&self, id: Uuid, reason: &str) -> Result<Plan> {
-        let reason = crate::excise::check_reason(reason)?;
         let at = || format!("event {id}");
         if let Some(done) = crate::excise::record(self.log().store(), id)? {
             return Err(Error::Conflict {

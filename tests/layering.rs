@@ -211,25 +211,23 @@ struct Crate {
 impl Crate {
     fn load(files: &[(String, String)]) -> Crate {
         let names: Vec<String> = files.iter().map(|(m, _)| m.clone()).collect();
-        let mut imports = BTreeMap::new();
+        let mut by_module = BTreeMap::new();
         for (module, source) in files {
+            // The crate root's children are the top-level modules.
+            let root = module == "lib" || module == "main";
             let children: Vec<String> = names
                 .iter()
-                .filter(|n| {
-                    n.strip_prefix(&format!("{module}/"))
-                        .is_some_and(|rest| !rest.contains('/'))
+                .filter(|n| match root {
+                    true => !n.contains('/'),
+                    false => n
+                        .strip_prefix(&format!("{module}/"))
+                        .is_some_and(|rest| !rest.contains('/')),
                 })
                 .cloned()
                 .collect();
-            let root = module == "lib" || module == "main";
-            let children = if root {
-                names.iter().filter(|n| !n.contains('/')).cloned().collect()
-            } else {
-                children
-            };
-            imports.insert(module.clone(), imports_of(module, source, &children));
+            by_module.insert(module.clone(), imports(module, source, &children));
         }
-        Crate { imports }
+        Crate { imports: by_module }
     }
 
     /// The module a path names, following re-exports: the longest prefix
@@ -269,10 +267,6 @@ impl Crate {
         }
         g
     }
-}
-
-fn imports_of(module: &str, source: &str, children: &[String]) -> Vec<Import> {
-    imports(module, source, children)
 }
 
 /// The layer of a module and the entry that placed it there.

@@ -139,6 +139,11 @@ impl Branch {
         }
     }
 
+    /// Whether the branch's own entries in memory are exactly `entries`.
+    pub(crate) fn holds(&self, entries: &[Entry]) -> bool {
+        *read(&self.entries) == entries
+    }
+
     /// How many entries of its own the branch holds.
     pub(crate) fn len(&self) -> usize {
         read(&self.entries).len()
