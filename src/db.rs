@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[cfg(feature = "delta")]
 use crate::delta::PublishReport;
 use crate::engine::{Engine, Options, StorageWrapper};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::excise::Excision;
 use crate::export::ExportFormat;
 use crate::import::{Import, ImportFormat};
@@ -500,6 +500,23 @@ impl Annals {
     /// The excision record of event `id`, if it was excised.
     pub fn excision(&self, id: Uuid) -> Result<Option<Excision>> {
         crate::excise::record(self.engine.log().store(), id)
+    }
+
+    /// The error to report for event `id` that a read did not find:
+    /// `NotFound` saying when and why it was excised, or that no such
+    /// event was ever written.
+    pub fn not_found(&self, id: Uuid) -> Result<Error> {
+        Ok(match self.excision(id)? {
+            Some(x) => Error::NotFound {
+                at: format!("event {id}"),
+                what: format!(
+                    "the event was excised at {}: {}",
+                    crate::time::format_micros(x.at),
+                    x.reason
+                ),
+            },
+            None => Error::no_event(id),
+        })
     }
 
     // ---- Delta Lake ----

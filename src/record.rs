@@ -66,6 +66,14 @@ pub struct Written {
     pub new_entry: bool,
 }
 
+impl Written {
+    /// The one JSON shape of a written entry, the same for the CLI, the
+    /// HTTP API and Python: `{"seq", "id", "new"}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"seq": self.seq, "id": self.id.to_string(), "new": self.new_entry})
+    }
+}
+
 /// An event as it currently stands, with its place in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {

@@ -57,8 +57,18 @@ const LIB_LAYERS: &[&[&str]] = &[
 /// The binary's layers (`src/main.rs` and `src/cli/`); it uses the
 /// library only through `annals::`.
 const BIN_LAYERS: &[&[&str]] = &[
-    &["cli/common", "cli/output", "cli/serve/shared"],
-    &["cli/demo", "cli/import", "cli/serve/api"],
+    &["cli/output"],
+    &["cli/common", "cli/serve/shared"],
+    &[
+        "cli/demo",
+        "cli/import",
+        "cli/serve/api",
+        "cli/write",
+        "cli/read",
+        "cli/branch",
+        "cli/check",
+        "cli/publish",
+    ],
     &["cli/serve"],
     &["cli"],
     &["main"],

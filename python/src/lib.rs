@@ -314,10 +314,7 @@ fn json_list<'py>(py: Python<'py>, values: &[Value]) -> PyResult<Bound<'py, PyAn
 }
 
 fn written_list<'py>(py: Python<'py>, w: &[annals::Written]) -> PyResult<Bound<'py, PyAny>> {
-    let values: Vec<Value> = w
-        .iter()
-        .map(|w| serde_json::json!({"seq": w.seq, "id": w.id.to_string(), "new": w.new_entry}))
-        .collect();
+    let values: Vec<Value> = w.iter().map(annals::Written::to_json).collect();
     json_list(py, &values)
 }
 

@@ -1,7 +1,14 @@
-//! What the command line and the HTTP server share: the CLI's error type
-//! and the query filters as arguments.
+//! What every command shares: the CLI's error type, the global flags,
+//! the query filters and the point to read at as arguments, ids and the
+//! damage exit code. The HTTP server shares the error type and filters.
 
-use annals::{Error, Filters, Query};
+use std::io::Write;
+use std::path::PathBuf;
+
+use annals::{Annals, AsOf, At, Error, Filters, Query, ViewKind};
+use uuid::Uuid;
+
+use super::output::{self, Format};
 
 /// Errors of the CLI: the library's, and output failures.
 #[derive(Debug, thiserror::Error)]
@@ -55,4 +62,158 @@ pub fn build_query(q: QueryArgs) -> Result<Query, Error> {
         limit: q.limit,
     }
     .to_query()
+}
+
+/// What every command gets besides its own arguments: the global flags.
+pub struct Ctx {
+    /// The database folder (`--db`).
+    pub db: PathBuf,
+    /// `--format`, whose meaning depends on the command.
+    pub format: Option<FormatArg>,
+}
+
+impl Ctx {
+    /// Opens the existing database.
+    pub fn open(&self) -> Result<Annals, Error> {
+        Annals::builder(&self.db).create(false).open()
+    }
+
+    /// The output format of a command that prints data; checked before
+    /// the command does anything, so that a bad flag changes nothing.
+    pub fn output(&self) -> Result<Format, CliError> {
+        match self.format {
+            None | Some(FormatArg::Table) => Ok(Format::Table),
+            Some(FormatArg::Jsonl) => Ok(Format::Jsonl),
+            Some(FormatArg::Json) => Ok(Format::Json),
+            Some(other) => Err(CliError::Usage(format!(
+                "--format {} applies to import or export; output formats are table, jsonl, json",
+                other.name()
+            ))),
+        }
+    }
+
+    /// `--format`'s name, or "" when absent: a file format for import,
+    /// export and `changes --out`.
+    pub fn format_name(&self) -> &'static str {
+        self.format.map_or("", FormatArg::name)
+    }
+}
+
+/// Every value of `--format`; which ones apply depends on the command.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Table,
+    Jsonl,
+    Json,
+    Gdelt,
+    Acled,
+    AcledDeletions,
+    UcdpGed,
+    Polecat,
+    Csv,
+    Parquet,
+}
+
+impl FormatArg {
+    fn name(self) -> &'static str {
+        match self {
+            FormatArg::Table => "table",
+            FormatArg::Jsonl => "jsonl",
+            FormatArg::Json => "json",
+            FormatArg::Gdelt => "gdelt",
+            FormatArg::Acled => "acled",
+            FormatArg::AcledDeletions => "acled-deletions",
+            FormatArg::UcdpGed => "ucdp-ged",
+            FormatArg::Polecat => "polecat",
+            FormatArg::Csv => "csv",
+            FormatArg::Parquet => "parquet",
+        }
+    }
+}
+
+/// Where to read: a branch, and a point in transaction time.
+#[derive(clap::Args)]
+pub struct AtArgs {
+    /// Read this branch instead of main.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Read as of this seq or RFC 3339 time (what was known then).
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+impl AtArgs {
+    /// The library's [`At`].
+    pub fn at(&self) -> Result<At, Error> {
+        Ok(At {
+            branch: self.branch.clone(),
+            as_of: self.as_of.as_deref().map(str::parse::<AsOf>).transpose()?,
+        })
+    }
+}
+
+/// The built-in views, as the CLI names them.
+#[derive(Clone, Copy, clap::ValueEnum)]
+#[allow(clippy::enum_variant_names)] // the names are the CLI's words
+pub enum ViewName {
+    ByCountry,
+    ByActor,
+    ByDate,
+}
+
+impl ViewName {
+    /// The library's [`ViewKind`]; `granularity` applies to by-date.
+    pub fn kind(self, granularity: &str) -> Result<ViewKind, Error> {
+        Ok(match self {
+            ViewName::ByCountry => ViewKind::ByCountry,
+            ViewName::ByActor => ViewKind::ByActor,
+            ViewName::ByDate => ViewKind::ByDate(granularity.parse()?),
+        })
+    }
+}
+
+/// An event id given as an argument.
+pub fn parse_id(s: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(s.trim()).map_err(|e| Error::Invalid {
+        at: "arguments".into(),
+        field: "id".into(),
+        reason: format!("`{s}` is not a UUID ({e})"),
+    })
+}
+
+/// Exit code when `verify` or `prove` finds damage.
+pub const EXIT_DAMAGE: u8 = 3;
+
+/// Reports damage found by `verify` or `prove`: the result object on
+/// stdout, the message on stderr, exit code 3.
+pub fn damage(out: &mut dyn Write, format: Format, e: Error) -> Result<u8, CliError> {
+    output::print_object(out, format, &e.damage_json())?;
+    match &e {
+        Error::Corruption { seq, reason } => {
+            eprintln!("annals: damage found at seq {seq}: {reason}")
+        }
+        other => eprintln!("annals: damage found: {other}"),
+    }
+    Ok(EXIT_DAMAGE)
+}
+
+/// Writes a file whole or not at all: `write` fills a temporary file
+/// beside `path`, which then replaces it once synced.
+pub fn write_file(
+    path: &std::path::Path,
+    write: impl FnOnce(&std::fs::File) -> Result<u64, Error>,
+) -> Result<u64, Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let io = |e: std::io::Error| Error::Io {
+        path: path.into(),
+        source: e,
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let n = write(tmp.as_file())?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(n)
 }

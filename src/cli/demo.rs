@@ -3,12 +3,13 @@
 //! database left behind to explore or serve.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use annals::{Against, Annals, AsOf, At, Error, Granularity, Op, Query, ViewKind};
 use uuid::Uuid;
 
-use super::output::{self, Format};
+use super::common::{CliError, Ctx};
+use super::output;
 
 /// The scenario, one event per line, with fixed ids so runs compare.
 pub const SCENARIO: &str = include_str!("scenario.jsonl");
@@ -70,13 +71,18 @@ fn fresh(path: &Path) -> Result<Annals, Error> {
     Annals::open(path)
 }
 
+/// The arguments of `annals demo`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to leave the demo database.
+    #[arg(long, default_value = "annals-demo.db")]
+    out: PathBuf,
+}
+
 /// Runs the demo, printing each step to `out`, and leaves its database at
-/// `path`.
-pub fn run(
-    out: &mut dyn Write,
-    format: Format,
-    path: &Path,
-) -> Result<(), crate::cli::common::CliError> {
+/// `--out`.
+pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError> {
+    let (format, path) = (ctx.output()?, args.out.as_path());
     let db = fresh(path)?;
 
     step(out, "1. Load the scenario in the order the reports came in")?;
@@ -258,5 +264,5 @@ pub fn run(
              then open http://127.0.0.1:7070/"
         )?;
     }
-    Ok(())
+    Ok(0)
 }

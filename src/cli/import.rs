@@ -11,17 +11,68 @@ use annals::{Annals, Error, ImportFormat, Rejection};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::common::CliError;
+use super::common::{CliError, Ctx};
+
+/// The arguments of `annals import`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The files; `-` for standard input.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// Skip invalid rows instead of stopping at the first one.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// With --skip-invalid: write rejected rows, with line and reason,
+    /// to this JSON Lines file (default: standard error).
+    #[arg(long, requires = "skip_invalid")]
+    rejects: Option<std::path::PathBuf>,
+    /// Rows per committed batch.
+    #[arg(long, default_value_t = annals::DEFAULT_BATCH_ROWS)]
+    batch: usize,
+    /// The files are a full release (ACLED, UCDP GED, POLECAT):
+    /// afterwards, retract every event of the dataset they do not hold.
+    #[arg(long)]
+    retract_missing: bool,
+}
+
+/// Runs `annals import`: checks the flags, opens the database, imports.
+pub fn run(args: Args, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError> {
+    let name = ctx.format_name();
+    let fmt = ImportFormat::parse(name).map_err(|_| {
+        CliError::Usage(
+            "import needs --format jsonl, gdelt, acled, acled-deletions, ucdp-ged or polecat"
+                .into(),
+        )
+    })?;
+    if args.retract_missing && !fmt.has_releases() {
+        return Err(CliError::Usage(format!(
+            "--retract-missing: only acled, ucdp-ged and polecat files are full releases, not {name}"
+        )));
+    }
+    let db = ctx.open()?;
+    let rejects = match (args.skip_invalid, args.rejects) {
+        (false, _) => None,
+        (true, Some(path)) => Some(Rejects::file(&path)?),
+        (true, None) => Some(Rejects::stderr()),
+    };
+    let opts = Options {
+        batch: args.batch,
+        retract_missing: args.retract_missing,
+    };
+    import(&db, fmt, &args.files, rejects, opts, out)?;
+    db.close()?;
+    Ok(0)
+}
 
 /// Where rejected rows go: a JSON Lines file, or standard error.
-pub struct Rejects {
+struct Rejects {
     out: Box<dyn Write>,
     path: String,
 }
 
 impl Rejects {
     /// Rejected rows written to `path` (created or truncated).
-    pub fn file(path: &Path) -> Result<Rejects, Error> {
+    fn file(path: &Path) -> Result<Rejects, Error> {
         let f = File::create(path).map_err(|e| Error::Io {
             path: path.into(),
             source: e,
@@ -33,7 +84,7 @@ impl Rejects {
     }
 
     /// Rejected rows written to standard error.
-    pub fn stderr() -> Rejects {
+    fn stderr() -> Rejects {
         Rejects {
             out: Box::new(std::io::stderr()),
             path: "stderr".into(),
@@ -81,7 +132,7 @@ pub struct Options {
 
 /// Imports each file in turn, printing one summary line per file (and,
 /// with `retract_missing`, one for the retractions).
-pub fn run(
+fn import(
     db: &Annals,
     format: ImportFormat,
     files: &[String],
@@ -165,27 +216,4 @@ pub fn run(
         })?;
     }
     Ok(())
-}
-
-/// Exports to `path` through a temporary file beside it, renamed into
-/// place once complete: a failed export leaves no partial file.
-/// Writes a file whole or not at all: `write` fills a temporary file
-/// beside `path`, which then replaces it once synced.
-pub fn write_file(
-    path: &Path,
-    write: impl FnOnce(&std::fs::File) -> Result<u64, Error>,
-) -> Result<u64, Error> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io = |e: std::io::Error| Error::Io {
-        path: path.into(),
-        source: e,
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    let n = write(tmp.as_file())?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(n)
 }

@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use annals::{Annals, Error};
+use annals::Error;
+
+use super::common::{CliError, Ctx};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -26,16 +28,22 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// How the server runs; the flags of `annals serve`.
+#[derive(clap::Args)]
 pub struct Options {
-    /// Address to listen on (loopback unless told otherwise).
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
-    /// File holding the bearer token that writes need.
+    /// File whose first line is the bearer token that writes need.
+    #[arg(long, conflicts_with = "read_only")]
     pub token_file: Option<PathBuf>,
     /// Refuse every write.
+    #[arg(long)]
     pub read_only: bool,
     /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Connections served at once; more wait in the listen queue.
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
 }
 
@@ -43,21 +51,18 @@ pub struct Options {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves until SIGINT or SIGTERM, then closes the database.
-pub fn run(
-    db: Annals,
-    opts: Options,
-    out: &mut dyn std::io::Write,
-) -> Result<(), crate::cli::common::CliError> {
+pub fn run(opts: Options, ctx: &Ctx, out: &mut dyn std::io::Write) -> Result<u8, CliError> {
     let token = match (&opts.token_file, opts.read_only) {
         (_, true) => None,
         (Some(path), false) => Some(read_token(path)?),
         (None, false) => {
-            return Err(crate::cli::common::CliError::Usage(
+            return Err(CliError::Usage(
                 "serve needs --token-file FILE (writes need its bearer token) or --read-only"
                     .into(),
             ))
         }
     };
+    let db = ctx.open()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("annals-serve")
@@ -106,7 +111,7 @@ pub fn run(
             "annals: requests still running at exit; the database closes with the process"
         )?,
     }
-    Ok(())
+    Ok(0)
 }
 
 /// Accepts connections until a shutdown signal, each in its own task and
