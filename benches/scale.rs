@@ -2,7 +2,9 @@
 //! synthetic events, the compare bench's generator), and after each step,
 //! each figure in a fresh process: open + head, peak RSS of read-only
 //! commands, country + month and actor queries (p50, p99), the by-country
-//! view at the head, the step's ingest rate and peak RSS, disk per event.
+//! view at the head, the busiest country and month (the largest result a
+//! country + month query gives: cost per returned event and peak RSS),
+//! the step's ingest rate and peak RSS, disk per event.
 //! SQLite gets the same events and answers the same queries.
 //!
 //!     cargo bench --bench scale                                    # 1M, 3M, 10M (about an hour, most of it SQLite)
@@ -128,6 +130,27 @@ fn child(what: &str, work: &Path) {
                     db.query(&q).unwrap().len()
                 },
                 |a| db.query(&Query::new().actor(a)).unwrap().len(),
+            );
+        }
+        "busiest" => {
+            // The busiest country and month of the database (written by the
+            // parent): every event printed as the CLI prints it.
+            let pick = std::fs::read_to_string(work.join("busiest")).unwrap();
+            let (c, m) = pick.trim().split_once('\t').unwrap();
+            let t = Instant::now();
+            let db = Annals::open(&db_path).unwrap();
+            let q = Query::new().country(c).from(m).unwrap().to(m).unwrap();
+            let rows = db.query(&q).unwrap();
+            let mut sink = std::io::sink();
+            for r in &rows {
+                writeln!(sink, "{}", r.to_json()).unwrap();
+            }
+            let took = t.elapsed();
+            out.insert("ms".into(), ms(took));
+            out.insert("rows".into(), rows.len() as f64);
+            out.insert(
+                "us_per_row".into(),
+                took.as_secs_f64() * 1e6 / rows.len().max(1) as f64,
             );
         }
         "sqlite-import" => {
@@ -290,6 +313,8 @@ fn main() {
     let mut rng = Rng(4242);
     let mut done = 0usize;
     let mut json_bytes = 0u64;
+    let mut months: std::collections::HashMap<(String, String), usize> = Default::default();
+    let mut busiest_lines = Vec::new();
     for &target in &steps {
         let mut picks: Vec<String> = Vec::new();
         let n = target.saturating_sub(done);
@@ -301,6 +326,10 @@ fn main() {
                 let line = annals::event_to_line(&e, None);
                 json_bytes += line.len() as u64 + 1;
                 writeln!(f, "{line}").unwrap();
+                let month = annals::format_micros(e.occurred.start())[..7].to_string();
+                for c in &e.countries {
+                    *months.entry((c.clone(), month.clone())).or_default() += 1;
+                }
                 // About PICKS of the step's events, drawn uniformly.
                 if rng.below(n) < PICKS {
                     // Country and month from a real event (Zipf-weighted,
@@ -324,6 +353,20 @@ fn main() {
         let cli = cli_head_ms(&work.join("annals.db"), runs);
         let (view_ms, view_rss) = median_of("view", &work, runs, "ms");
         let q = run("queries", &work);
+        let busiest = months.iter().max_by_key(|(k, n)| (**n, (*k).clone()));
+        if let Some(((c, m), _)) = busiest {
+            std::fs::write(work.join("busiest"), format!("{c}\t{m}\n")).unwrap();
+        }
+        let b: Vec<Figures> = (0..runs.max(3)).map(|_| run("busiest", &work)).collect();
+        let mut b_us: Vec<f64> = b.iter().skip(1).map(|f| f["us_per_row"]).collect();
+        let mut b_rss: Vec<f64> = b.iter().map(|f| f["rss_mib"]).collect();
+        let busiest_line = format!(
+            "busiest country+month at {target}: {:.0} events; first run {:.1} µs/event, then median {:.1} µs/event; peak RSS median {:.0} MiB",
+            b[0]["rows"],
+            b[0]["us_per_row"],
+            pct(&mut b_us, 0.5),
+            pct(&mut b_rss, 0.5)
+        );
         let disk = dir_bytes(&work.join("annals.db")) as f64 / done as f64;
         let sql = if sqlite {
             run("sqlite-import", &work);
@@ -337,6 +380,7 @@ fn main() {
         };
         std::fs::remove_file(work.join("step.jsonl")).unwrap();
         let last = Some(&target) == steps.last();
+        busiest_lines.push(busiest_line);
         println!(
             "| {done} | {rate:.0} | {:.0} | {open_ms:.1} | {cli:.1} | {:.0} (open) / {:.0} (view) / {:.0} (queries) | {:.2} / {:.2} | {:.2} / {:.2} | {view_ms:.1} | {disk:.0} | {:.0} | {sql} |",
             import["rss_mib"],
@@ -350,6 +394,10 @@ fn main() {
             json_bytes as f64 / done as f64,
         );
         if last {
+            println!();
+            for l in &busiest_lines {
+                println!("{l}");
+            }
             // Last: a writer killed (SIGKILL) half a flush interval after
             // its last flush, then opens that replay that tail.
             let tail = if quick { 2_000 } else { 50_000 };

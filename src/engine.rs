@@ -19,7 +19,7 @@ use crate::line::Lines;
 use crate::log::Log;
 use crate::read::{AsOf, At, Reader};
 use crate::record::{check_batch, check_expected, Durability, Op, Stats, Written};
-use crate::store::{SledStore, Storage};
+use crate::store::{Storage, Store};
 use crate::time::now_micros;
 use crate::write::{commit, BranchTarget};
 use crate::writer::{Writer, WriterLock};
@@ -77,7 +77,7 @@ impl Engine {
         let lock = lock_dir(&dir)?;
         crate::excise::resume(&dir)?;
         let created = !dir.join(STORE_DIR).exists();
-        let store = SledStore::open(&dir.join(STORE_DIR), o.cache_capacity_bytes)?;
+        let store = Store::open(&dir.join(STORE_DIR), o.cache_capacity_bytes)?;
         let mut store: Arc<dyn Storage> = Arc::new(store);
         if let Some(wrap) = o.wrap {
             store = wrap(store);

@@ -26,7 +26,7 @@ use crate::codec::{chunk_bytes, excise_entry, unpack_chunk};
 use crate::error::{Error, Result};
 use crate::folder::{INDEX_DIR, SNAPSHOT_DIR, STORE_DIR};
 use crate::model::MAX_REASON_BYTES;
-use crate::store::{Edits, SledStore, Storage, MAIN_LOG};
+use crate::store::{Edits, Storage, Store, MAIN_LOG};
 use crate::sync::sync_dir;
 use crate::time::{format_micros, Micros};
 
@@ -241,7 +241,7 @@ fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
     remove_dir(&new_dir)?;
 
     let done = {
-        let store = SledStore::open(&store_dir, 64 * 1024 * 1024)?;
+        let store = Store::open(&store_dir, 64 * 1024 * 1024)?;
         let (done, mut edits) = erase(&store, plan)?;
         for (key, _) in store.scan_meta(PROJECTION_KEY)? {
             edits.insert(meta_key(&key), None);
@@ -264,12 +264,12 @@ fn finish(dir: &Path, plan: &Plan) -> Result<Excision> {
 }
 
 fn meta_key(key: &str) -> (String, Vec<u8>) {
-    (SledStore::META_TREE.to_string(), key.as_bytes().to_vec())
+    (Store::META_TREE.to_string(), key.as_bytes().to_vec())
 }
 
 /// The event's entries as stubs, in every log: the record, and the
 /// rewritten chunks as edits for the copy. Writes nothing.
-fn erase(store: &SledStore, plan: &Plan) -> Result<(Excision, Edits)> {
+fn erase(store: &Store, plan: &Plan) -> Result<(Excision, Edits)> {
     let mut entries = BTreeMap::new();
     let mut edits = Edits::new();
     let mut main_chunks = Vec::new();
@@ -313,7 +313,7 @@ fn erase(store: &SledStore, plan: &Plan) -> Result<(Excision, Edits)> {
             }
             if changed {
                 edits.insert(
-                    (SledStore::tree_name(&log), first.to_be_bytes().to_vec()),
+                    (Store::edit_log_name(&log), first.to_be_bytes().to_vec()),
                     Some(chunk_bytes(&out)),
                 );
             }
@@ -391,11 +391,12 @@ mod tests {
         let tmp = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
         let dir = tmp.path().join("db");
         let id = begun(&dir)?;
-        // A log the excision must read holds an undecodable chunk (a log
+        // A log the excision must read holds an undecodable entry (a log
         // left by a dropped branch, which nothing else reads).
         {
-            let store = SledStore::open(&dir.join(STORE_DIR), 1 << 20)?;
-            store.write_chunks("ghost", &[(1, b"not a chunk".to_vec())])?;
+            let store = Store::open(&dir.join(STORE_DIR), 1 << 20)?;
+            let chunk = chunk_bytes(&[b"not an entry".to_vec()]);
+            store.write_chunks("ghost", &[(1, chunk)])?;
             store.sync()?;
         }
         for _ in 0..2 {
@@ -417,7 +418,7 @@ mod tests {
         // removed), the excision can be asked for again.
         assert_eq!(Annals::abandon_excision(&dir)?, None);
         {
-            let store = SledStore::open(&dir.join(STORE_DIR), 1 << 20)?;
+            let store = Store::open(&dir.join(STORE_DIR), 1 << 20)?;
             store.drop_log("ghost")?;
             store.sync()?;
         }
@@ -452,7 +453,7 @@ mod tests {
         let dir = tmp.path().join("db");
         let id = begun(&dir)?;
         let plan = read_marker(&dir)?.ok_or_else(|| Error::internal("no marker"))?;
-        let store = SledStore::open(&dir.join(STORE_DIR), 1 << 20)?;
+        let store = Store::open(&dir.join(STORE_DIR), 1 << 20)?;
         let (done, edits) = erase(&store, &plan)?;
         assert_eq!(done.entries.get(MAIN_LOG), Some(&vec![2]));
         assert_eq!(edits.len(), 1);

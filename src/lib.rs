@@ -63,6 +63,7 @@ mod intern;
 mod json;
 mod line;
 mod log;
+mod logfile;
 mod merge;
 mod model;
 pub mod projection;
@@ -109,7 +110,7 @@ pub use query::{Filters, Query};
 pub use read::diff::{Against, DiffRow, EventDiff, EventDiffKind, ViewKind};
 pub use read::{AsOf, At, ChangeKind, DatasetRow, EventChange, Reader, HAND_ENTERED};
 pub use record::{Durability, Op, Record, Stats, Version, Written, MAX_BATCH_ENTRIES};
-pub use store::{Bytes, ChunkIter, SledStore, Storage, MAIN_LOG};
+pub use store::{Bytes, ChunkIter, Storage, Store, MAIN_LOG};
 pub use subscribe::Subscription;
 pub use time::{
     format_micros, parse_rfc3339, Bound, Granularity, Mark, Micros, Occurred, Precision, TimePoint,

@@ -326,13 +326,8 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
 /// `flush_every` entries while replaying, so memory stays bounded.
 pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64) -> Result<State> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut log_head = log.head()?;
+    let log_head = log.head()?;
     let loaded = load(dir, log, log_head)?;
-    // The manifest is written only once the log is synced up to its seq.
-    let durable = loaded.as_ref().map_or(0, |s| s.head.seq);
-    if log.drop_torn_tail(durable)?.is_some() {
-        log_head = log.head()?;
-    }
     if let Some(loaded) = loaded {
         match replay(loaded, dir, log, log_head, flush_every) {
             Ok(state) => return Ok(state),

@@ -1,15 +1,19 @@
-//! The storage seam: a narrow trait between the log and the engine that
-//! keeps its bytes, and its sled 0.34 implementation.
+//! The storage seam: a narrow trait between the log and what keeps its
+//! bytes, and its implementation: the logs in annals' own segment files
+//! (`logfile`), the small metadata in sled 0.34.
 //!
 //! Everything above this trait deals in seqs and checked bytes; nothing
-//! above it knows about sled. Tests put fault-injecting stores here, and a
-//! replicated or remote log could later take sled's place.
+//! above it knows about files or sled. Tests put fault-injecting stores
+//! here, and a replicated or remote log could later take this one's place.
 
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
+use crate::logfile::{LogFiles, DEFAULT_SEGMENT_BYTES};
 
 /// Bytes handed out by a store without copying (sled shares its buffers).
 pub struct Bytes(Box<dyn AsRef<[u8]> + Send + Sync>);
@@ -36,8 +40,9 @@ pub type ChunkIter<'a> = Box<dyn Iterator<Item = Result<(u64, Bytes)>> + 'a>;
 /// to the chunk's bytes; plus a little metadata. Chunks are opaque here;
 /// `codec` gives them their layout.
 pub trait Storage: Send + Sync {
-    /// Writes chunks to log `log` so that after a crash either all of them
-    /// or none are present. Not durable until [`Storage::sync`].
+    /// Writes one batch's chunks to log `log` so that after a crash either
+    /// all of them or none are present. Not durable until
+    /// [`Storage::sync`].
     fn write_chunks(&self, log: &str, chunks: &[(u64, Vec<u8>)]) -> Result<()>;
     /// Makes every write so far durable (survives a machine crash).
     fn sync(&self) -> Result<()>;
@@ -47,10 +52,6 @@ pub trait Storage: Send + Sync {
     fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_>;
     /// The last chunk of `log`.
     fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>>;
-    /// Removes every chunk of `log` whose first seq is at or above
-    /// `from`, all or none. Not durable until [`Storage::sync`]. Used only
-    /// to drop the torn tail a power loss can leave (see `Log`).
-    fn remove_chunks_from(&self, log: &str, from: u64) -> Result<()>;
     /// Removes a log and frees its space.
     fn drop_log(&self, log: &str) -> Result<()>;
     /// The names of the logs present other than main (branches' logs, and
@@ -128,23 +129,59 @@ fn remove_unfinished_snapshots(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The sled 0.34 store: one tree for the log (key: a chunk's first seq,
-/// big-endian; value: the chunk), one
-/// for metadata.
-pub struct SledStore {
+/// The store: each log in its own folder of segment files under
+/// `log/` (`main`, and `branches/NAME`), the metadata in one sled tree.
+pub struct Store {
     db: sled::Db,
-    log: sled::Tree,
     meta: sled::Tree,
-    /// Trees of branch logs, opened on first use.
-    branches: std::sync::Mutex<std::collections::HashMap<String, sled::Tree>>,
+    /// The logs opened so far, by name (shared with the flusher thread).
+    logs: Arc<OpenLogs>,
+    /// Whether metadata changed since the last sync (sled is flushed only
+    /// then: a batch on main touches no metadata).
+    meta_dirty: std::sync::atomic::AtomicBool,
     /// sled's data file, fsynced after each flush (see `sync`).
     data_file: File,
     /// Blob files already fsynced (sled writes each once, never fsyncs it).
     synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
     dir: PathBuf,
+    segment_bytes: u64,
 }
 
-impl SledStore {
+type OpenLogs = std::sync::Mutex<std::collections::HashMap<String, Arc<LogFiles>>>;
+
+/// Syncs the logs' buffered batches once they have waited
+/// [`BUFFERED_WINDOW`], while any write keeps coming or not; stops once
+/// the store is dropped. A failed sync is kept by the log and reported by
+/// its next write or sync.
+fn spawn_flusher(logs: &Arc<OpenLogs>) {
+    let logs = Arc::downgrade(logs);
+    let spawned = std::thread::Builder::new()
+        .name("annals-flusher".into())
+        .spawn(move || loop {
+            std::thread::sleep(BUFFERED_WINDOW / 4);
+            let Some(logs) = logs.upgrade() else { return };
+            let open: Vec<Arc<LogFiles>> = crate::sync::lock(&logs).values().cloned().collect();
+            drop(logs);
+            for files in open {
+                if files.unsynced_for().is_some_and(|t| t >= BUFFERED_WINDOW) {
+                    let _ = files.sync();
+                }
+            }
+        });
+    // Without the thread, buffered batches are still synced at the next
+    // write after the window, at checkpoints and at close.
+    drop(spawned);
+}
+
+/// The folder of the logs' segment files, inside the store's folder.
+const LOG_DIR: &str = "log";
+/// The same while an upgrade from the log in sled builds it.
+const NEW_LOG_DIR: &str = "log.new";
+/// How long a buffered batch may wait for its sync (sled's flush interval
+/// before: the promise of `Durability::Buffered`).
+const BUFFERED_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Store {
     /// fsyncs the blob files sled wrote since the last sync, and the blobs
     /// folder. sled writes any page (tree node) over 128 KiB to its own file
     /// in `blobs/` and never fsyncs it; a leaf of the log tree holds up to
@@ -184,14 +221,23 @@ impl SledStore {
         Ok(())
     }
 
-    /// Opens (or creates) a sled store in `dir`.
-    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore> {
+    /// Opens (or creates) the store in `dir`. A store whose logs are
+    /// still in sled (written before segment files) is upgraded first,
+    /// once; see [`Store::upgrade`].
+    pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Store> {
+        Self::open_with(dir, cache_capacity_bytes, DEFAULT_SEGMENT_BYTES)
+    }
+
+    /// [`Store::open`] with segments sealed at `segment_bytes` (small in
+    /// tests, so that they cover sealing).
+    pub fn open_with(dir: &Path, cache_capacity_bytes: u64, segment_bytes: u64) -> Result<Store> {
         let fresh = !dir.join("conf").exists();
         remove_unfinished_snapshots(dir)?;
-        let store = Self::open_sled(dir, cache_capacity_bytes)?;
+        let store = Self::open_sled(dir, cache_capacity_bytes, segment_bytes)?;
         if fresh {
             store.sync_layout()?;
         }
+        store.upgrade()?;
         Ok(store)
     }
 
@@ -212,7 +258,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn open_sled(dir: &Path, cache_capacity_bytes: u64) -> Result<SledStore> {
+    fn open_sled(dir: &Path, cache_capacity_bytes: u64, segment_bytes: u64) -> Result<Store> {
         guard("opening", || {
             let config = sled::Config::default()
                 .path(dir)
@@ -235,71 +281,115 @@ impl SledStore {
                     other => break other?,
                 }
             };
-            let log = db.open_tree(SledStore::tree_name(MAIN_LOG))?;
-            let meta = db.open_tree(SledStore::META_TREE)?;
+            let meta = db.open_tree(Store::META_TREE)?;
             let data_path = dir.join("db");
             let data_file = File::open(&data_path).map_err(|e| Error::io(&data_path, e))?;
-            Ok(SledStore {
+            let logs = Arc::new(OpenLogs::default());
+            spawn_flusher(&logs);
+            Ok(Store {
                 db,
-                log,
                 meta,
-                branches: std::sync::Mutex::new(std::collections::HashMap::new()),
+                logs,
+                meta_dirty: std::sync::atomic::AtomicBool::new(false),
                 data_file,
                 synced_blobs: std::sync::Mutex::new(std::collections::HashSet::new()),
                 dir: dir.to_path_buf(),
+                segment_bytes,
             })
         })
     }
-}
 
-impl SledStore {
-    /// The sled tree that holds log `log` (as named in [`Edits`]).
-    pub(crate) fn tree_name(log: &str) -> String {
-        if log == MAIN_LOG {
-            "log".into()
-        } else {
-            format!("log/{log}")
+    /// Moves logs kept in sled trees (`log`, `log/NAME`: the format before
+    /// segment files) into segment files, once. Crash-safe at every step:
+    /// the files are built in `log.new/` and synced, each log's chain is
+    /// checked end to end as it is copied, then `log.new/` is renamed to
+    /// `log/` (the switch), and only then are the trees dropped. Opening
+    /// after a crash before the switch starts over; after it, drops what
+    /// trees are left.
+    fn upgrade(&self) -> Result<()> {
+        let root = self.dir.join(LOG_DIR);
+        let trees: Vec<(String, String)> = self
+            .db
+            .tree_names()
+            .iter()
+            .filter_map(|n| {
+                let n = String::from_utf8_lossy(n).into_owned();
+                let log = match n.as_str() {
+                    "log" => MAIN_LOG.to_string(),
+                    other => other.strip_prefix("log/")?.to_string(),
+                };
+                Some((n, log))
+            })
+            .collect();
+        if !root.exists() {
+            let new = self.dir.join(NEW_LOG_DIR);
+            remove_dir_all(&new)?;
+            for (tree, log) in &trees {
+                let files = LogFiles::open(&log_dir(&new, log)?, self.segment_bytes)?;
+                let tree = guard("upgrading", || Ok(self.db.open_tree(tree.as_bytes())?))?;
+                copy_legacy(&tree, &files, log)?;
+                files.sync()?;
+            }
+            LogFiles::open(&log_dir(&new, MAIN_LOG)?, self.segment_bytes)?;
+            sync_tree(&new)?;
+            std::fs::rename(&new, &root).map_err(|e| Error::io(&new, e))?;
+            crate::sync::sync_dir(&root)?;
         }
+        if !trees.is_empty() {
+            guard("upgrading", || {
+                for (tree, _) in &trees {
+                    self.db.drop_tree(tree.as_bytes())?;
+                }
+                self.db.flush()?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The segment files of log `log`, opened (and recovered) on first use.
+    fn log(&self, log: &str) -> Result<Arc<LogFiles>> {
+        let mut logs = crate::sync::lock(&self.logs);
+        if let Some(l) = logs.get(log) {
+            return Ok(Arc::clone(l));
+        }
+        let dir = log_dir(&self.dir.join(LOG_DIR), log)?;
+        let files = Arc::new(LogFiles::open(&dir, self.segment_bytes)?);
+        logs.insert(log.to_string(), Arc::clone(&files));
+        Ok(files)
     }
 
     /// The sled tree that holds the metadata (as named in [`Edits`]).
     pub(crate) const META_TREE: &'static str = "meta";
 
-    /// Copies every tree into a new store in `dest`, with `edits` applied,
+    /// The name [`Edits`] gives log `log`'s chunks.
+    pub(crate) fn edit_log_name(log: &str) -> String {
+        format!("log/{log}")
+    }
+
+    /// Copies the store into a new one in `dest`, with `edits` applied,
     /// and makes it durable. This store is only read. The copy's files
     /// hold only live values (sled keeps overwritten and removed ones in
     /// its files until it reuses their space), and an edited value is
     /// written in its edited form only: what an edit replaces never
-    /// reaches the copy.
+    /// reaches the copy. Each batch stays one frame.
     pub(crate) fn copy_into(&self, dest: &Path, edits: &Edits) -> Result<()> {
-        let copy = SledStore::open(dest, 64 * 1024 * 1024)?;
+        let copy = Store::open_with(dest, 64 * 1024 * 1024, self.segment_bytes)?;
         guard("copying", || {
-            for name in self.db.tree_names() {
-                if name == b"__sled__default" {
-                    continue;
+            let to = copy.db.open_tree(Store::META_TREE)?;
+            let mut batch = sled::Batch::default();
+            for item in self.meta.iter() {
+                let (k, v) = item?;
+                match edits.get(&(Store::META_TREE.to_string(), k.to_vec())) {
+                    None => batch.insert(k, v),
+                    Some(Some(edited)) => batch.insert(k, edited.as_slice()),
+                    Some(None) => continue,
                 }
-                let tree_name = String::from_utf8_lossy(&name).into_owned();
-                let (from, to) = (self.db.open_tree(&name)?, copy.db.open_tree(&name)?);
-                let mut batch = sled::Batch::default();
-                let mut n = 0;
-                for item in from.iter() {
-                    let (k, v) = item?;
-                    match edits.get(&(tree_name.clone(), k.to_vec())) {
-                        None => batch.insert(k, v),
-                        Some(Some(edited)) => batch.insert(k, edited.as_slice()),
-                        Some(None) => continue,
-                    }
-                    n += 1;
-                    if n % 4096 == 0 {
-                        to.apply_batch(std::mem::take(&mut batch))?;
-                    }
-                }
-                to.apply_batch(batch)?;
             }
+            to.apply_batch(batch)?;
             // Edits that add a key the source does not have.
             for ((tree, key), value) in edits {
-                if let Some(value) = value {
-                    let to = copy.db.open_tree(tree.as_bytes())?;
+                if let (true, Some(value)) = (tree == Store::META_TREE, value) {
                     if !to.contains_key(key)? {
                         to.insert(key.as_slice(), value.as_slice())?;
                     }
@@ -307,13 +397,101 @@ impl SledStore {
             }
             Ok(())
         })?;
+        copy.meta_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut logs = vec![MAIN_LOG.to_string()];
+        logs.extend(self.log_names()?);
+        for log in logs {
+            let (from, to) = (self.log(&log)?, copy.log(&log)?);
+            let name = Store::edit_log_name(&log);
+            for batch in from.batches() {
+                let mut batch = batch?;
+                for (first, bytes) in batch.iter_mut() {
+                    if let Some(Some(edited)) =
+                        edits.get(&(name.clone(), first.to_be_bytes().to_vec()))
+                    {
+                        bytes.clone_from(edited);
+                    }
+                }
+                to.append(&batch)?;
+            }
+        }
         copy.sync()
     }
 }
 
-/// Changes [`SledStore::copy_into`] applies, by (tree, key): the new value,
-/// or `None` to leave the key out.
+/// Changes [`Store::copy_into`] applies, by (tree, key): the new value,
+/// or `None` to leave the key out. Metadata is tree [`Store::META_TREE`];
+/// a log's chunks are [`Store::edit_log_name`], keyed by their first
+/// seq (big-endian).
 pub(crate) type Edits = std::collections::BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>;
+
+/// The folder of log `log` under `root`: `main`, or `branches/NAME`.
+fn log_dir(root: &Path, log: &str) -> Result<PathBuf> {
+    if log == MAIN_LOG {
+        return Ok(root.join(MAIN_LOG));
+    }
+    let safe = !log.is_empty()
+        && !log.starts_with('.')
+        && log
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !safe {
+        return Err(Error::internal(format!("`{log}` cannot name a log folder")));
+    }
+    Ok(root.join("branches").join(log))
+}
+
+fn remove_dir_all(path: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// fsyncs every folder under `path` and `path` itself, so that the names
+/// of the files built there survive a power loss.
+fn sync_tree(path: &Path) -> Result<()> {
+    for e in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let e = e.map_err(|e| Error::io(path, e))?;
+        if e.path().is_dir() {
+            sync_tree(&e.path())?;
+        }
+    }
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Copies a log kept in a sled tree into segment files, checking that its
+/// seqs continue and its chain links, entry by entry (a branch's first
+/// entry links to its parent, which is checked when the branch opens).
+fn copy_legacy(tree: &sled::Tree, to: &LogFiles, log: &str) -> Result<()> {
+    let mut prev: Option<(u64, crate::entry::Hash)> = None;
+    for item in tree.iter() {
+        let (k, v) = guard("upgrading", || Ok(item?))?;
+        let first = key_seq(&k)?;
+        for (i, raw) in crate::codec::unpack_chunk(first, &v)?
+            .into_iter()
+            .enumerate()
+        {
+            let seq = first + i as u64;
+            let (_, env) = crate::codec::decode_entry(seq, raw)?;
+            if let Some((p, hash)) = prev {
+                if seq != p + 1 || env.prev != hash {
+                    return Err(Error::corruption(
+                        seq,
+                        format!("upgrading log `{log}`: the entry does not follow seq {p}"),
+                    ));
+                }
+            }
+            prev = Some((seq, env.hash));
+        }
+        to.append(&[(first, v.to_vec())])?;
+    }
+    Ok(())
+}
 
 fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
@@ -329,49 +507,39 @@ fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-impl SledStore {
-    /// The tree of a log: `log` for main, `log/NAME` for a branch.
-    fn tree(&self, log: &str) -> Result<sled::Tree> {
-        if log == MAIN_LOG {
-            return Ok(self.log.clone());
-        }
-        let mut trees = self.branches.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = trees.get(log) {
-            return Ok(t.clone());
-        }
-        let t = self.db.open_tree(SledStore::tree_name(log))?;
-        trees.insert(log.to_string(), t.clone());
-        Ok(t)
-    }
-}
-
 fn key_seq(k: &[u8]) -> Result<u64> {
     <[u8; 8]>::try_from(k)
         .map(u64::from_be_bytes)
         .map_err(|_| Error::corruption(0, "log key is not a seq"))
 }
 
-fn chunk(item: Option<sled::Result<(sled::IVec, sled::IVec)>>) -> Result<Option<(u64, Bytes)>> {
-    match item {
-        None => Ok(None),
-        Some(Err(e)) => Err(e.into()),
-        Some(Ok((k, v))) => Ok(Some((key_seq(&k)?, Bytes::new(v)))),
-    }
+fn with_bytes(c: Option<crate::logfile::Chunk>) -> Option<(u64, Bytes)> {
+    c.map(|(first, bytes)| (first, Bytes::new(bytes)))
 }
 
-impl Storage for SledStore {
+impl Storage for Store {
     fn write_chunks(&self, log: &str, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
-        guard("writing", || {
-            let mut batch = sled::Batch::default();
-            for (seq, bytes) in chunks {
-                batch.insert(&seq.to_be_bytes(), bytes.as_slice());
-            }
-            self.tree(log)?.apply_batch(batch)?;
-            Ok(())
-        })
+        let files = self.log(log)?;
+        files.append(chunks)?;
+        // A buffered batch reaches the disk within about the window: at
+        // the next write after it, or at the next sync or close.
+        if files.unsynced_for().is_some_and(|t| t >= BUFFERED_WINDOW) {
+            files.sync()?;
+        }
+        Ok(())
     }
 
     fn sync(&self) -> Result<()> {
+        let logs: Vec<Arc<LogFiles>> = crate::sync::lock(&self.logs).values().cloned().collect();
+        for files in logs {
+            files.sync()?;
+        }
+        if !self
+            .meta_dirty
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
         guard("flushing", || {
             self.db.flush()?;
             self.sync_blobs()?;
@@ -382,64 +550,65 @@ impl Storage for SledStore {
                 .sync_all()
                 .map_err(|e| Error::io(self.dir.join("db"), e))
         })
+        .inspect_err(|_| {
+            self.meta_dirty
+                .store(true, std::sync::atomic::Ordering::SeqCst)
+        })
     }
 
     fn chunk_at(&self, log: &str, seq: u64) -> Result<Option<(u64, Bytes)>> {
-        guard("reading", || {
-            chunk(self.tree(log)?.range(..=seq.to_be_bytes()).next_back())
-        })
+        Ok(with_bytes(self.log(log)?.chunk_at(seq)?))
     }
 
     fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_> {
-        let mut iter = match self.tree(log) {
-            Ok(t) => t.range(from.to_be_bytes()..),
-            Err(e) => return Box::new(std::iter::once(Err(e))),
-        };
-        Box::new(std::iter::from_fn(move || {
-            guard("scanning", || chunk(iter.next())).transpose()
-        }))
+        match self.log(log) {
+            Ok(files) => {
+                let mut next = from;
+                Box::new(std::iter::from_fn(move || {
+                    let item = files.scan(next).next()?;
+                    if let Ok((first, _)) = &item {
+                        next = first + 1;
+                    }
+                    Some(item.map(|(first, bytes)| (first, Bytes::new(bytes))))
+                }))
+            }
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
     }
 
     fn last_chunk(&self, log: &str) -> Result<Option<(u64, Bytes)>> {
-        guard("reading", || chunk(self.tree(log)?.iter().next_back()))
-    }
-
-    fn remove_chunks_from(&self, log: &str, from: u64) -> Result<()> {
-        guard("removing", || {
-            let tree = self.tree(log)?;
-            let mut batch = sled::Batch::default();
-            for key in tree.range(from.to_be_bytes()..).keys() {
-                batch.remove(key?);
-            }
-            tree.apply_batch(batch)?;
-            Ok(())
-        })
+        Ok(with_bytes(self.log(log)?.last_chunk()?))
     }
 
     fn drop_log(&self, log: &str) -> Result<()> {
-        guard("dropping", || {
-            self.branches
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(log);
-            self.db.drop_tree(SledStore::tree_name(log))?;
-            Ok(())
-        })
+        crate::sync::lock(&self.logs).remove(log);
+        let dir = log_dir(&self.dir.join(LOG_DIR), log)?;
+        if !dir.exists() {
+            return Ok(());
+        }
+        remove_dir_all(&dir)?;
+        crate::sync::sync_dir(&dir)
     }
 
     fn log_names(&self) -> Result<Vec<String>> {
-        guard("listing", || {
-            Ok(self
-                .db
-                .tree_names()
-                .iter()
-                .filter_map(|n| n.strip_prefix(b"log/"))
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .collect())
-        })
+        let dir = self.dir.join(LOG_DIR).join("branches");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| Error::io(&dir, e))?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
     }
 
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.meta_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         guard("writing", || {
             self.meta.insert(key.as_bytes(), value)?;
             Ok(())
@@ -453,6 +622,8 @@ impl Storage for SledStore {
     }
 
     fn remove_meta(&self, key: &str) -> Result<()> {
+        self.meta_dirty
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         guard("writing", || {
             self.meta.remove(key.as_bytes())?;
             Ok(())

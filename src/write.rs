@@ -198,8 +198,8 @@ fn prepare(
 ) -> Result<Prepared> {
     let log = target.log();
     // Strictly increasing, so that each batch has its own transaction
-    // time (the log tells its batches apart by it after a crash, see
-    // `Log::drop_torn_tail`), even when the clock stalls or steps back.
+    // time (an as-of by time then never cuts a batch in two), even when
+    // the clock stalls or steps back.
     let recorded_at = now_micros().max(head.recorded_at.saturating_add(1));
     let mut pending: HashMap<Uuid, Pending> = HashMap::new();
     let mut entries: Vec<Entry> = Vec::with_capacity(ops.len());

@@ -25,7 +25,9 @@ const LIB_LAYERS: &[&[&str]] = &[
     &["json", "query", "intern"],
     // The log's format and files.
     &["entry"],
-    &["codec", "store", "folder"],
+    &["codec", "folder"],
+    &["logfile"],
+    &["store"],
     &["log"],
     &["segment"],
     // Derived state.

@@ -1,7 +1,8 @@
-//! A database written by the previous on-disk format (annals before
-//! December 2026: version 1 entries, a whole-state checkpoint) opens with
-//! this one: the log is read as it is, the derived state is rebuilt, and
-//! new entries (version 2) chain onto the old ones.
+//! Databases written by earlier on-disk formats open with this one:
+//! version 1 entries and a whole-state checkpoint (before December 2026),
+//! and the log kept in sled trees (before segment files). The log is
+//! moved into segment files once, checked end to end, the derived state
+//! is rebuilt, and new entries chain onto the old ones.
 
 mod common;
 
@@ -11,12 +12,16 @@ use std::path::Path;
 use annals::{Annals, At, Query};
 use uuid::Uuid;
 
-/// The committed fixture, unpacked into `to` (sled's data file is stored
+/// A committed fixture, unpacked into `to` (sled's data file is stored
 /// gzipped: it is mostly preallocated zeros).
-fn unpack(to: &Path) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format-v1");
+fn unpack_fixture(name: &str, to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::create_dir_all(to.join("store")).unwrap();
-    std::fs::copy(from.join("state.ckpt"), to.join("state.ckpt")).unwrap();
+    if from.join("state.ckpt").exists() {
+        std::fs::copy(from.join("state.ckpt"), to.join("state.ckpt")).unwrap();
+    }
     for e in std::fs::read_dir(from.join("store")).unwrap() {
         let e = e.unwrap();
         let name = e.file_name().into_string().unwrap();
@@ -30,6 +35,10 @@ fn unpack(to: &Path) {
             std::fs::copy(e.path(), to.join("store").join(name)).unwrap();
         }
     }
+}
+
+fn unpack(to: &Path) {
+    unpack_fixture("format-v1", to);
 }
 
 fn id(n: u32) -> Uuid {
@@ -71,4 +80,69 @@ fn a_version_1_database_opens_upgrades_and_keeps_its_history() {
     assert_eq!(db.head().seq, 14);
     db.verify().unwrap();
     db.prove(2, db.head()).unwrap();
+}
+
+/// The segment files of main, as (name, bytes).
+fn main_segments(db: &Path) -> Vec<(String, u64)> {
+    let dir = db.join("store/log/main");
+    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let len = e.metadata().unwrap().len();
+            (e.file_name().into_string().unwrap(), len)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_database_with_its_log_in_sled_moves_it_into_segment_files_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    unpack_fixture("format-v2-sled", &path);
+    let db = Annals::open(&path).unwrap();
+    // As the old release printed it.
+    let head = db.head();
+    assert_eq!(head.seq, 14);
+    assert_eq!(
+        head.hash_hex(),
+        "b4b7bf53995527ca28188a353408b82a03298bbe1a584784014aa0d2465fbdd7"
+    );
+    db.verify().unwrap();
+    assert_eq!(db.query(&Query::new()).unwrap().len(), 11);
+    let branch = db.reader(&At::head().branch("no-attribution")).unwrap();
+    assert_eq!(branch.seq(), 16);
+    drop(branch);
+    assert!(!main_segments(&path).is_empty());
+    assert!(path.join("store/log/branches/no-attribution").is_dir());
+    assert!(!path.join("store/log.new").exists());
+    let mut e = common::scenario()[0].clone();
+    e.id = Uuid::from_u128(78);
+    db.append(vec![e]).unwrap();
+    db.close().unwrap();
+    // Opened again: nothing is converted twice, the new entry is there.
+    let before = main_segments(&path);
+    let db = Annals::open(&path).unwrap();
+    assert_eq!(db.head().seq, 15);
+    db.verify().unwrap();
+    db.close().unwrap();
+    assert_eq!(main_segments(&path), before);
+}
+
+#[test]
+fn an_upgrade_cut_short_before_its_switch_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    unpack_fixture("format-v2-sled", &path);
+    // What a crash while the segment files were being built leaves: a
+    // partial `log.new/` (here, a torn segment), the trees still in sled.
+    let partial = path.join("store/log.new/main");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("00000000000000000001.log"), b"ANNALSEG torn").unwrap();
+    let db = Annals::open(&path).unwrap();
+    assert_eq!(db.head().seq, 14);
+    db.verify().unwrap();
+    assert!(!path.join("store/log.new").exists());
 }

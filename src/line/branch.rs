@@ -300,9 +300,6 @@ pub(crate) fn load_branches(main: &Arc<Log>) -> Result<BTreeMap<String, Arc<Bran
                 ));
             }
             let log = Arc::new(Log::branch(parent_log, meta.base, &meta.name));
-            // The record's head was durable (written with the branch's
-            // last acknowledged batch); a torn batch after it goes.
-            log.drop_torn_tail(meta.durable_head.seq)?;
             let mut entries = Vec::new();
             let mut head = meta.base;
             for item in log.entries_after(meta.base) {

@@ -265,11 +265,6 @@ pub mod hooked {
             self.run("last_chunk", || self.inner.last_chunk(log))
                 .map(|c| c.map(|c| self.hook.read(c)))
         }
-        fn remove_chunks_from(&self, log: &str, from: u64) -> Result<()> {
-            self.run("remove_chunks_from", || {
-                self.inner.remove_chunks_from(log, from)
-            })
-        }
         fn drop_log(&self, log: &str) -> Result<()> {
             self.run("drop_log", || self.inner.drop_log(log))
         }
