@@ -44,7 +44,8 @@ const FOOTER_MAGIC: u32 = u32::from_le_bytes(*b"ANFT");
 /// The trailer's magic, the last bytes of a sealed segment.
 const TRAILER_MAGIC: u32 = u32::from_le_bytes(*b"ANSL");
 /// magic u32, count u32, body length u64, first seq u64, last seq u64,
-/// durable-through seq u64, CRC-32 u32, reserved u32.
+/// durable-through seq u64, CRC-32 of the frame u32, CRC-32 of the header
+/// before it u32 (so that headers can be walked without reading bodies).
 const FRAME_HEADER_BYTES: usize = 48;
 /// Per chunk in a frame: first seq u64, length u32, CRC-32 u32.
 const CHUNK_HEADER_BYTES: usize = 16;
@@ -157,7 +158,8 @@ fn frame(magic: u32, count: u32, first: u64, last: u64, durable: u64, body: &[u8
     h.update(&f);
     h.update(body);
     f.extend_from_slice(&h.finalize().to_le_bytes());
-    f.extend_from_slice(&0u32.to_le_bytes());
+    let header_crc = crc32fast::hash(&f);
+    f.extend_from_slice(&header_crc.to_le_bytes());
     f.extend_from_slice(body);
     f
 }
@@ -184,6 +186,9 @@ fn parse_frame(b: &[u8]) -> Option<Frame> {
     let header = b.get(..FRAME_HEADER_BYTES)?;
     let magic = u32_at(header, 0);
     if magic != FRAME_MAGIC && magic != FOOTER_MAGIC {
+        return None;
+    }
+    if crc32fast::hash(header.get(..44)?) != u32_at(header, 44) {
         return None;
     }
     let len = usize::try_from(u64_at(header, 8)).ok()?;
@@ -226,20 +231,58 @@ fn read_frame(file: &File, offset: u64, len: u64) -> Result<Option<Frame>> {
     Ok(parse_frame(&b))
 }
 
-/// The chunks of a batch frame's body, with their offsets in the body:
-/// (first seq, offset, length, CRC-32).
-fn frame_chunks(f: &Frame) -> Option<Vec<(u64, usize, u32, u32)>> {
-    let mut out = Vec::with_capacity(f.count as usize);
-    let mut at = 0usize;
-    for _ in 0..f.count {
-        let h = f.body.get(at..at + CHUNK_HEADER_BYTES)?;
-        let (first, len, crc) = (u64_at(h, 0), u32_at(h, 8), u32_at(h, 12));
-        at += CHUNK_HEADER_BYTES;
-        f.body.get(at..at.checked_add(len as usize)?)?;
-        out.push((first, at, len, crc));
-        at += len as usize;
+/// A batch frame's header and its chunks' headers, read without its
+/// chunks: what opening needs of a frame it does not check whole.
+struct Head {
+    first: u64,
+    last: u64,
+    durable: u64,
+    body_len: u64,
+    /// (first seq, offset in the body, length, CRC-32) per chunk.
+    chunks: Vec<(u64, usize, u32, u32)>,
+}
+
+/// Reads the header of the batch frame at `offset` and its chunks'
+/// headers; `None` if the header does not check or the chunks do not
+/// fill the body exactly.
+fn read_head(file: &File, offset: u64, len: u64, path: &Path) -> Result<Option<Head>> {
+    let io = |e| Error::io(path, e);
+    if len.saturating_sub(offset) < FRAME_HEADER_BYTES as u64 {
+        return Ok(None);
     }
-    (at == f.body.len()).then_some(out)
+    let mut h = [0u8; FRAME_HEADER_BYTES];
+    file.read_exact_at(&mut h, offset).map_err(io)?;
+    if u32_at(&h, 0) != FRAME_MAGIC || crc32fast::hash(&h[..44]) != u32_at(&h, 44) {
+        return Ok(None);
+    }
+    let body_len = u64_at(&h, 8);
+    let body_at = offset + FRAME_HEADER_BYTES as u64;
+    if body_len > len - body_at {
+        return Ok(None);
+    }
+    let mut chunks = Vec::new();
+    let mut at = 0u64;
+    for _ in 0..u32_at(&h, 4) {
+        if at + CHUNK_HEADER_BYTES as u64 > body_len {
+            return Ok(None);
+        }
+        let mut c = [0u8; CHUNK_HEADER_BYTES];
+        file.read_exact_at(&mut c, body_at + at).map_err(io)?;
+        at += CHUNK_HEADER_BYTES as u64;
+        let clen = u32_at(&c, 8);
+        chunks.push((u64_at(&c, 0), at as usize, clen, u32_at(&c, 12)));
+        at += clen as u64;
+    }
+    if at != body_len {
+        return Ok(None);
+    }
+    Ok(Some(Head {
+        first: u64_at(&h, 16),
+        last: u64_at(&h, 24),
+        durable: u64_at(&h, 32),
+        body_len,
+        chunks,
+    }))
 }
 
 impl LogFiles {
@@ -663,48 +706,82 @@ fn load_segment(files: &mut Files, first: u64, path: PathBuf, last: bool) -> Res
         push_segment(files, path, file, len, true);
         return Ok(());
     }
+    // Frames are walked by their headers; a frame is read and checked
+    // whole only if no frame says it was durable when written (the tail
+    // since the last sync), or if the segment is not the last.
+    let mut heads = Vec::new();
     let mut offset = SEGMENT_HEADER_BYTES;
+    let mut cut = None;
     while offset < len {
-        let frame = read_frame(&file, offset, len)?;
-        let Some(frame) = frame.filter(|f| f.magic == FRAME_MAGIC) else {
-            let next = next_seq(files);
-            if !last {
-                return Err(damaged(&path, offset, next, "a frame fails its checksum"));
+        match read_head(&file, offset, len, &path)? {
+            Some(h) => {
+                let next = offset + FRAME_HEADER_BYTES as u64 + h.body_len;
+                heads.push((offset, h));
+                offset = next;
             }
-            cut_torn_tail(&file, &path, offset, len, next)?;
-            break;
-        };
+            None => {
+                cut = Some(offset);
+                break;
+            }
+        }
+    }
+    let vouched = heads.iter().map(|(_, h)| h.durable).max().unwrap_or(0);
+    if let Some(i) = heads
+        .iter()
+        .position(|(at, h)| (!last || h.last > vouched) && !frame_checks(&file, *at, len))
+    {
+        cut = heads.get(i).map(|(at, _)| *at);
+        heads.truncate(i);
+    }
+    for (at, h) in heads {
         let next = next_seq(files);
-        let chunks = frame_chunks(&frame)
-            .filter(|c| c.first().is_some_and(|(s, ..)| *s == frame.first))
-            .ok_or_else(|| damaged(&path, offset, next, "a frame's chunks do not match it"))?;
-        if frame.first != next || frame.last < frame.first {
+        let first_chunk = h.chunks.first().map(|c| c.0);
+        if h.first != next || h.last < h.first || first_chunk != Some(h.first) {
             return Err(damaged(
                 &path,
-                offset,
+                at,
                 next,
                 &format!(
                     "the frame holds seqs {}-{}, but the log continues at {next}",
-                    frame.first, frame.last
+                    h.first, h.last
                 ),
             ));
         }
-        let base = offset + FRAME_HEADER_BYTES as u64;
-        for (seq, at, clen, crc) in chunks {
+        let base = at + FRAME_HEADER_BYTES as u64;
+        for (seq, off, clen, crc) in h.chunks {
             let loc = Loc {
                 segment,
-                frame: frame.first,
-                offset: base + at as u64,
+                frame: h.first,
+                offset: base + off as u64,
                 len: clen,
                 crc,
             };
             files.index.insert(seq, loc);
         }
-        files.last_seq = frame.last;
-        offset += frame.bytes();
+        files.last_seq = h.last;
     }
-    push_segment(files, path, file, offset.min(len), false);
+    let end = match cut {
+        Some(at) if !last => {
+            return Err(damaged(
+                &path,
+                at,
+                next_seq(files),
+                "a frame fails its checksum",
+            ));
+        }
+        Some(at) => {
+            cut_torn_tail(&file, &path, at, len, next_seq(files))?;
+            at
+        }
+        None => len,
+    };
+    push_segment(files, path, file, end, false);
     Ok(())
+}
+
+/// Whether the frame at `offset` reads back whole and checks.
+fn frame_checks(file: &File, offset: u64, len: u64) -> bool {
+    matches!(read_frame(file, offset, len), Ok(Some(f)) if f.magic == FRAME_MAGIC)
 }
 
 /// Creates `dir` and any missing parent, each fsynced into its parent,
@@ -822,9 +899,27 @@ mod tests {
         log.sync()?;
         drop(log);
         let b = std::fs::read(&path).unwrap();
+        // A flipped byte in the first frame's chunk: it opens (a later
+        // frame vouches for it, so opening does not read it) and the read
+        // of that chunk reports it, with the file and the byte.
         let mut b2 = b.clone();
-        b2[SEGMENT_HEADER_BYTES as usize + FRAME_HEADER_BYTES + 20] ^= 1;
+        let in_chunk = SEGMENT_HEADER_BYTES as usize + FRAME_HEADER_BYTES + CHUNK_HEADER_BYTES + 9;
+        b2[in_chunk] ^= 1;
         std::fs::write(&path, &b2).unwrap();
+        let log = LogFiles::open(dir.path(), 1 << 20)?;
+        match log.chunk_at(1) {
+            Err(Error::Corruption { seq, reason }) => {
+                assert_eq!(seq, 1);
+                assert!(reason.contains("fails its checksum"), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        drop(log);
+        // A flipped byte in its header: a bad frame followed by one
+        // written once it was durable is corruption, never cut away.
+        let mut b3 = b.clone();
+        b3[SEGMENT_HEADER_BYTES as usize + 20] ^= 1;
+        std::fs::write(&path, &b3).unwrap();
         match LogFiles::open(dir.path(), 1 << 20) {
             Err(Error::Corruption { seq, reason }) => {
                 assert_eq!(seq, 1);
@@ -832,6 +927,7 @@ mod tests {
             }
             other => panic!("{:?}", other.map(|_| ())),
         }
+        assert_eq!(std::fs::read(&path).unwrap(), b3, "nothing was cut");
         Ok(())
     }
 }
