@@ -62,7 +62,9 @@ impl Builder {
         self
     }
 
-    /// sled's page cache size (default 64 MiB).
+    /// The budget of the cache of log chunks read by seq (default
+    /// 32 MiB): a read-only process holds at most this much of the log,
+    /// plus what it returns. Scans (verify, rebuild) bypass it.
     pub fn cache_capacity_bytes(mut self, bytes: u64) -> Builder {
         self.cache_capacity_bytes = bytes;
         self
@@ -144,7 +146,7 @@ impl Annals {
             wrap: None,
             path: path.as_ref().to_path_buf(),
             durability: Durability::Durable,
-            cache_capacity_bytes: 64 * 1024 * 1024,
+            cache_capacity_bytes: 32 * 1024 * 1024,
             checkpoint_every_entries: 100_000,
             snapshot_every_entries: 50_000,
             create: true,

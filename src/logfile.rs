@@ -444,6 +444,16 @@ impl LogFiles {
         read(&self.files).dirty_since.map(|t| t.elapsed())
     }
 
+    /// The first seq of the chunk holding `seq` (the greatest at or below
+    /// it), without reading it.
+    pub(crate) fn first_at(&self, seq: u64) -> Option<u64> {
+        read(&self.files)
+            .index
+            .range(..=seq)
+            .next_back()
+            .map(|(f, _)| *f)
+    }
+
     /// The chunk with the greatest first seq at or below `seq`.
     pub(crate) fn chunk_at(&self, seq: u64) -> Result<Option<Chunk>> {
         let found = {

@@ -145,7 +145,76 @@ pub struct Store {
     synced_blobs: std::sync::Mutex<std::collections::HashSet<std::ffi::OsString>>,
     dir: PathBuf,
     segment_bytes: u64,
+    /// Chunks read by seq, within a byte budget (scans bypass it).
+    cache: std::sync::Mutex<ChunkCache>,
 }
+
+/// Recently read chunks, up to a byte budget: what makes a warm query
+/// cheap while keeping a read-only process's memory bounded by the
+/// budget plus its result (the OS page cache, outside the process, holds
+/// the rest of the files).
+struct ChunkCache {
+    budget: u64,
+    bytes: u64,
+    tick: u64,
+    /// (log, first seq) → (bytes, last use).
+    map: std::collections::HashMap<(String, u64), Cached>,
+}
+
+type Cached = (Arc<[u8]>, u64);
+
+impl ChunkCache {
+    fn get(&mut self, log: &str, first: u64) -> Option<Arc<[u8]>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let hit = self.map.get_mut(&(log.to_string(), first))?;
+        hit.1 = tick;
+        Some(Arc::clone(&hit.0))
+    }
+
+    fn put(&mut self, log: &str, first: u64, bytes: Arc<[u8]>) {
+        if bytes.len() as u64 > self.budget / 4 {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += bytes.len() as u64;
+        let old = self
+            .map
+            .insert((log.to_string(), first), (bytes, self.tick));
+        if let Some((old, _)) = old {
+            self.bytes -= old.len() as u64;
+        }
+        if self.bytes > self.budget {
+            // Least recently used first, down to 3/4 of the budget, so
+            // that evicting is rare.
+            let mut by_age: Vec<(u64, (String, u64))> =
+                self.map.iter().map(|(k, v)| (v.1, k.clone())).collect();
+            by_age.sort_unstable();
+            for (_, key) in by_age {
+                if self.bytes <= self.budget / 4 * 3 {
+                    break;
+                }
+                if let Some((b, _)) = self.map.remove(&key) {
+                    self.bytes -= b.len() as u64;
+                }
+            }
+        }
+    }
+
+    fn forget_log(&mut self, log: &str) {
+        let bytes = &mut self.bytes;
+        self.map.retain(|(l, _), (b, _)| {
+            let keep = l != log;
+            if !keep {
+                *bytes -= b.len() as u64;
+            }
+            keep
+        });
+    }
+}
+
+/// sled's own cache: it holds only the metadata now.
+const SLED_CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 type OpenLogs = std::sync::Mutex<std::collections::HashMap<String, Arc<LogFiles>>>;
 
@@ -221,8 +290,9 @@ impl Store {
         Ok(())
     }
 
-    /// Opens (or creates) the store in `dir`. A store whose logs are
-    /// still in sled (written before segment files) is upgraded first,
+    /// Opens (or creates) the store in `dir`, with a cache of recently
+    /// read chunks of at most `cache_capacity_bytes`. A store whose logs
+    /// are still in sled (written before segment files) is upgraded first,
     /// once; see [`Store::upgrade`].
     pub fn open(dir: &Path, cache_capacity_bytes: u64) -> Result<Store> {
         Self::open_with(dir, cache_capacity_bytes, DEFAULT_SEGMENT_BYTES)
@@ -262,7 +332,7 @@ impl Store {
         guard("opening", || {
             let config = sled::Config::default()
                 .path(dir)
-                .cache_capacity(cache_capacity_bytes);
+                .cache_capacity(SLED_CACHE_BYTES);
             // The caller holds annals' own LOCK, so a lock conflict on
             // sled's file can only be this process's previous instance,
             // whose background flusher releases the file a moment after
@@ -295,6 +365,12 @@ impl Store {
                 synced_blobs: std::sync::Mutex::new(std::collections::HashSet::new()),
                 dir: dir.to_path_buf(),
                 segment_bytes,
+                cache: std::sync::Mutex::new(ChunkCache {
+                    budget: cache_capacity_bytes,
+                    bytes: 0,
+                    tick: 0,
+                    map: std::collections::HashMap::new(),
+                }),
             })
         })
     }
@@ -557,7 +633,19 @@ impl Storage for Store {
     }
 
     fn chunk_at(&self, log: &str, seq: u64) -> Result<Option<(u64, Bytes)>> {
-        Ok(with_bytes(self.log(log)?.chunk_at(seq)?))
+        let files = self.log(log)?;
+        let Some(first) = files.first_at(seq) else {
+            return Ok(None);
+        };
+        if let Some(hit) = crate::sync::lock(&self.cache).get(log, first) {
+            return Ok(Some((first, Bytes::new(hit))));
+        }
+        let Some((first, bytes)) = files.chunk_at(seq)? else {
+            return Ok(None);
+        };
+        let bytes: Arc<[u8]> = bytes.into();
+        crate::sync::lock(&self.cache).put(log, first, Arc::clone(&bytes));
+        Ok(Some((first, Bytes::new(bytes))))
     }
 
     fn scan_chunks(&self, log: &str, from: u64) -> ChunkIter<'_> {
@@ -582,6 +670,7 @@ impl Storage for Store {
 
     fn drop_log(&self, log: &str) -> Result<()> {
         crate::sync::lock(&self.logs).remove(log);
+        crate::sync::lock(&self.cache).forget_log(log);
         let dir = log_dir(&self.dir.join(LOG_DIR), log)?;
         if !dir.exists() {
             return Ok(());
@@ -644,5 +733,34 @@ impl Storage for Store {
 
     fn disk_bytes(&self) -> u64 {
         dir_bytes(&self.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chunk_cache_stays_within_its_budget_and_keeps_what_is_used() {
+        let mut c = ChunkCache {
+            budget: 1000,
+            bytes: 0,
+            tick: 0,
+            map: std::collections::HashMap::new(),
+        };
+        let chunk = |n: usize| -> Arc<[u8]> { vec![0u8; n].into() };
+        c.put("main", 1, chunk(200));
+        for first in 2..40 {
+            // Chunk 1 stays in use; the others come and go.
+            assert!(c.get("main", 1).is_some(), "evicted at {first}");
+            c.put("main", first, chunk(100));
+            assert!(c.bytes <= c.budget);
+        }
+        assert!(c.get("main", 2).is_none());
+        // Too large for the cache: not kept at all.
+        c.put("main", 99, chunk(400));
+        assert!(c.get("main", 99).is_none());
+        c.forget_log("main");
+        assert_eq!((c.bytes, c.map.len()), (0, 0));
     }
 }
