@@ -7,8 +7,10 @@
 //! until it happens to reuse the space, and the derived files (index,
 //! views, snapshots, projection checkpoints) hold copies of the payload,
 //! so the stubs alone would not make the payload physically gone: the
-//! store is copied into a fresh one holding only live values, swapped in
-//! whole, and the derived state rebuilt from the log.
+//! store is copied into a fresh one holding only live values (the log
+//! segments that hold none of the event's entries are hard-linked, the
+//! others rewritten with the stubs), swapped in whole, and the derived
+//! state rebuilt from the log.
 //!
 //! Crash safety: a marker file, written durably before anything changes,
 //! names the excision. Every step after it can be redone, and opening a

@@ -324,71 +324,115 @@ impl LogFiles {
     /// Appends one batch, `chunks` (first seq, bytes) in order, as one
     /// frame. Not durable until [`LogFiles::sync`].
     pub(crate) fn append(&self, chunks: &[(u64, Vec<u8>)]) -> Result<()> {
-        let (Some(first), Some(last_chunk)) = (chunks.first(), chunks.last()) else {
+        let Some(first) = chunks.first().map(|c| c.0) else {
             return Ok(());
         };
-        let mut body = Vec::with_capacity(
-            chunks
-                .iter()
-                .map(|(_, c)| c.len() + CHUNK_HEADER_BYTES)
-                .sum(),
-        );
-        let mut locs = Vec::with_capacity(chunks.len());
-        for (seq, bytes) in chunks {
-            let len =
-                u32::try_from(bytes.len()).map_err(|_| Error::internal("a chunk over 4 GiB"))?;
-            let crc = crc32fast::hash(bytes);
-            body.extend_from_slice(&seq.to_le_bytes());
-            body.extend_from_slice(&len.to_le_bytes());
-            body.extend_from_slice(&crc.to_le_bytes());
-            locs.push((*seq, body.len(), len, crc));
-            body.extend_from_slice(bytes);
-        }
         let mut files = write(&self.files);
         files.check(&self.dir)?;
-        let last = last_seq_of(last_chunk)?;
         // A branch's log starts after its base, anywhere.
-        if !files.index.is_empty() && first.0 != files.last_seq + 1 {
+        if !files.index.is_empty() && first != files.last_seq + 1 {
             return Err(Error::internal(format!(
-                "a batch starting at seq {} does not continue the log at {}",
-                first.0, files.last_seq
+                "a batch starting at seq {first} does not continue the log at {}",
+                files.last_seq
             )));
         }
-        let bytes = frame(
-            FRAME_MAGIC,
-            chunks.len() as u32,
-            first.0,
-            last,
-            files.durable_seq,
-            &body,
-        );
-        let full =
-            files.end + bytes.len() as u64 > self.segment_bytes && files.end > SEGMENT_HEADER_BYTES;
+        let encoded = EncodedFrame::new(chunks, files.durable_seq)?;
+        let full = files.end + encoded.bytes.len() as u64 > self.segment_bytes
+            && files.end > SEGMENT_HEADER_BYTES;
         if files.sealed || full {
-            self.roll(&mut files, first.0)?;
+            self.roll(&mut files, first)?;
         }
-        let segment = files.segments.len().saturating_sub(1);
-        let Some(seg) = files.segments.last() else {
-            return Err(Error::internal("no segment to write to"));
-        };
-        seg.file
-            .write_all_at(&bytes, files.end)
-            .map_err(|e| Error::io(&seg.path, e))?;
-        let base = files.end + FRAME_HEADER_BYTES as u64;
-        for (seq, at, len, crc) in locs {
-            let loc = Loc {
-                segment: segment as u32,
-                frame: first.0,
-                offset: base + at as u64,
-                len,
-                crc,
-            };
-            files.index.insert(seq, loc);
-        }
-        files.end += bytes.len() as u64;
-        files.last_seq = last;
+        write_frame(&mut files, encoded)?;
         files.dirty_since.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// Copies this log into the folder `dest`: a segment none of whose
+    /// chunks `edit` replaces is hard-linked as it is; any other is
+    /// rewritten frame by frame with the replaced chunks (and a new
+    /// footer, if it was sealed), so that what they replace is in no file
+    /// of the copy. Everything is synced.
+    pub(crate) fn copy_to(&self, dest: &Path, edit: &dyn Fn(u64) -> Option<Vec<u8>>) -> Result<()> {
+        create_dir_synced(dest)?;
+        let (segments, index, sealed) = {
+            let files = read(&self.files);
+            let segments: Vec<(PathBuf, Arc<File>)> = files
+                .segments
+                .iter()
+                .map(|s| (s.path.clone(), Arc::clone(&s.file)))
+                .collect();
+            let index: Vec<(u64, Loc)> = files.index.iter().map(|(f, l)| (*f, *l)).collect();
+            (segments, index, files.sealed)
+        };
+        let n = segments.len();
+        for (i, seg) in segments.iter().enumerate() {
+            let Some(name) = seg.0.file_name() else {
+                continue;
+            };
+            let to = dest.join(name);
+            let chunks: Vec<&(u64, Loc)> = index
+                .iter()
+                .filter(|(_, l)| l.segment as usize == i)
+                .collect();
+            let edited: BTreeMap<u64, Vec<u8>> = chunks
+                .iter()
+                .filter_map(|(first, _)| edit(*first).map(|b| (*first, b)))
+                .collect();
+            if edited.is_empty() {
+                // A file system without hard links gets a copy.
+                if std::fs::hard_link(&seg.0, &to).is_err() {
+                    std::fs::copy(&seg.0, &to)
+                        .and_then(|_| File::open(&to)?.sync_all())
+                        .map_err(|e| Error::io(&to, e))?;
+                }
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&to)
+                .map_err(|e| Error::io(&to, e))?;
+            file.write_all_at(&segment_header(), 0)
+                .map_err(|e| Error::io(&to, e))?;
+            let mut files = Files {
+                segments: vec![Segment {
+                    path: to.clone(),
+                    file: Arc::new(file),
+                }],
+                index: BTreeMap::new(),
+                end: SEGMENT_HEADER_BYTES,
+                sealed: false,
+                last_seq: 0,
+                durable_seq: 0,
+                dirty_since: None,
+                failed: None,
+            };
+            let mut k = 0;
+            while let Some((_, loc)) = chunks.get(k) {
+                let mut batch = Vec::new();
+                while let Some((first, l)) = chunks.get(k).filter(|(_, l)| l.frame == loc.frame) {
+                    let bytes = match edited.get(first) {
+                        Some(b) => b.clone(),
+                        None => read_chunk(*first, l, seg)?.1,
+                    };
+                    batch.push((*first, bytes));
+                    k += 1;
+                }
+                // Every frame copied was durable before the next.
+                let encoded = EncodedFrame::new(&batch, files.last_seq)?;
+                write_frame(&mut files, encoded)?;
+            }
+            if i + 1 < n || sealed {
+                seal(&mut files)?;
+            }
+            if let Some(s) = files.segments.first() {
+                s.file.sync_all().map_err(|e| Error::io(&to, e))?;
+            }
+        }
+        File::open(dest)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(dest, e))
     }
 
     /// Seals the last segment (if any and not yet sealed) and begins a
@@ -493,36 +537,73 @@ impl LogFiles {
             Some(seg.and_then(|seg| read_chunk(first, &loc, &seg)))
         })
     }
+}
 
-    /// The batches of this log in order, each as its chunks: what a copy
-    /// needs to keep one frame per batch.
-    pub(crate) fn batches(&self) -> impl Iterator<Item = Result<Vec<Chunk>>> + '_ {
-        let mut chunks = self.scan(0).peekable();
-        let frames: BTreeMap<u64, u64> = read(&self.files)
-            .index
-            .iter()
-            .map(|(first, loc)| (*first, loc.frame))
-            .collect();
-        std::iter::from_fn(move || {
-            let first = match chunks.next()? {
-                Ok(c) => c,
-                Err(e) => return Some(Err(e)),
-            };
-            let frame = frames.get(&first.0).copied();
-            let mut batch = vec![first];
-            while let Some(Ok((seq, _))) = chunks.peek() {
-                if frames.get(seq).copied() != frame {
-                    break;
-                }
-                match chunks.next() {
-                    Some(Ok(c)) => batch.push(c),
-                    Some(Err(e)) => return Some(Err(e)),
-                    None => break,
-                }
-            }
-            Some(Ok(batch))
+/// A batch frame's bytes, with where its chunks are in them.
+struct EncodedFrame {
+    bytes: Vec<u8>,
+    first: u64,
+    last: u64,
+    /// (first seq, offset in the body, length, CRC-32) per chunk.
+    chunks: Vec<(u64, usize, u32, u32)>,
+}
+
+impl EncodedFrame {
+    fn new(chunks: &[(u64, Vec<u8>)], durable: u64) -> Result<EncodedFrame> {
+        let (Some(first), Some(last_chunk)) = (chunks.first(), chunks.last()) else {
+            return Err(Error::internal("an empty frame"));
+        };
+        let mut body = Vec::with_capacity(
+            chunks
+                .iter()
+                .map(|(_, c)| c.len() + CHUNK_HEADER_BYTES)
+                .sum(),
+        );
+        let mut locs = Vec::with_capacity(chunks.len());
+        for (seq, bytes) in chunks {
+            let len =
+                u32::try_from(bytes.len()).map_err(|_| Error::internal("a chunk over 4 GiB"))?;
+            let crc = crc32fast::hash(bytes);
+            body.extend_from_slice(&seq.to_le_bytes());
+            body.extend_from_slice(&len.to_le_bytes());
+            body.extend_from_slice(&crc.to_le_bytes());
+            locs.push((*seq, body.len(), len, crc));
+            body.extend_from_slice(bytes);
+        }
+        let last = last_seq_of(last_chunk)?;
+        let count = chunks.len() as u32;
+        Ok(EncodedFrame {
+            bytes: frame(FRAME_MAGIC, count, first.0, last, durable, &body),
+            first: first.0,
+            last,
+            chunks: locs,
         })
     }
+}
+
+/// Writes a frame at the end of the last segment and indexes its chunks.
+fn write_frame(files: &mut Files, f: EncodedFrame) -> Result<()> {
+    let segment = files.segments.len().saturating_sub(1) as u32;
+    let Some(seg) = files.segments.last() else {
+        return Err(Error::internal("no segment to write to"));
+    };
+    seg.file
+        .write_all_at(&f.bytes, files.end)
+        .map_err(|e| Error::io(&seg.path, e))?;
+    let base = files.end + FRAME_HEADER_BYTES as u64;
+    for (seq, at, len, crc) in f.chunks {
+        let loc = Loc {
+            segment,
+            frame: f.first,
+            offset: base + at as u64,
+            len,
+            crc,
+        };
+        files.index.insert(seq, loc);
+    }
+    files.end += f.bytes.len() as u64;
+    files.last_seq = f.last;
+    Ok(())
 }
 
 /// The last seq of a chunk, from its header (`codec`'s layout: the entry
@@ -880,9 +961,54 @@ mod tests {
         let log = LogFiles::open(dir.path(), 300)?;
         assert_eq!(seqs(&log), before);
         assert_eq!(log.chunk_at(4)?.map(|c| c.0), Some(3));
-        assert_eq!(log.batches().count(), 6);
         log.append(&[chunk(seq, 2)])?;
         assert_eq!(log.last_chunk()?.map(|c| c.0), Some(seq));
+        Ok(())
+    }
+
+    #[test]
+    fn a_copy_links_untouched_segments_and_rewrites_edited_ones() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let log = LogFiles::open(&dir.path().join("from"), 300)?;
+        let mut seq = 1;
+        for n in [2, 3, 1, 4, 2, 3] {
+            log.append(&[chunk(seq, n), chunk(seq + n, 1)])?;
+            seq += n + 1;
+        }
+        log.sync()?;
+        let edited = chunk(4, 3).1.iter().map(|b| b ^ 0x5a).collect::<Vec<u8>>();
+        let replacement = edited.clone();
+        let to = dir.path().join("to");
+        log.copy_to(&to, &|first| (first == 4).then(|| replacement.clone()))?;
+        let copy = LogFiles::open(&to, 300)?;
+        let (a, b): (Vec<Chunk>, Vec<Chunk>) = (
+            log.scan(0).collect::<Result<_>>()?,
+            copy.scan(0).collect::<Result<_>>()?,
+        );
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.0, y.0);
+            if x.0 == 4 {
+                assert_eq!(y.1, edited);
+            } else {
+                assert_eq!(x.1, y.1);
+            }
+        }
+        // Only the segment holding seq 4 was written anew.
+        use std::os::unix::fs::MetadataExt;
+        let mut linked = 0;
+        for e in std::fs::read_dir(&to).map_err(|e| Error::io(&to, e))? {
+            let e = e.map_err(|e| Error::io(&to, e))?;
+            let nlink = e.metadata().map_err(|e| Error::io(&to, e))?.nlink();
+            if nlink == 2 {
+                linked += 1;
+            } else {
+                assert_eq!(e.file_name().to_string_lossy(), segment_name(1));
+            }
+        }
+        assert!(linked >= 2, "{linked}");
+        // The copy goes on like the original.
+        copy.append(&[chunk(seq, 1)])?;
         Ok(())
     }
 

@@ -448,7 +448,9 @@ impl Store {
     /// hold only live values (sled keeps overwritten and removed ones in
     /// its files until it reuses their space), and an edited value is
     /// written in its edited form only: what an edit replaces never
-    /// reaches the copy. Each batch stays one frame.
+    /// reaches the copy. A log segment holding no edited chunk is
+    /// hard-linked, not copied; one that does is rewritten, each batch
+    /// still one frame.
     pub(crate) fn copy_into(&self, dest: &Path, edits: &Edits) -> Result<()> {
         let copy = Store::open_with(dest, 64 * 1024 * 1024, self.segment_bytes)?;
         guard("copying", || {
@@ -477,20 +479,15 @@ impl Store {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut logs = vec![MAIN_LOG.to_string()];
         logs.extend(self.log_names()?);
+        let root = dest.join(LOG_DIR);
         for log in logs {
-            let (from, to) = (self.log(&log)?, copy.log(&log)?);
             let name = Store::edit_log_name(&log);
-            for batch in from.batches() {
-                let mut batch = batch?;
-                for (first, bytes) in batch.iter_mut() {
-                    if let Some(Some(edited)) =
-                        edits.get(&(name.clone(), first.to_be_bytes().to_vec()))
-                    {
-                        bytes.clone_from(edited);
-                    }
-                }
-                to.append(&batch)?;
-            }
+            let edit = |first: u64| -> Option<Vec<u8>> {
+                edits
+                    .get(&(name.clone(), first.to_be_bytes().to_vec()))
+                    .and_then(|v| v.clone())
+            };
+            self.log(&log)?.copy_to(&log_dir(&root, &log)?, &edit)?;
         }
         copy.sync()
     }
