@@ -94,6 +94,20 @@ struct Files {
 }
 
 impl Files {
+    /// A log with no segment yet (the first write begins one).
+    fn empty() -> Files {
+        Files {
+            segments: Vec::new(),
+            index: BTreeMap::new(),
+            end: 0,
+            sealed: true,
+            last_seq: 0,
+            durable_seq: 0,
+            dirty_since: None,
+            failed: None,
+        }
+    }
+
     fn check(&self, dir: &Path) -> Result<()> {
         match &self.failed {
             None => Ok(()),
@@ -299,16 +313,7 @@ impl LogFiles {
             }
         }
         names.sort();
-        let mut files = Files {
-            segments: Vec::new(),
-            index: BTreeMap::new(),
-            end: 0,
-            sealed: true,
-            last_seq: 0,
-            durable_seq: 0,
-            dirty_since: None,
-            failed: None,
-        };
+        let mut files = Files::empty();
         let count = names.len();
         for (i, (first, path)) in names.into_iter().enumerate() {
             load_segment(&mut files, first, path, i + 1 == count)?;
@@ -395,19 +400,8 @@ impl LogFiles {
                 .map_err(|e| Error::io(&to, e))?;
             file.write_all_at(&segment_header(), 0)
                 .map_err(|e| Error::io(&to, e))?;
-            let mut files = Files {
-                segments: vec![Segment {
-                    path: to.clone(),
-                    file: Arc::new(file),
-                }],
-                index: BTreeMap::new(),
-                end: SEGMENT_HEADER_BYTES,
-                sealed: false,
-                last_seq: 0,
-                durable_seq: 0,
-                dirty_since: None,
-                failed: None,
-            };
+            let mut files = Files::empty();
+            push_segment(&mut files, to.clone(), file, SEGMENT_HEADER_BYTES, false);
             let mut k = 0;
             while let Some((_, loc)) = chunks.get(k) {
                 let mut batch = Vec::new();
