@@ -274,6 +274,14 @@ fn prepare(
                 Body::Correction(e)
             }
             Op::Retract { id, reason } => {
+                // A retraction is read later by people asking why an event
+                // went away; one that says nothing answers nobody. Entries
+                // copied from a branch were checked when first written.
+                if !validated && reason.trim().is_empty() {
+                    return Err(
+                        Error::invalid("reason", "empty: say why the event is retracted").at(at()),
+                    );
+                }
                 if reason.len() > MAX_REASON_BYTES {
                     return Err(Error::invalid(
                         "reason",

@@ -24,6 +24,10 @@ fn demo() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     (dir, db, token)
 }
 
+fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}
+
 fn cli_json(db: &std::path::Path, args: &[&str]) -> Value {
     let mut all = vec!["--format", "json"];
     all.extend_from_slice(args);
@@ -203,6 +207,7 @@ fn reads_mirror_the_cli() {
     let branch_events = get(addr, "/events?branch=no-attribution&country=LT").json();
     assert_eq!(branch_events["events"].as_array().unwrap().len(), 1);
 
+    // A read-only server has no writes for `verify` to hold up: no token.
     let verify = get(addr, "/verify");
     assert_eq!(verify.status, 200);
     assert_eq!(verify.json()["ok"], true);
@@ -231,7 +236,10 @@ fn reads_mirror_the_cli() {
         "/events/{id}/history",
         "/events/{id}/correct",
         "/events/{id}/retract",
-        "/views/{view}",
+        "/views/by-country",
+        "/views/by-actor",
+        "/views/by-date",
+        "/views/by-source",
         "/branches",
         "/branches/{name}",
         "/branches/{name}/diff",
@@ -502,10 +510,18 @@ fn bad_requests_name_what_was_wrong() {
         &json!({"kind": "c", "occurred": "2025"}),
     );
     assert_eq!(on_branch.status, 201);
-    let plan = post(
+    // A dry run plans under the writer lock: it needs the token too.
+    let anonymous = post(
         addr,
         "/branches/what-if/merge?dry_run=true",
         None,
+        &json!({}),
+    );
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+    let plan = post(
+        addr,
+        "/branches/what-if/merge?dry_run=true",
+        Some(TOKEN),
         &json!({}),
     );
     assert_eq!(plan.status, 200, "{}", plan.text());

@@ -5,15 +5,18 @@
 //! The database is opened once and shared by every request; each library
 //! call runs on tokio's blocking pool, since annals' calls block on disk.
 //! The accept loop is ours rather than `axum::serve` so that it can bound
-//! the number of connections and time out clients that send headers
-//! slowly: a slow or hostile client holds one connection slot, never the
-//! server.
+//! the number of connections, shed the idle ones under pressure
+//! ([`conns`]) and time out clients that send headers slowly. Live feeds
+//! have a budget of their own and hold no thread while they wait; exports
+//! and `verify` are bounded too (docs/http.md, "Limits").
 
 mod api;
+mod conns;
 mod shared;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +24,12 @@ use annals::Error;
 
 use super::common::{CliError, Ctx};
 
+use conns::{Conns, Tracked};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use shared::{read_token, Shared, CLIENT_TIMEOUT};
+use shared::{read_token, Feeds, Hosts, Shared, CLIENT_TIMEOUT};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 /// How the server runs; the flags of `annals serve`.
 #[derive(clap::Args)]
@@ -42,9 +46,23 @@ pub struct Options {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Connections served at once; more wait to be accepted.
+    /// Connection slots. When all are taken, a new connection takes the
+    /// slot of the one idle longest; it waits only if every one is busy.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
+    /// Live feeds (`/subscribe`) open at once; they use no connection slot.
+    #[arg(long, default_value_t = 64)]
+    pub max_feeds: usize,
+    /// Live feeds open at once from one client address.
+    #[arg(long, default_value_t = 8)]
+    pub max_feeds_per_client: usize,
+    /// JSON Lines exports (`GET /events` streamed) running at once.
+    #[arg(long, default_value_t = 8)]
+    pub max_exports: usize,
+    /// A host name requests may name in `Host` besides IP addresses and
+    /// `localhost` (repeatable): others are refused, against DNS rebinding.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
 }
 
 /// How long shutdown waits for requests in flight.
@@ -92,18 +110,44 @@ pub fn run(opts: Options, ctx: &Ctx, out: &mut dyn std::io::Write) -> Result<u8,
         "annals: serving {} on http://{addr}/ ({mode}); Ctrl-C stops",
         db.path().display()
     )?;
+    if !addr.ip().is_loopback() {
+        writeln!(
+            out,
+            "annals: warning: {addr} is not a loopback address: anyone who can reach it \
+             reads the whole database without a token"
+        )?;
+    }
     out.flush()?;
+    let (head, _) = watch::channel(db.head().seq);
     let shared = Arc::new(Shared {
         db,
         token,
         max_body_bytes: opts.max_body_bytes,
+        hosts: Hosts(opts.allow_hosts.clone()),
+        feeds: Feeds::new(opts.max_feeds, opts.max_feeds_per_client),
+        exports: Arc::new(Semaphore::new(opts.max_exports.max(1))),
+        head,
+        verify: tokio::sync::Mutex::new(None),
     });
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("annals-head".into())
+            .spawn(move || watch_head(&shared, &stop))
+            .map_err(|e| Error::Io {
+                path: "head watcher thread".into(),
+                source: e,
+            })?
+    };
     let app = api::router(shared.clone());
-    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
-    runtime.block_on(accept(listener, app, slots));
+    let conns = Arc::new(Conns::new(opts.max_connections));
+    runtime.block_on(accept(listener, app, conns));
+    stop.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
-    // Subscription threads hold the database until they see their client
-    // gone, which the runtime's shutdown has just made so.
+    // Library calls still running on the blocking pool hold the database;
+    // the runtime's shutdown has waited for them as long as it would.
     match Arc::try_unwrap(shared) {
         Ok(shared) => shared.db.close()?,
         Err(_) => writeln!(
@@ -115,22 +159,16 @@ pub fn run(opts: Options, ctx: &Ctx, out: &mut dyn std::io::Write) -> Result<u8,
 }
 
 /// Accepts connections until a shutdown signal, each in its own task and
-/// each holding one of the bounded slots.
-async fn accept(listener: TcpListener, app: axum::Router, slots: Arc<Semaphore>) {
+/// each holding a slot of `conns` until it ends or is shed.
+async fn accept(listener: TcpListener, app: axum::Router, conns: Arc<Conns>) {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    let app = TowerToHyperService::new(app);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => return,
             s = listener.accept() => match s {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 // Out of file descriptors and the like: back off, go on.
                 Err(_) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -138,16 +176,59 @@ async fn accept(listener: TcpListener, app: axum::Router, slots: Arc<Semaphore>)
                 }
             },
         };
+        let conn = tokio::select! {
+            _ = &mut shutdown => return,
+            c = conns.admit(peer.ip()) => c,
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = Tracked {
+            app: app.clone(),
+            conn: conn.clone(),
+        };
+        let conns = conns.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            let _ = hyper::server::conn::http1::Builder::new()
+            let serve = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(CLIENT_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                // Over hyper's own limits a client gets a bare status;
+                // under them, the JSON error of `api::limits`.
+                .max_headers(api::MAX_HEADERS * 2)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = serve => {}
+                _ = conn.shed() => {}
+            }
+            conns.release(&conn);
         });
+    }
+}
+
+/// Moves `shared.head` on as main's batches commit, until told to stop:
+/// the one thread that waits on the library for every live feed.
+fn watch_head(shared: &Shared, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let from = *shared.head.borrow();
+        let mut feed = match shared.db.subscribe(from) {
+            Ok(f) => f,
+            Err(_) => {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        while !stop.load(Ordering::SeqCst) {
+            match feed.next_timeout(Duration::from_millis(250)) {
+                None => {}
+                Some(Ok(entry)) => {
+                    shared.head.send_replace(entry.seq);
+                }
+                // Feeds read the log themselves and report what they
+                // meet; here, start over after a pause.
+                Some(Err(_)) => {
+                    std::thread::sleep(Duration::from_secs(1));
+                    break;
+                }
+            }
+        }
     }
 }
 

@@ -1,13 +1,13 @@
 //! Branches: list, create, drop and merge.
 
 use annals::{AsOf, Error, MergeOptions, OnConflict};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::http::{
-    authorize, blocking, body_bytes, invalid, json_body, ok, serialised, ApiError, Db, Params,
-    Reply,
+    authorize, blocking, body_bytes, invalid, json_body, ok, serialised, ApiError, Db, Pairs,
+    Params, PathText, Reply,
 };
 
 pub(super) async fn branches(State(db): State<Db>) -> Reply {
@@ -30,10 +30,12 @@ pub(super) async fn create_branch(State(db): State<Db>, headers: HeaderMap, req:
         return Err(invalid("request body", "name", "required: the new branch's name").into());
     };
     let from = field("from")?;
+    // The body's field is `at` (the CLI's word); the library names it
+    // `as_of`, which this body has not.
     let at = field("at")?
         .map(|s| s.parse::<AsOf>())
         .transpose()
-        .map_err(|e| ApiError::from(e.at("request body")))?;
+        .map_err(|e| ApiError::from(e.at("request body")).with("field", json!("at")))?;
     let info = blocking(&db, move |db| {
         Ok(db.create_branch(&name, from.as_deref(), at)?)
     })
@@ -44,7 +46,7 @@ pub(super) async fn create_branch(State(db): State<Db>, headers: HeaderMap, req:
 pub(super) async fn drop_branch(
     State(db): State<Db>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    PathText(name): PathText,
 ) -> Reply {
     authorize(&db, &headers)?;
     let dropped = name.clone();
@@ -55,12 +57,15 @@ pub(super) async fn drop_branch(
 pub(super) async fn merge(
     State(db): State<Db>,
     headers: HeaderMap,
-    Path(name): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
+    PathText(name): PathText,
+    Pairs(p): Pairs,
 ) -> Reply {
     let p = Params::new(p, &["into", "dry_run", "on_conflict"])?;
     let dry_run = p.flag("dry_run")?;
-    if !dry_run {
+    // A dry run writes nothing but holds the writer lock while it plans,
+    // so it needs the token too, except on a read-only server, where
+    // there are no writes to hold up.
+    if !dry_run || db.token.is_some() {
         authorize(&db, &headers)?;
     }
     let on_conflict = match p.one("on_conflict")?.unwrap_or("fail") {

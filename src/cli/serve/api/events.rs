@@ -4,15 +4,18 @@
 use std::convert::Infallible;
 
 use annals::{AsOf, At, Error};
+
+use crate::cli::serve::shared::SEND_TIMEOUT;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::http::{
-    blocking, known, ok, parse_id, ApiError, Channel, Db, Params, Reply, AT_PARAMS, QUERY_PARAMS,
+    blocking, known, ok, parse_id, ApiError, Channel, Db, Pairs, Params, PathText, Reply,
+    AT_PARAMS, QUERY_PARAMS,
 };
 
 /// Events per page of `GET /events` unless `limit` says otherwise, and the
@@ -20,7 +23,7 @@ use super::http::{
 pub(super) const PAGE: usize = 100;
 pub(super) const MAX_PAGE: usize = 10_000;
 
-pub(super) async fn head(State(db): State<Db>, Query(p): Query<Vec<(String, String)>>) -> Reply {
+pub(super) async fn head(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
     let p = Params::new(p, &AT_PARAMS)?;
     let at = p.at()?;
     let h = blocking(&db, move |db| Ok(db.reader(&at)?.head()?)).await?;
@@ -39,20 +42,48 @@ pub(super) fn micros(m: annals::Micros) -> Value {
 }
 
 /// A page cursor: the seq the first page read as of, so that every page
-/// reads the same state, and how many events came before.
-pub(super) fn cursor_of(s: &str) -> Result<(u64, usize), ApiError> {
+/// reads the same state, how many events came before, and a fingerprint
+/// of the filters and branch it was made for, so that a cursor used with
+/// other filters is refused rather than skipping events silently.
+pub(super) fn cursor_of(s: &str) -> Result<(u64, usize, u64), ApiError> {
     let bad = || ApiError::bad_param("cursor", format!("`{s}` is not a cursor this server gave"));
-    let (seq, skip) = s.split_once('.').ok_or_else(bad)?;
+    let mut parts = s.split('.');
+    let (Some(seq), Some(skip), Some(print), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
     Ok((
         seq.parse().map_err(|_| bad())?,
         skip.parse().map_err(|_| bad())?,
+        u64::from_str_radix(print, 16).map_err(|_| bad())?,
     ))
+}
+
+/// The filters and branch of a page request, as a number: FNV-1a over
+/// the sorted name=value pairs (order and repetition of the same filters
+/// do not change which events match).
+pub(super) fn fingerprint(p: &Params) -> u64 {
+    let mut pairs: Vec<(&str, String)> = QUERY_PARAMS
+        .iter()
+        .chain(["branch"].iter())
+        .flat_map(|&k| p.all(k).into_iter().map(move |v| (k, v)))
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in &pairs {
+        for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 pub(super) async fn list_events(
     State(db): State<Db>,
     headers: HeaderMap,
-    Query(p): Query<Vec<(String, String)>>,
+    Pairs(p): Pairs,
 ) -> Reply {
     let p = Params::new(
         p,
@@ -78,9 +109,17 @@ pub(super) async fn list_events(
             format!("a page holds 1 to {MAX_PAGE} events"),
         ));
     }
+    let print = fingerprint(&p);
     let skip = match p.one("cursor")? {
         Some(c) => {
-            let (seq, skip) = cursor_of(c)?;
+            let (seq, skip, given) = cursor_of(c)?;
+            if given != print {
+                return Err(ApiError::bad_param(
+                    "cursor",
+                    "the cursor was given for other filters or another branch: \
+                     repeat the first page's filters, or start without a cursor",
+                ));
+            }
             if at.as_of.is_some() {
                 return Err(ApiError::bad_param(
                     "as_of",
@@ -105,7 +144,7 @@ pub(super) async fn list_events(
         .take(size)
         .map(record_with_span)
         .collect();
-    let next = more.then(|| format!("{seq}.{}", skip + size));
+    let next = more.then(|| format!("{seq}.{}.{print:016x}", skip + size));
     ok(
         StatusCode::OK,
         json!({"seq": seq, "events": events, "next": next}),
@@ -131,11 +170,28 @@ pub(super) fn record_with_span(r: &annals::Record) -> Value {
     v
 }
 
+/// Whether `Accept` prefers JSON Lines to JSON: by q-value (RFC 9110,
+/// 12.5.1), JSON Lines only when named; a tie goes to JSON Lines, which
+/// the client named on purpose.
 pub(super) fn wants_ndjson(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/x-ndjson"))
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let (mut ndjson, mut json) = (0.0f32, 0.0f32);
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let range = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match range.as_str() {
+            "application/x-ndjson" => ndjson = ndjson.max(q),
+            "application/json" | "application/*" | "*/*" => json = json.max(q),
+            _ => {}
+        }
+    }
+    ndjson > 0.0 && ndjson >= json
 }
 
 /// Streams every match as JSON Lines, read a slice at a time on a blocking
@@ -150,23 +206,41 @@ pub(super) async fn stream_events(db: Db, at: At, query: annals::Query) -> Reply
         Ok(())
     })
     .await?;
+    let Ok(permit) = db.exports.clone().try_acquire_owned() else {
+        return Err(ApiError::busy(
+            "every export slot is taken (`annals serve --max-exports`); try again shortly",
+            5,
+        ));
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        // A client that stops reading is dropped after SEND_TIMEOUT, so
+        // that it holds this thread and its export slot no longer.
+        let send = |line: String| {
+            let sent = handle.block_on(tokio::time::timeout(
+                SEND_TIMEOUT,
+                tx.send(Ok(Bytes::from(line))),
+            ));
+            match sent {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Error::Io {
+                    path: "response".into(),
+                    source: std::io::ErrorKind::BrokenPipe.into(),
+                }),
+            }
+        };
         let run = || -> Result<(), Error> {
             let reader = db.db.reader(&at)?;
             reader.for_each_record(&query, &mut |r| {
                 let mut line = r.to_json().to_string();
                 line.push('\n');
-                tx.blocking_send(Ok(Bytes::from(line)))
-                    .map_err(|_| Error::Io {
-                        path: "response".into(),
-                        source: std::io::ErrorKind::BrokenPipe.into(),
-                    })
+                send(line)
             })
         };
         if let Err(e) = run() {
-            let line = format!("{}\n", json!({"error": e.to_string()}));
-            let _ = tx.blocking_send(Ok(Bytes::from(line)));
+            let _ = send(format!("{}\n", json!({"error": e.to_string()})));
         }
     });
     Ok((
@@ -178,8 +252,8 @@ pub(super) async fn stream_events(db: Db, at: At, query: annals::Query) -> Reply
 
 pub(super) async fn get_event(
     State(db): State<Db>,
-    Path(id): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
+    PathText(id): PathText,
+    Pairs(p): Pairs,
 ) -> Reply {
     let p = Params::new(p, &AT_PARAMS)?;
     let (id, at) = (parse_id(&id)?, p.at()?);
@@ -193,8 +267,8 @@ pub(super) async fn get_event(
 
 pub(super) async fn history(
     State(db): State<Db>,
-    Path(id): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
+    PathText(id): PathText,
+    Pairs(p): Pairs,
 ) -> Reply {
     let p = Params::new(p, &AT_PARAMS)?;
     let (id, at) = (parse_id(&id)?, p.at()?);
@@ -216,9 +290,62 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        assert_eq!(cursor_of("14.300").ok(), Some((14, 300)));
-        for bad in ["", "14", "x.1", "1.x", "1.2.3"] {
+        assert_eq!(cursor_of("14.300.00ff").ok(), Some((14, 300, 255)));
+        for bad in ["", "14", "x.1", "1.x", "1.2", "1.2.x", "1.2.3.4"] {
             assert!(cursor_of(bad).is_err(), "{bad}");
         }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        let pairs = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Params::new(
+            pairs,
+            &known(&[&QUERY_PARAMS, &AT_PARAMS, &["limit", "cursor"]]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fingerprint_is_the_filters_not_their_order_or_the_page() {
+        let a = fingerprint(&params(&[
+            ("country", "PL"),
+            ("country", "RO"),
+            ("limit", "5"),
+        ]));
+        let b = fingerprint(&params(&[
+            ("country", "RO"),
+            ("country", "PL"),
+            ("cursor", "x"),
+        ]));
+        assert_eq!(a, b);
+        for other in [
+            vec![("country", "PL")],
+            vec![("country", "PL"), ("country", "RO"), ("branch", "b")],
+            vec![("country", "PLRO")],
+            vec![("actor", "PL"), ("country", "RO")],
+        ] {
+            assert_ne!(a, fingerprint(&params(&other)), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn accept_is_read_with_its_q_values() {
+        let wants = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            wants_ndjson(&h)
+        };
+        assert!(wants("application/x-ndjson"));
+        assert!(wants("application/x-ndjson, application/json"));
+        assert!(wants("application/json;q=0.5, application/x-ndjson"));
+        assert!(wants("application/x-ndjson;q=0.9, */*;q=0.1"));
+        assert!(!wants("application/x-ndjson;q=0.5, application/json"));
+        assert!(!wants("application/x-ndjson;q=0"));
+        assert!(!wants("*/*"));
+        assert!(!wants("text/html"));
+        assert!(!wants(""));
     }
 }

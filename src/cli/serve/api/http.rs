@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 
 use annals::{Annals, AsOf, At, Error, Granularity};
 use axum::body::Bytes;
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,9 +25,12 @@ pub(super) type Db = Arc<Shared>;
 
 /// An error response: the status, and `{"error": message, "kind": ...}`
 /// with the library's message and what else a client can act on.
+#[derive(Debug)]
 pub(super) struct ApiError {
     pub(super) status: StatusCode,
     pub(super) body: Value,
+    /// Headers the status calls for (`WWW-Authenticate`, `Retry-After`).
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 impl ApiError {
@@ -34,7 +38,19 @@ impl ApiError {
         ApiError {
             status,
             body: json!({"error": message.into(), "kind": kind}),
+            headers: Vec::new(),
         }
+    }
+
+    pub(super) fn header(mut self, name: header::HeaderName, value: impl Into<String>) -> ApiError {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// A 503 for a budget that is spent: try again in `seconds`.
+    pub(super) fn busy(message: impl Into<String>, seconds: u64) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            .header(header::RETRY_AFTER, seconds.to_string())
     }
 
     pub(super) fn with(mut self, key: &str, value: Value) -> ApiError {
@@ -82,7 +98,42 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut resp = (self.status, Json(self.body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(v) = header::HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+        resp
+    }
+}
+
+/// A path segment, as a String, whose rejection (invalid UTF-8 after
+/// percent-decoding, say) is a JSON error like every other.
+pub(super) struct PathText(pub(super) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathText {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(s)) => Ok(PathText(s)),
+            Err(e) => Err(invalid("path", "-", e.body_text()).into()),
+        }
+    }
+}
+
+/// The query string as pairs, whose rejection is a JSON error.
+pub(super) struct Pairs(pub(super) Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Pairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Query(p)) => Ok(Pairs(p)),
+            Err(e) => Err(invalid("query", "-", e.body_text()).into()),
+        }
     }
 }
 
@@ -165,7 +216,7 @@ impl Params {
     pub(super) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.one(name)? {
             None | Some("false") | Some("0") => Ok(false),
-            Some("") | Some("true") | Some("1") => Ok(true),
+            Some("true") | Some("1") => Ok(true),
             Some(v) => Err(ApiError::bad_param(
                 name,
                 format!("`{v}`: expected true or false"),
@@ -232,16 +283,20 @@ pub(super) fn authorize(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
             "this server is read-only (started with --read-only)",
         ));
     };
+    // The scheme is case-insensitive (RFC 9110, 11.1).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     match given {
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "writes need an `Authorization: Bearer TOKEN` header",
-        )),
+            "this needs an `Authorization: Bearer TOKEN` header",
+        )
+        .header(header::WWW_AUTHENTICATE, "Bearer realm=\"annals\"")),
         Some(t) if same_token(t.trim().as_bytes(), expected) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -252,7 +307,24 @@ pub(super) fn authorize(db: &Db, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads a request body within the size limit and the client time-out.
+/// A declared length over the limit is refused before a byte is read (so
+/// a client that asked `Expect: 100-continue` is not told to send it).
 pub(super) async fn body_bytes(db: &Db, req: Request) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > db.max_body_bytes as u64) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "request body too large: {n} bytes; the limit is {} bytes",
+                db.max_body_bytes
+            ),
+        ));
+    }
     let read = axum::body::to_bytes(req.into_body(), db.max_body_bytes);
     match tokio::time::timeout(CLIENT_TIMEOUT, read).await {
         Err(_) => Err(ApiError::new(

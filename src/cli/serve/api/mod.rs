@@ -6,9 +6,12 @@
 mod branches;
 mod events;
 mod http;
+mod limits;
 mod subscribe;
 mod views;
 mod write;
+
+pub(crate) use limits::MAX_HEADERS;
 
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
@@ -20,7 +23,7 @@ use branches::{branches, create_branch, drop_branch, merge};
 use events::{get_event, head, history, list_events};
 use http::{ApiError, Db};
 use subscribe::subscribe;
-use views::{diff, verify, view};
+use views::{by_actor, by_country, by_date, by_source, diff, verify};
 use write::{append, correct, retract};
 
 /// The timeline page and its OpenAPI description, built into the binary.
@@ -38,7 +41,10 @@ pub(crate) fn router(db: Db) -> Router {
         .route("/events/{id}/history", get(history))
         .route("/events/{id}/correct", post(correct))
         .route("/events/{id}/retract", post(retract))
-        .route("/views/{view}", get(view))
+        .route("/views/by-country", get(by_country))
+        .route("/views/by-actor", get(by_actor))
+        .route("/views/by-date", get(by_date))
+        .route("/views/by-source", get(by_source))
         .route("/branches", get(branches).post(create_branch))
         .route("/branches/{name}", axum::routing::delete(drop_branch))
         .route("/branches/{name}/diff", get(diff))
@@ -47,6 +53,10 @@ pub(crate) fn router(db: Db) -> Router {
         .route("/subscribe", get(subscribe))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            db.clone(),
+            limits::limits,
+        ))
         .with_state(db)
 }
 

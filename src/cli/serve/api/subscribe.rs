@@ -1,16 +1,30 @@
 //! `GET /subscribe`: the live feed as Server-Sent Events.
+//!
+//! A feed holds no thread while it waits: it waits on the server's head
+//! watch (one thread moves it on for every feed) and reads the log on the
+//! blocking pool only when there is something new, a bounded batch at a
+//! time. Feeds have their own budget (`--max-feeds`, per client
+//! `--max-feeds-per-client`) and leave the connection slots to ordinary
+//! requests.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::http::{ApiError, Channel, Db, Params};
+use super::http::{ApiError, Channel, Db, Pairs, Params};
+use crate::cli::serve::conns::Conn;
+use crate::cli::serve::shared::SEND_TIMEOUT;
+
+/// Entries read from the log per trip to the blocking pool.
+const BATCH: usize = 256;
 
 /// Server-Sent Events: main's entries after `after` (or the
 /// `Last-Event-ID` a reconnecting client sends, which wins), then each one
@@ -18,9 +32,10 @@ use super::http::{ApiError, Channel, Db, Params};
 /// resumes with no gap and no repeat.
 pub(super) async fn subscribe(
     State(db): State<Db>,
+    Extension(conn): Extension<Arc<Conn>>,
     headers: HeaderMap,
-    Query(p): Query<Vec<(String, String)>>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    Pairs(p): Pairs,
+) -> Result<Response, ApiError> {
     let p = Params::new(p, &["after"])?;
     let resume = headers
         .get("last-event-id")
@@ -49,36 +64,84 @@ pub(super) async fn subscribe(
             format!("seq {after} is past the head ({head})"),
         ));
     }
-    let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(256);
-    tokio::task::spawn_blocking(move || {
-        let mut feed = match db.db.subscribe(after) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ =
-                    tx.blocking_send(Ok(SseEvent::default().event("error").data(e.to_string())));
+    let Some(permit) = db.feeds.admit(conn.peer) else {
+        return Err(ApiError::busy(
+            format!(
+                "too many live feeds are open ({} in all, {} per client: `annals serve \
+                 --max-feeds`, `--max-feeds-per-client`); try again later",
+                db.feeds.max, db.feeds.per_client
+            ),
+            10,
+        ));
+    };
+    conn.become_feed();
+    let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
+    tokio::spawn(async move {
+        let _permit = permit;
+        feed(db, after, tx).await;
+    });
+    let mut resp = Sse::new(Channel(rx))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    // The connection left the slots for good: it ends with the feed.
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Ok(resp)
+}
+
+type Sender = mpsc::Sender<Result<SseEvent, Infallible>>;
+
+/// Sends entries after `after` until the client goes, stops reading for
+/// `SEND_TIMEOUT`, or the server stops.
+async fn feed(db: Db, mut last: u64, tx: Sender) {
+    let mut head = db.head.subscribe();
+    loop {
+        let upto = tokio::select! {
+            _ = tx.closed() => return,
+            h = head.wait_for(|&h| h > last) => match h {
+                Ok(h) => *h,
+                Err(_) => return,
+            },
+        };
+        let reader = db.clone();
+        let from = last;
+        let batch = tokio::task::spawn_blocking(move || {
+            reader
+                .db
+                .entries(from)?
+                .take_while(|e| e.as_ref().map_or(true, |e| e.seq <= upto))
+                .take(BATCH)
+                .collect::<Result<Vec<_>, annals::Error>>()
+        })
+        .await;
+        let entries = match batch {
+            Ok(Ok(entries)) => entries,
+            Ok(Err(e)) => return send_error(&tx, e.to_string()).await,
+            Err(e) => return send_error(&tx, format!("the feed's read failed: {e}")).await,
+        };
+        if entries.is_empty() {
+            // The watch ran ahead of what the log shows: not expected,
+            // but a feed must not spin on it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        for entry in entries {
+            last = entry.seq;
+            let ev = SseEvent::default()
+                .id(entry.seq.to_string())
+                .event(entry.body.action())
+                .data(entry.to_json().to_string());
+            if !matches!(
+                tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(ev))).await,
+                Ok(Ok(()))
+            ) {
                 return;
             }
-        };
-        // Wake now and then to notice a client that has gone.
-        while !tx.is_closed() {
-            match feed.next_timeout(Duration::from_secs(1)) {
-                None => continue,
-                Some(Ok(entry)) => {
-                    let ev = SseEvent::default()
-                        .id(entry.seq.to_string())
-                        .event(entry.body.action())
-                        .data(entry.to_json().to_string());
-                    if tx.blocking_send(Ok(ev)).is_err() {
-                        return;
-                    }
-                }
-                Some(Err(e)) => {
-                    let ev = SseEvent::default().event("error").data(e.to_string());
-                    let _ = tx.blocking_send(Ok(ev));
-                    return;
-                }
-            }
         }
-    });
-    Ok(Sse::new(Channel(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    }
+}
+
+async fn send_error(tx: &Sender, message: String) {
+    let ev = SseEvent::default().event("error").data(message);
+    let _ = tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(ev))).await;
 }

@@ -1,67 +1,58 @@
-//! Views and checks: `GET /views/{view}`, `GET /branches/{name}/diff`,
-//! `GET /verify`.
+//! Views and checks: `GET /views/by-country` (and by-actor, by-date,
+//! by-source), `GET /branches/{name}/diff`, `GET /verify`.
+
+use std::time::{Duration, Instant};
 
 use annals::{Against, Granularity, ViewKind};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
 use super::http::{
-    blocking, known, ok, serialised, unserialisable, ApiError, Db, Params, Reply, AT_PARAMS,
-    QUERY_PARAMS,
+    authorize, blocking, known, ok, serialised, unserialisable, ApiError, Db, Pairs, Params,
+    PathText, Reply, AT_PARAMS, QUERY_PARAMS,
 };
+use crate::cli::serve::shared::Checked;
 
-pub(super) async fn view(
-    State(db): State<Db>,
-    Path(name): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
-) -> Reply {
-    let rows = match name.as_str() {
-        "by-country" | "by-actor" => {
-            let p = Params::new(p, &AT_PARAMS)?;
-            let at = p.at()?;
-            blocking(&db, move |db| {
-                let r = db.reader(&at)?;
-                Ok(if name == "by-country" {
-                    serde_json::to_value(&*r.by_country()?)
-                } else {
-                    serde_json::to_value(&*r.by_actor()?)
-                })
-            })
-            .await?
-        }
-        "by-date" => {
-            let p = Params::new(p, &known(&[&AT_PARAMS, &["granularity"]]))?;
-            let (at, g) = (p.at()?, p.granularity()?);
-            blocking(&db, move |db| {
-                Ok(serde_json::to_value(&*db.reader(&at)?.by_date(g)?))
-            })
-            .await?
-        }
-        "by-source" => {
-            let p = Params::new(p, &known(&[&AT_PARAMS, &QUERY_PARAMS, &["granularity"]]))?;
-            let (at, q, g) = (p.at()?, p.query()?, p.granularity()?);
-            blocking(&db, move |db| {
-                Ok(serde_json::to_value(db.reader(&at)?.by_dataset(&q, g)?))
-            })
-            .await?
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no view `{other}` (by-country, by-actor, by-date, by-source)"),
-            ))
-        }
-    };
+pub(super) async fn by_country(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
+    let at = Params::new(p, &AT_PARAMS)?.at()?;
+    let rows = blocking(&db, move |db| {
+        Ok(serde_json::to_value(&*db.reader(&at)?.by_country()?))
+    })
+    .await?;
     ok(StatusCode::OK, rows.map_err(unserialisable)?)
 }
 
-pub(super) async fn diff(
-    State(db): State<Db>,
-    Path(name): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
-) -> Reply {
+pub(super) async fn by_actor(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
+    let at = Params::new(p, &AT_PARAMS)?.at()?;
+    let rows = blocking(&db, move |db| {
+        Ok(serde_json::to_value(&*db.reader(&at)?.by_actor()?))
+    })
+    .await?;
+    ok(StatusCode::OK, rows.map_err(unserialisable)?)
+}
+
+pub(super) async fn by_date(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
+    let p = Params::new(p, &known(&[&AT_PARAMS, &["granularity"]]))?;
+    let (at, g) = (p.at()?, p.granularity()?);
+    let rows = blocking(&db, move |db| {
+        Ok(serde_json::to_value(&*db.reader(&at)?.by_date(g)?))
+    })
+    .await?;
+    ok(StatusCode::OK, rows.map_err(unserialisable)?)
+}
+
+pub(super) async fn by_source(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
+    let p = Params::new(p, &known(&[&AT_PARAMS, &QUERY_PARAMS, &["granularity"]]))?;
+    let (at, q, g) = (p.at()?, p.query()?, p.granularity()?);
+    let rows = blocking(&db, move |db| {
+        Ok(serde_json::to_value(db.reader(&at)?.by_dataset(&q, g)?))
+    })
+    .await?;
+    ok(StatusCode::OK, rows.map_err(unserialisable)?)
+}
+
+pub(super) async fn diff(State(db): State<Db>, PathText(name): PathText, Pairs(p): Pairs) -> Reply {
     let p = Params::new(p, &["view", "granularity", "against", "events"])?;
     let against = match p.one("against")?.unwrap_or("base") {
         "base" => Against::Base,
@@ -73,14 +64,33 @@ pub(super) async fn diff(
             ))
         }
     };
-    if p.flag("events")? {
+    let events = p.flag("events")?;
+    let view = p.one("view")?;
+    if events && (view.is_some() || p.one("granularity")?.is_some()) {
+        let field = if view.is_some() {
+            "view"
+        } else {
+            "granularity"
+        };
+        return Err(ApiError::bad_param(
+            field,
+            "a diff of events (`events=true`) has no view or granularity",
+        ));
+    }
+    if events {
         let rows = blocking(&db, move |db| Ok(db.diff_events(&name, against)?)).await?;
         let rows: Vec<Value> = rows.iter().map(annals::EventDiff::to_json).collect();
         return ok(StatusCode::OK, json!(rows));
     }
-    let view = p.one("view")?.unwrap_or("by-country");
+    let view = view.unwrap_or("by-country");
     let granularity = match ViewKind::is_by_date(view) {
         true => p.granularity()?,
+        false if p.one("granularity")?.is_some() => {
+            return Err(ApiError::bad_param(
+                "granularity",
+                format!("view `{view}` has no granularity (by-date has)"),
+            ))
+        }
         false => Granularity::Month,
     };
     let kind = ViewKind::parse(view, granularity).map_err(|e| e.at("query"))?;
@@ -88,11 +98,62 @@ pub(super) async fn diff(
     serialised(StatusCode::OK, rows)
 }
 
-pub(super) async fn verify(State(db): State<Db>) -> Reply {
-    let r = blocking(&db, |db| Ok(db.verify_from(1))).await?;
-    match r {
-        Ok(r) => ok(StatusCode::OK, r.to_json()),
-        Err(e) if e.is_damage() => ok(StatusCode::SERVICE_UNAVAILABLE, e.damage_json()),
-        Err(e) => Err(e.into()),
+/// A verify holds the writer lock for its whole run, so: it needs the
+/// token (a read-only server has no writes to stall), one runs at a time
+/// (others wait for it and share its answer), an answer for the current
+/// head is given again rather than recomputed, and a new run starts no
+/// sooner than four times the last one's length after it ended, so that
+/// writes have the lock at least four fifths of the time.
+pub(super) async fn verify(State(db): State<Db>, headers: HeaderMap) -> Reply {
+    if db.token.is_some() {
+        authorize(&db, &headers)?;
     }
+    let mut last = db.verify.lock().await;
+    let head = db.db.head().seq;
+    if let Some(c) = last.as_ref() {
+        if c.head == head {
+            return answer(c);
+        }
+        // A run too short to hold up a write is not rationed.
+        let rest = match c.took < Duration::from_millis(20) {
+            true => Duration::ZERO,
+            false => c.took.saturating_mul(4),
+        };
+        let since = c.ended.elapsed();
+        if since < rest {
+            let wait = (rest - since).as_secs() + 1;
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "busy",
+                format!(
+                    "a verify ran {} ms ago and took {} ms; the next may start in {wait} s",
+                    since.as_millis(),
+                    c.took.as_millis()
+                ),
+            )
+            .header(header::RETRY_AFTER, wait.to_string()));
+        }
+    }
+    let started = Instant::now();
+    let r = blocking(&db, |db| Ok(db.verify_from(1))).await?;
+    let (status, body, head) = match r {
+        Ok(r) => (200, r.to_json(), r.seq),
+        Err(e) if e.is_damage() => (503, e.damage_json(), head),
+        Err(e) => return Err(e.into()),
+    };
+    let checked = Checked {
+        head,
+        status,
+        body,
+        took: started.elapsed().max(Duration::from_millis(1)),
+        ended: Instant::now(),
+    };
+    let reply = answer(&checked);
+    *last = Some(checked);
+    reply
+}
+
+fn answer(c: &Checked) -> Reply {
+    let status = StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ok(status, c.body.clone())
 }

@@ -2,13 +2,14 @@
 //! needs the token and is one atomic batch.
 
 use annals::{Event, Op};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::http::{
-    authorize, blocking, body_bytes, invalid, json_body, ok, parse_id, ApiError, Db, Params, Reply,
+    authorize, blocking, body_bytes, invalid, json_body, ok, parse_id, ApiError, Db, Pairs, Params,
+    PathText, Reply,
 };
 
 /// Events from a body: a JSON array of events, one event object, or
@@ -77,7 +78,7 @@ pub(super) async fn write_ops(
 pub(super) async fn append(
     State(db): State<Db>,
     headers: HeaderMap,
-    Query(p): Query<Vec<(String, String)>>,
+    Pairs(p): Pairs,
     req: Request,
 ) -> Reply {
     let (branch, expect_seq) = write_params(&db, &headers, p)?;
@@ -94,8 +95,8 @@ pub(super) async fn append(
 pub(super) async fn correct(
     State(db): State<Db>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
+    PathText(id): PathText,
+    Pairs(p): Pairs,
     req: Request,
 ) -> Reply {
     write_one(db, headers, &id, p, req, |id, body| {
@@ -108,8 +109,8 @@ pub(super) async fn correct(
 pub(super) async fn retract(
     State(db): State<Db>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(p): Query<Vec<(String, String)>>,
+    PathText(id): PathText,
+    Pairs(p): Pairs,
     req: Request,
 ) -> Reply {
     write_one(db, headers, &id, p, req, |id, body| {
