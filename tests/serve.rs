@@ -24,10 +24,6 @@ fn demo() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     (dir, db, token)
 }
 
-fn bearer() -> String {
-    format!("Bearer {TOKEN}")
-}
-
 fn cli_json(db: &std::path::Path, args: &[&str]) -> Value {
     let mut all = vec!["--format", "json"];
     all.extend_from_slice(args);
