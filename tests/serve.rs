@@ -298,8 +298,8 @@ fn bad_requests_name_what_was_wrong() {
     );
     check(
         get(addr, "/subscribe?after=999"),
-        400,
-        "invalid",
+        409,
+        "conflict",
         "past the head",
     );
     check(

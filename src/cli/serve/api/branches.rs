@@ -22,7 +22,17 @@ pub(super) async fn create_branch(State(db): State<Db>, headers: HeaderMap, req:
         match body.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) if name == "at" => Ok(Some(n.to_string())),
+            // A seq; `756.0` is the integer it looks like (JSON has one
+            // number type).
+            Some(Value::Number(n)) if name == "at" => Ok(Some(match n.as_u64() {
+                Some(seq) => seq.to_string(),
+                None => match n.as_f64() {
+                    Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9_007_199_254_740_992.0 => {
+                        (f as u64).to_string()
+                    }
+                    _ => n.to_string(),
+                },
+            })),
             Some(_) => Err(invalid("request body", name, "expected a string").into()),
         }
     };

@@ -215,8 +215,8 @@ impl Params {
 
     pub(super) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.one(name)? {
-            None | Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") => Ok(true),
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
             Some(v) => Err(ApiError::bad_param(
                 name,
                 format!("`{v}`: expected true or false"),

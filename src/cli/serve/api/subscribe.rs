@@ -53,16 +53,21 @@ pub(super) async fn subscribe(
                 })
         })
         .transpose()?;
-    let after = match resume {
-        Some(seq) => seq,
-        None => p.parse::<u64>("after")?.unwrap_or(0),
+    let after = p.parse::<u64>("after")?.unwrap_or(0);
+    let (field, after) = match resume {
+        Some(seq) => ("Last-Event-ID", seq),
+        None => ("after", after),
     };
+    // Well-formed but ahead of this database (a feed of another one, or
+    // of a backup restored since): the state conflicts, not the syntax.
     let head = db.db.head().seq;
     if after > head {
-        return Err(ApiError::bad_param(
-            "after",
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
             format!("seq {after} is past the head ({head})"),
-        ));
+        )
+        .with("field", json!(field)));
     }
     let Some(permit) = db.feeds.admit(conn.peer) else {
         return Err(ApiError::busy(

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use annals::{Against, Granularity, ViewKind};
+use annals::{Against, ViewKind};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use serde_json::{json, Value};
@@ -65,35 +65,17 @@ pub(super) async fn diff(State(db): State<Db>, PathText(name): PathText, Pairs(p
         }
     };
     let events = p.flag("events")?;
-    let view = p.one("view")?;
-    if events && (view.is_some() || p.one("granularity")?.is_some()) {
-        let field = if view.is_some() {
-            "view"
-        } else {
-            "granularity"
-        };
-        return Err(ApiError::bad_param(
-            field,
-            "a diff of events (`events=true`) has no view or granularity",
-        ));
-    }
+    let view = p.one("view")?.unwrap_or("by-country");
+    // A granularity is checked wherever given; only by-date uses it.
+    let granularity = p.granularity()?;
+    // Checked even for a diff of events, which does not use it: a
+    // misspelt view is an error wherever it is given.
+    let kind = ViewKind::parse(view, granularity).map_err(|e| e.at("query"))?;
     if events {
         let rows = blocking(&db, move |db| Ok(db.diff_events(&name, against)?)).await?;
         let rows: Vec<Value> = rows.iter().map(annals::EventDiff::to_json).collect();
         return ok(StatusCode::OK, json!(rows));
     }
-    let view = view.unwrap_or("by-country");
-    let granularity = match ViewKind::is_by_date(view) {
-        true => p.granularity()?,
-        false if p.one("granularity")?.is_some() => {
-            return Err(ApiError::bad_param(
-                "granularity",
-                format!("view `{view}` has no granularity (by-date has)"),
-            ))
-        }
-        false => Granularity::Month,
-    };
-    let kind = ViewKind::parse(view, granularity).map_err(|e| e.at("query"))?;
     let rows = blocking(&db, move |db| Ok(db.diff(&name, kind, against)?)).await?;
     serialised(StatusCode::OK, rows)
 }
