@@ -6,9 +6,16 @@
 //! in-process, which is what the server must at least do. Afterwards every
 //! write the server acknowledged must be in the log, exactly once.
 //!
+//! Then the adversarial part (#28), loopback only: a probe measures
+//! `GET /head` and one-event writes on an idle server, then again while
+//! 300 anonymous live feeds are held open, 300 slowloris sockets send a
+//! header line every 2 s (reopening any the server drops) and 4 anonymous
+//! clients loop `GET /verify`. Targets: probe p99 <= 1 s, write p50
+//! within 2x of idle.
+//!
 //! `ANNALS_BENCH_SECONDS` and `ANNALS_BENCH_EVENTS` set the sizes;
-//! `ANNALS_BENCH_QUICK=1` (CI) runs 2 s on 2,000 events. No timing is
-//! asserted.
+//! `ANNALS_BENCH_QUICK=1` (CI) runs 2 s on 2,000 events, with 30 feeds
+//! and 30 slowloris sockets. No timing is asserted.
 
 mod common;
 #[path = "../tests/common/http.rs"]
@@ -220,4 +227,148 @@ fn main() {
         ids.len()
     );
     db.verify().unwrap();
+    db.close().unwrap();
+
+    adversarial(&path, &token, seconds, quick);
+}
+
+/// Latencies of a probe that alternates `GET /head` and a one-event
+/// write, for `seconds`.
+fn probe(addr: SocketAddr, seconds: f64) -> (Vec<Duration>, Vec<Duration>) {
+    let auth = format!("Bearer {TOKEN}");
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let (mut heads, mut writes) = (Vec::new(), Vec::new());
+    let mut i = 0u64;
+    while Instant::now() < until {
+        let started = Instant::now();
+        let r = http::get(addr, "/head");
+        assert_eq!(r.status, 200, "{}", r.text());
+        heads.push(started.elapsed());
+        let body = json!({"kind": "probe", "occurred": "2025", "summary": format!("probe {i}")});
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let started = Instant::now();
+        let r = http::request(
+            addr,
+            "POST",
+            "/events",
+            &headers,
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        writes.push(started.elapsed());
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    heads.sort();
+    writes.sort();
+    (heads, writes)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn adversarial(path: &std::path::Path, token: &std::path::Path, seconds: f64, quick: bool) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let hostile = if quick { 30 } else { 300 };
+    let server = http::Server::start(path, &["--token-file", token.to_str().unwrap()]);
+    let addr = server.addr;
+    let (idle_heads, idle_writes) = probe(addr, seconds);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (feeds_open, feeds_refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let (reopened, verifies) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let verify_statuses = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let (heads, writes) = std::thread::scope(|s| {
+        // Anonymous live feeds, held open.
+        let mut feeds = Vec::new();
+        for _ in 0..hostile {
+            let f = http::Sse::open(addr, "/subscribe", &[]);
+            if f.status == 200 {
+                feeds_open.fetch_add(1, Ordering::SeqCst);
+                feeds.push(f);
+            } else {
+                feeds_refused.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        // Slowloris: a header line every 2 s; what the server drops is
+        // reopened.
+        s.spawn(|| {
+            let open = || {
+                let mut c = std::net::TcpStream::connect(addr).ok()?;
+                c.write_all(b"GET /head HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                    .ok()?;
+                Some(c)
+            };
+            let mut socks: Vec<Option<std::net::TcpStream>> =
+                (0..hostile).map(|_| open()).collect();
+            while !stop.load(Ordering::SeqCst) {
+                for slot in socks.iter_mut() {
+                    let alive = slot
+                        .as_mut()
+                        .is_some_and(|c| c.write_all(b"X-Slow: 1\r\n").is_ok());
+                    if !alive {
+                        *slot = open();
+                        reopened.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                for _ in 0..20 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        });
+        // Anonymous `verify` in a loop.
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let r = http::request(addr, "GET", "/verify", &[], b"");
+                    let status = r.map(|r| r.status).unwrap_or(0);
+                    *verify_statuses
+                        .lock()
+                        .unwrap()
+                        .entry(status)
+                        .or_insert(0usize) += 1;
+                    verifies.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let probed = probe(addr, seconds);
+        stop.store(true, Ordering::SeqCst);
+        drop(feeds);
+        probed
+    });
+    println!(
+        "adversarial: {hostile} feeds asked ({} open, {} refused 503), {hostile} slowloris \
+         sockets ({} reopened), 4 verify loops ({} requests, statuses {:?})",
+        feeds_open.load(Ordering::SeqCst),
+        feeds_refused.load(Ordering::SeqCst),
+        reopened.load(Ordering::SeqCst),
+        verifies.load(Ordering::SeqCst),
+        verify_statuses.lock().unwrap()
+    );
+    for (name, idle, busy) in [
+        ("head", &idle_heads, &heads),
+        ("write", &idle_writes, &writes),
+    ] {
+        println!(
+            "  probe {name:<5}: idle p50 {:>7.2} ms p99 {:>7.2} ms | under attack p50 {:>7.2} ms \
+             p99 {:>7.2} ms ({} requests) | p50 {:.2}x idle",
+            ms(percentile(idle, 0.5)),
+            ms(percentile(idle, 0.99)),
+            ms(percentile(busy, 0.5)),
+            ms(percentile(busy, 0.99)),
+            busy.len(),
+            ms(percentile(busy, 0.5)) / ms(percentile(idle, 0.5)).max(1e-6)
+        );
+    }
+    assert!(server.stop().success());
 }

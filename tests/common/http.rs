@@ -178,7 +178,11 @@ impl Sse {
     pub fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Sse {
         let mut r = send(addr, "GET", path, headers, b"").expect("connect");
         let (status, headers) = read_head(&mut r).expect("response head");
-        assert!(is_chunked(&headers), "an event stream is chunked");
+        // A refusal (a JSON error) is not a stream; its body is not read.
+        assert!(
+            status != 200 || is_chunked(&headers),
+            "an event stream is chunked"
+        );
         Sse {
             status,
             reader: BufReader::new(Chunked {
