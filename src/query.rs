@@ -168,6 +168,16 @@ impl Query {
         for (i, k) in self.kinds.iter().enumerate() {
             check_snake(|| format!("kind[{i}]"), k)?;
         }
+        // No actor is named by blanks: such a filter would silently match
+        // nothing.
+        for (i, a) in self.actors.iter().enumerate() {
+            if a.trim().is_empty() {
+                return Err(Error::invalid(
+                    format!("actor[{i}]"),
+                    "empty: name an actor",
+                ));
+            }
+        }
         if let (Some(f), Some(t)) = (self.from, self.to) {
             if t.end() <= f.start {
                 return Err(Error::invalid(

@@ -60,7 +60,7 @@ const LIB_LAYERS: &[&[&str]] = &[
 /// library only through `annals::`.
 const BIN_LAYERS: &[&[&str]] = &[
     &["cli/output"],
-    &["cli/common", "cli/serve/shared"],
+    &["cli/common", "cli/serve/shared", "cli/serve/conns"],
     &[
         "cli/demo",
         "cli/import",

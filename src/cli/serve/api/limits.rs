@@ -114,5 +114,5 @@ fn check(db: &Db, req: &Request) -> Result<(), ApiError> {
 /// Whether an authority is an IP literal or localhost: allowed as a
 /// `Host`, but as an `Origin` only when it is this very server.
 fn is_literal_or_local(authority: &str) -> bool {
-    super::super::shared::Hosts(Vec::new()).allows(authority)
+    crate::cli::serve::shared::Hosts(Vec::new()).allows(authority)
 }
