@@ -199,6 +199,15 @@ pub(crate) fn lineage_upto(
 
 /// The operation that brings the target from `target` to `source`, with
 /// the kind of change it is; `None` if nothing needs writing.
+/// A retraction's reason as merged. Retractions written before blank
+/// reasons were refused may have none; the merge must still carry them.
+fn carried(reason: String, branch: &str) -> String {
+    match reason.trim().is_empty() {
+        true => format!("retracted on branch `{branch}` (no reason given)"),
+        false => reason,
+    }
+}
+
 fn op_for(
     id: Uuid,
     target: &State<'_>,
@@ -381,9 +390,13 @@ fn plan(
             let (op, kind) = match entry.body {
                 Body::Event(e) => (Op::Append(e), ChangeKind::Created),
                 Body::Correction(e) => (Op::Correct(e), ChangeKind::Corrected),
-                Body::Retraction { id, reason } => {
-                    (Op::Retract { id, reason }, ChangeKind::Retracted)
-                }
+                Body::Retraction { id, reason } => (
+                    Op::Retract {
+                        id,
+                        reason: carried(reason, &src_name),
+                    },
+                    ChangeKind::Retracted,
+                ),
                 // Excised on every line alike: nothing to carry over.
                 Body::Excised { .. } => continue,
             };
@@ -427,8 +440,8 @@ fn plan(
             continue;
         }
         let reason = match &entry.body {
-            Body::Retraction { reason, .. } => reason.clone(),
-            _ => format!("retracted on branch `{}`", source.meta.name),
+            Body::Retraction { reason, .. } => carried(reason.clone(), &src_name),
+            _ => format!("retracted on branch `{src_name}`"),
         };
         let conflict = t != b;
         let apply = if !conflict || on_conflict == OnConflict::Branch {

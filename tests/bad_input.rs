@@ -232,6 +232,27 @@ fn correcting_or_retracting_unknown_or_retracted_events() {
     assert_eq!(db.head(), head);
 }
 
+/// A retraction says why, and a query's actor names someone: blanks are
+/// refused with the field, and nothing is written.
+#[test]
+fn blank_reasons_and_actors_are_refused() {
+    let (_d, db) = fresh();
+    let e = ev(r#"{"kind":"meeting","occurred":"2025"}"#);
+    db.append(vec![e.clone()]).unwrap();
+    let head = db.head();
+    for reason in ["", "  \t"] {
+        match db.retract(e.id, reason).unwrap_err() {
+            Error::Invalid { field, .. } => assert_eq!(field, "reason"),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(db.head(), head);
+    match db.query(&annals::Query::new().actor(" ")).unwrap_err() {
+        Error::Invalid { field, .. } => assert_eq!(field, "actor[0]"),
+        other => panic!("{other}"),
+    }
+}
+
 #[test]
 fn expect_seq_mismatch() {
     let (_d, db) = fresh();
