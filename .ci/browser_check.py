@@ -69,7 +69,29 @@ def main():
         assert now != then and len(now) > len(then) > 0, (now, then)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # First under the page's own Content-Security-Policy: it must
+            # draw with nothing refused. (Locators run outside the page's
+            # world, so the policy does not stop them.)
+            strict = browser.new_page(viewport={"width": 1400, "height": 1000})
+            refused = []
+            strict.on(
+                "console",
+                lambda m: refused.append(m.text)
+                if m.type == "error" and "Content Security Policy" in m.text
+                else None,
+            )
+            answer = strict.goto(base + "/")
+            policy = answer.headers.get("content-security-policy", "")
+            assert "default-src 'none'" in policy, policy
+            strict.wait_for_selector("svg[data-lanes='main'] rect.event-bar", state="attached")
+            assert strict.locator("svg[data-lanes='main'] rect.event-bar").count() > 0
+            assert not refused, refused
+            strict.close()
+            # Then driven by scripts, which evaluate strings in the page:
+            # the policy (rightly) forbids that, so this context bypasses it.
+            page = browser.new_page(
+                viewport={"width": 1400, "height": 1000}, bypass_csp=True
+            )
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(base + "/")

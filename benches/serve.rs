@@ -8,7 +8,8 @@
 //!
 //! Then the adversarial part (#28), loopback only: a probe measures
 //! `GET /head` and one-event writes on an idle server, then again while
-//! 300 anonymous live feeds are held open, 300 slowloris sockets send a
+//! 300 anonymous live feeds are held open and never read (the feed caps
+//! raised so that all 300 open), 300 slowloris sockets send a
 //! header line every 2 s (reopening any the server drops) and 4 anonymous
 //! clients loop `GET /verify`. Targets: probe p99 <= 1 s, write p50
 //! within 2x of idle.
@@ -276,7 +277,22 @@ fn adversarial(path: &std::path::Path, token: &std::path::Path, seconds: f64, qu
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let hostile = if quick { 30 } else { 300 };
-    let server = http::Server::start(path, &["--token-file", token.to_str().unwrap()]);
+    // Every client here is 127.0.0.1, so the per-client feed cap (8 by
+    // default) would refuse most feeds at once; the caps are raised so
+    // that all of them are open, to show that open feeds hold nothing an
+    // ordinary request needs.
+    let feeds_cap = hostile.to_string();
+    let server = http::Server::start(
+        path,
+        &[
+            "--token-file",
+            token.to_str().unwrap(),
+            "--max-feeds",
+            &feeds_cap,
+            "--max-feeds-per-client",
+            &feeds_cap,
+        ],
+    );
     let addr = server.addr;
     let (idle_heads, idle_writes) = probe(addr, seconds);
 
