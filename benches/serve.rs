@@ -386,5 +386,43 @@ fn adversarial(path: &std::path::Path, token: &std::path::Path, seconds: f64, qu
             ms(percentile(busy, 0.5)) / ms(percentile(idle, 0.5)).max(1e-6)
         );
     }
+    // The token holder's `verify`, looped by 4 clients: rationed, so
+    // that writes keep the lock at least four fifths of the time.
+    let auth = format!("Bearer {TOKEN}");
+    let statuses = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let stop = AtomicBool::new(false);
+    let (heads, writes) = std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let r = http::request(addr, "GET", "/verify", &[("Authorization", &auth)], b"");
+                    let status = r.map(|r| r.status).unwrap_or(0);
+                    *statuses.lock().unwrap().entry(status).or_insert(0usize) += 1;
+                    if status == 429 {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            });
+        }
+        let probed = probe(addr, seconds);
+        stop.store(true, Ordering::SeqCst);
+        probed
+    });
+    println!(
+        "verify with the token, 4 loops (statuses {:?}):",
+        statuses.lock().unwrap()
+    );
+    for (name, idle, busy) in [
+        ("head", &idle_heads, &heads),
+        ("write", &idle_writes, &writes),
+    ] {
+        println!(
+            "  probe {name:<5}: p50 {:>7.2} ms p99 {:>7.2} ms ({} requests) | p50 {:.2}x idle",
+            ms(percentile(busy, 0.5)),
+            ms(percentile(busy, 0.99)),
+            busy.len(),
+            ms(percentile(busy, 0.5)) / ms(percentile(idle, 0.5)).max(1e-6)
+        );
+    }
     assert!(server.stop().success());
 }
