@@ -9,7 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 #[cfg(feature = "delta")]
-use crate::delta::PublishReport;
+use crate::delta::{PublishOptions, PublishReport};
 use crate::engine::{Engine, Options, StorageWrapper};
 use crate::error::{Error, Result};
 use crate::excise::Excision;
@@ -524,30 +524,46 @@ impl Annals {
     // ---- Delta Lake ----
 
     /// Publishes main (or `branch`'s own entries) into the Delta table at
-    /// `dir`, creating it if needed, from where the table ends to the head:
-    /// one commit per annals batch. Refuses a table of another chain or
-    /// branch, or one whose last hash is not annals' hash at that seq.
+    /// `dir`, creating it if needed, from where the table ends to the
+    /// acknowledged head, in commits of whole batches within the default
+    /// [`PublishOptions`]. Refuses a table of another chain or branch, one
+    /// whose last annals commit's hash is not annals' hash at that seq,
+    /// and one whose rows of annals' seqs another writer changed since.
     #[cfg(feature = "delta")]
     pub fn publish_delta(&self, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
-        crate::delta::publish(&self.engine, dir, branch)
+        self.publish_delta_with(dir, branch, &PublishOptions::default())
     }
 
-    /// Publishes as [`Annals::publish_delta`] does, then keeps publishing
-    /// as new batches land (main through the live subscription, a branch
-    /// by looking at its head every second), calling `on_publish` after
-    /// every run; stops when it returns false. For a program that writes
-    /// and publishes in one process (the database has one writer process;
-    /// the CLI's `--follow` opens it for each run instead). A stop at any
-    /// moment, even a kill, is safe: the next run continues where the
-    /// table ends.
+    /// [`Annals::publish_delta`] with other budgets per commit, checkpoint
+    /// cadence or follow latency.
+    #[cfg(feature = "delta")]
+    pub fn publish_delta_with(
+        &self,
+        dir: &Path,
+        branch: Option<&str>,
+        opts: &PublishOptions,
+    ) -> Result<PublishReport> {
+        crate::delta::publish(&self.engine, dir, branch, opts)
+    }
+
+    /// Publishes as [`Annals::publish_delta_with`] does, then keeps
+    /// publishing as new batches land (main through the live subscription,
+    /// a branch by looking at its head every second; what arrives waits up
+    /// to `opts.latency` for more, so that close batches share a commit),
+    /// calling `on_publish` after every run; stops when it returns false.
+    /// For a program that writes and publishes in one process (the
+    /// database has one writer process; the CLI's `--follow` opens it for
+    /// each run instead). A stop at any moment, even a kill, is safe: the
+    /// next run continues where the table ends.
     #[cfg(feature = "delta")]
     pub fn follow_delta(
         &self,
         dir: &Path,
         branch: Option<&str>,
+        opts: &PublishOptions,
         on_publish: &mut dyn FnMut(&PublishReport) -> bool,
     ) -> Result<()> {
-        crate::delta::follow(&self.engine, dir, branch, on_publish)
+        crate::delta::follow(&self.engine, dir, branch, opts, on_publish)
     }
 
     /// The engine, for the crate's own tests.

@@ -1,16 +1,21 @@
 //! Publishing the log as a Delta Lake table (cargo feature `delta`), so
 //! that Spark, Trino, DuckDB, Polars and Daft read what annals knows,
-//! exactly once: each annals batch becomes one Delta commit, in order,
-//! carrying an application transaction `annals:<chain>` whose version is
-//! the last seq it covers. A re-run, a crash mid-publish or a second
-//! publisher continues exactly where the table ends: Delta refuses a
-//! commit whose transaction version another commit wrote since the
-//! publisher read the table, and before each run the table's last hash is
-//! checked against annals' hash at that seq. See `docs/scale-out.md`.
+//! exactly once: runs of whole annals batches become Delta commits (up to
+//! an entry and a byte budget each), in order, each carrying an
+//! application transaction `annals:<chain>` whose version is the last seq
+//! it covers. A re-run, a crash mid-publish or a second publisher
+//! continues exactly where the table ends: Delta refuses a commit whose
+//! transaction version another commit wrote since the publisher read the
+//! table, and before each run annals' own last commit is found and its
+//! hash checked against annals' hash at that seq; commits of other
+//! engines that only rearrange files (OPTIMIZE, compaction) are passed
+//! over. Files are synced before the commit that names them, and the
+//! commit after it. See `docs/scale-out.md`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use deltalake_core::arrow::array::{
     ArrayRef, Float64Builder, Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder,
@@ -19,7 +24,8 @@ use deltalake_core::arrow::datatypes::{DataType as ArrowType, Field, Schema, Tim
 use deltalake_core::arrow::record_batch::RecordBatch;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake_core::kernel::{Action, StructType, Transaction};
+use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::parquet::file::properties::WriterProperties;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
 use deltalake_core::{DeltaOps, DeltaTable, TableProperty};
@@ -47,9 +53,47 @@ pub const PARTITION_COLUMN: &str = "recorded_month";
 const CHAIN_PROPERTY: &str = "annals.chain";
 /// Table property naming the branch (`main` for main).
 const BRANCH_PROPERTY: &str = "annals.branch";
-/// Commit metadata keys: the head (seq, hash) the commit ends at.
+/// Commit metadata keys: the head (seq, hash) the commit ends at, and
+/// the first seq it holds.
 const HEAD_SEQ: &str = "annals.head_seq";
 const HEAD_HASH: &str = "annals.head_hash";
+const FIRST_SEQ: &str = "annals.first_seq";
+
+/// Rows per Parquet row group: bounds what a writer holds before it
+/// encodes (the default, a million rows, held ~1 GiB of Arrow arrays).
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// How publishing groups annals batches into Delta commits. Readers of a
+/// table pay per commit (the log they replay) and per file (what they
+/// list and open), so a commit covers a run of whole batches up to these
+/// budgets; a batch larger than both is one commit of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Most entries one commit covers (default 4,000,000).
+    pub max_entries: u64,
+    /// Most bytes of Parquet one commit writes, as the writer counts them
+    /// while it buffers (default 128 MiB): also what publishing holds in
+    /// memory.
+    pub max_bytes: u64,
+    /// A Delta checkpoint every this many versions of the table (default
+    /// 10; 0 for none), so that readers never replay a long log.
+    pub checkpoint_every: u64,
+    /// For [`crate::Annals::follow_delta`]: how long new entries may wait
+    /// for more before they are published (default 5 s), so that a trickle
+    /// of small batches becomes few commits.
+    pub latency: Duration,
+}
+
+impl Default for PublishOptions {
+    fn default() -> PublishOptions {
+        PublishOptions {
+            max_entries: 4_000_000,
+            max_bytes: 128 * 1024 * 1024,
+            checkpoint_every: 10,
+            latency: Duration::from_secs(5),
+        }
+    }
+}
 
 /// What [`crate::Annals::publish_delta`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +105,8 @@ pub struct PublishReport {
     pub from_seq: u64,
     /// The seq it covers now.
     pub to_seq: u64,
-    /// Delta commits written by this run (one per annals batch).
+    /// Delta commits written by this run (runs of whole annals batches,
+    /// within [`PublishOptions`]' budgets).
     pub commits: u64,
     /// Entries (rows) written by this run.
     pub entries: u64,
@@ -299,8 +344,13 @@ fn chain_id(db: &Engine) -> Result<String> {
 
 /// Publishes main (or `branch`'s own entries) into the Delta table at
 /// `dir`; see [`crate::Annals::publish_delta`].
-pub(crate) fn publish(engine: &Engine, dir: &Path, branch: Option<&str>) -> Result<PublishReport> {
-    Delta(engine).publish(dir, branch)
+pub(crate) fn publish(
+    engine: &Engine,
+    dir: &Path,
+    branch: Option<&str>,
+    opts: &PublishOptions,
+) -> Result<PublishReport> {
+    Delta(engine, opts).publish(dir, branch)
 }
 
 /// Publishes, then keeps publishing as batches land; see
@@ -309,13 +359,14 @@ pub(crate) fn follow(
     engine: &Engine,
     dir: &Path,
     branch: Option<&str>,
+    opts: &PublishOptions,
     on_publish: &mut dyn FnMut(&PublishReport) -> bool,
 ) -> Result<()> {
-    Delta(engine).follow(dir, branch, on_publish)
+    Delta(engine, opts).follow(dir, branch, on_publish)
 }
 
 /// Publishing from one open database.
-struct Delta<'a>(&'a Engine);
+struct Delta<'a>(&'a Engine, &'a PublishOptions);
 
 impl Delta<'_> {
     /// Publishes main (or `branch`'s own entries) into the Delta table at
@@ -348,14 +399,24 @@ impl Delta<'_> {
             if !on_publish(&report) {
                 return Ok(());
             }
-            match branch {
+            // Wait for something new, then up to `latency` more, so that
+            // batches landing close together share a commit.
+            let arrived = match branch {
                 None => {
                     let mut sub = crate::subscribe::subscribe(self.0, report.to_seq)?;
-                    if let Some(Err(e)) = sub.next_timeout(std::time::Duration::from_secs(1)) {
-                        return Err(e);
+                    match sub.next_timeout(Duration::from_secs(1)) {
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(_)) => true,
+                        None => false,
                     }
                 }
-                Some(_) => std::thread::sleep(std::time::Duration::from_secs(1)),
+                Some(b) => {
+                    std::thread::sleep(Duration::from_secs(1));
+                    self.0.branch(b)?.head().seq > report.to_seq
+                }
+            };
+            if arrived {
+                std::thread::sleep(self.1.latency.saturating_sub(Duration::from_secs(1)));
             }
         }
     }
@@ -415,10 +476,13 @@ impl Delta<'_> {
             None => base,
             Some(seq) => {
                 let seq = u64::try_from(seq).unwrap_or(0);
-                self.check_table_head(&table, &at, seq, dir).await?;
+                self.check_table_head(&full, &at, seq, dir)?;
                 seq
             }
         };
+        // Only what is acknowledged: the head now, not the log's end (a
+        // batch being written, whose sync may yet fail, is past it).
+        let head = self.0.reader(&at)?.head()?.seq;
         let mut report = PublishReport {
             table: full.clone(),
             from_seq: from,
@@ -432,8 +496,11 @@ impl Delta<'_> {
             .reader(&at.clone().as_of(AsOf::Seq(from)))?
             .head()?
             .hash;
+        let mut run = Run::new(&table, &err)?;
         let mut batch: Vec<(Entry, Hash, Hash, i64)> = Vec::new();
-        let mut entries = crate::subscribe::chained_entries(self.0, branch, from)?.peekable();
+        let mut entries = crate::subscribe::chained_entries(self.0, branch, from)?
+            .take_while(|e| e.as_ref().map_or(true, |(e, _)| e.seq <= head))
+            .peekable();
         while let Some(next) = entries.next() {
             let (entry, hash) = next?;
             let version = self.version_of(branch, entry.body.id(), entry.seq)?;
@@ -445,50 +512,88 @@ impl Delta<'_> {
                 Some(Ok((n, _))) => n.recorded_at != batch[0].0.recorded_at,
                 _ => true,
             };
-            if ends_batch {
-                let last = batch.last().map(|(e, h, _, _)| (e.seq, *h));
-                if let Some((seq, h)) = last {
-                    report.version = commit(&mut table, &app, &batch, seq, &h)
-                        .await
-                        .map_err(&err)?;
-                    report.commits += 1;
-                    report.entries += batch.len() as u64;
-                    report.to_seq = seq;
-                }
-                batch.clear();
+            if !ends_batch {
+                continue;
+            }
+            run.add(&batch).await.map_err(&err)?;
+            batch.clear();
+            let full_run = run.entries >= self.1.max_entries
+                || run.writer.buffer_len() as u64 >= self.1.max_bytes;
+            if full_run || entries.peek().is_none() {
+                self.commit_run(&mut table, &app, &mut run, &full, &mut report)
+                    .await?;
+                run = Run::new(&table, &err)?;
             }
         }
         Ok(report)
     }
 
-    /// The table ends at `seq` with the hash in its last commit: it must
-    /// be annals' hash there, or the table belongs to a diverged history.
-    async fn check_table_head(
+    /// Commits what `run` holds: its files synced first, then the commit,
+    /// then the commit's log entry synced; a checkpoint when due.
+    async fn commit_run(
         &self,
-        table: &DeltaTable,
-        at: &At,
-        seq: u64,
-        dir: &Path,
+        table: &mut DeltaTable,
+        app: &str,
+        run: &mut Run,
+        full: &Path,
+        report: &mut PublishReport,
     ) -> Result<()> {
-        let info = table.history(Some(1)).await.map_err(delta_err(dir))?;
-        let theirs = info
-            .first()
-            .and_then(|c| c.info.get(HEAD_HASH))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let err = delta_err(full);
+        let Some((first, last, hash)) = run.span else {
+            return Ok(());
+        };
+        let adds = run.writer.flush().await.map_err(&err)?;
+        sync_files(full, &adds)?;
+        let version = commit(table, app, adds, (first, last), &hash)
+            .await
+            .map_err(&err)?;
+        sync_log(full, version)?;
+        let every = self.1.checkpoint_every as i64;
+        if every > 0 && (version + 1) % every == 0 {
+            deltalake_core::checkpoints::create_checkpoint(table, None)
+                .await
+                .map_err(&err)?;
+            sync_checkpoint(full, version)?;
+        }
+        report.version = version;
+        report.commits += 1;
+        report.entries += run.entries;
+        report.to_seq = last;
+        Ok(())
+    }
+
+    /// Finds annals' own last commit (the one whose metadata says it ends
+    /// at `seq`), checks that its hash is annals' hash there, and that no
+    /// later commit (another engine's) changed rows of annals' seqs; see
+    /// [`check_later_commits`].
+    fn check_table_head(&self, full: &Path, at: &At, seq: u64, dir: &Path) -> Result<()> {
+        let commits = read_commits(full)?;
+        let Some(own) = commits
+            .iter()
+            .rev()
+            .find(|c| c.annals.is_some_and(|(_, last)| last == seq))
+        else {
+            return Err(Error::Conflict {
+                at: dir.display().to_string(),
+                reason: format!(
+                    "the table's transaction says it covers seq {seq}, but no commit of annals \
+                     ends there (its log was rewritten or cleaned up)"
+                ),
+            });
+        };
         let ours = self.0.reader(&at.clone().as_of(AsOf::Seq(seq)))?.head()?;
-        if ours.seq != seq || theirs.as_deref() != Some(hex(&ours.hash).as_str()) {
+        if ours.seq != seq || own.head_hash.as_deref() != Some(hex(&ours.hash).as_str()) {
             return Err(Error::Conflict {
                 at: dir.display().to_string(),
                 reason: format!(
                     "the table ends at seq {seq} with hash {}, but this database's entry {seq} is {}: \
                      the table was published from a diverged history",
-                    theirs.as_deref().unwrap_or("(none)"),
+                    own.head_hash.as_deref().unwrap_or("(none)"),
                     if ours.seq == seq { hex(&ours.hash) } else { "missing".into() }
                 ),
             });
         }
-        Ok(())
+        check_later_commits(&commits, own.version, seq, dir)
     }
 
     /// The number of entry `seq` among event `id`'s entries on the line
@@ -555,29 +660,77 @@ async fn create(
             TableProperty::DeletedFileRetentionDuration,
             Some("interval 36500 days"),
         )
+        // Checkpoints are annals' to write (`PublishOptions`); another
+        // engine committing to the table checkpoints as often.
+        .with_configuration_property(TableProperty::CheckpointInterval, Some("10"))
         .with_raise_if_key_not_exists(false)
         .await
 }
 
-/// One Delta commit of one batch's rows, with the transaction version
-/// `seq` and the head hash in its metadata.
+/// A commit being gathered: the writer holding its rows, how many
+/// entries, and the (first seq, last seq, last hash) it covers.
+struct Run {
+    writer: RecordBatchWriter,
+    entries: u64,
+    span: Option<(u64, u64, Hash)>,
+}
+
+impl Run {
+    fn new(
+        table: &DeltaTable,
+        err: &impl Fn(deltalake_core::DeltaTableError) -> Error,
+    ) -> Result<Run> {
+        let props = WriterProperties::builder()
+            .set_max_row_group_size(ROW_GROUP_ROWS)
+            .build();
+        Ok(Run {
+            writer: RecordBatchWriter::for_table(table)
+                .map_err(err)?
+                .with_writer_properties(props),
+            entries: 0,
+            span: None,
+        })
+    }
+
+    /// One whole annals batch's rows.
+    async fn add(
+        &mut self,
+        batch: &[(Entry, Hash, Hash, i64)],
+    ) -> std::result::Result<(), deltalake_core::DeltaTableError> {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return Ok(());
+        };
+        let rows =
+            rows(batch).map_err(|e| deltalake_core::DeltaTableError::Generic(e.to_string()))?;
+        self.writer.write(rows).await?;
+        self.entries += batch.len() as u64;
+        let start = self.span.map_or(first.0.seq, |s| s.0);
+        self.span = Some((start, last.0.seq, last.1));
+        Ok(())
+    }
+}
+
+/// One Delta commit of a run's files, with the transaction version (the
+/// last seq it covers) and its seq range and head hash in its metadata.
 async fn commit(
     table: &mut DeltaTable,
     app: &str,
-    batch: &[(Entry, Hash, Hash, i64)],
-    seq: u64,
+    adds: Vec<Add>,
+    (first, last): (u64, u64),
     hash: &Hash,
 ) -> std::result::Result<i64, deltalake_core::DeltaTableError> {
-    let rows = rows(batch).map_err(|e| deltalake_core::DeltaTableError::Generic(e.to_string()))?;
-    let mut writer = RecordBatchWriter::for_table(table)?;
-    writer.write(rows).await?;
-    let adds: Vec<Action> = writer.flush().await?.into_iter().map(Action::Add).collect();
+    let adds: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     let mut meta = HashMap::new();
-    meta.insert(HEAD_SEQ.to_string(), json!(seq));
+    meta.insert(FIRST_SEQ.to_string(), json!(first));
+    meta.insert(HEAD_SEQ.to_string(), json!(last));
     meta.insert(HEAD_HASH.to_string(), json!(hex(hash)));
+    // Checkpoints are written by `commit_run` as `PublishOptions` says,
+    // and expired logs are never cleaned up: history is the table's point.
     let props = CommitProperties::default()
-        .with_application_transaction(Transaction::new(app, seq as i64))
-        .with_metadata(meta);
+        .with_application_transaction(Transaction::new(app, last as i64))
+        .with_metadata(meta)
+        .with_create_checkpoint(false)
+        .with_cleanup_expired_logs(Some(false));
     let op = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: Some(vec![PARTITION_COLUMN.into()]),
@@ -588,7 +741,232 @@ async fn commit(
         .build(Some(table.snapshot()?), table.log_store(), op)
         .await?;
     // The commit returns the table's new state: no need to read the log
-    // again before the next batch.
+    // again before the next run.
     table.state = Some(done.snapshot());
     Ok(done.version())
+}
+
+/// A file's path on disk from an `add` path (relative, partition values
+/// URL-escaped).
+fn local_path(table: &Path, path: &str) -> PathBuf {
+    let mut out = String::with_capacity(path.len());
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex_at = |j: usize| {
+            bytes
+                .get(j..j + 2)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
+        match (bytes[i], hex_at(i + 1)) {
+            (b'%', Some(b)) => {
+                out.push(b as char);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c as char);
+                i += 1;
+            }
+        }
+    }
+    table.join(out)
+}
+
+fn sync_path(path: &Path) -> Result<()> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// The run's Parquet files and their folders, durable before the commit
+/// that names them (object_store's local file system does not sync).
+fn sync_files(table: &Path, adds: &[Add]) -> Result<()> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for add in adds {
+        let path = local_path(table, &add.path);
+        sync_path(&path)?;
+        if let Some(d) = path.parent() {
+            dirs.insert(d.to_path_buf());
+        }
+    }
+    for d in dirs {
+        sync_path(&d)?;
+    }
+    sync_path(table)
+}
+
+/// The commit's log entry and `_delta_log`, durable once the commit is
+/// reported done.
+fn sync_log(table: &Path, version: i64) -> Result<()> {
+    let log = table.join("_delta_log");
+    sync_path(&log.join(format!("{version:020}.json")))?;
+    sync_path(&log)
+}
+
+/// A checkpoint's files (single-part or multi-part) and `_last_checkpoint`.
+fn sync_checkpoint(table: &Path, version: i64) -> Result<()> {
+    let log = table.join("_delta_log");
+    let prefix = format!("{version:020}.checkpoint");
+    for e in std::fs::read_dir(&log).map_err(|e| Error::io(&log, e))? {
+        let path = e.map_err(|e| Error::io(&log, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.starts_with(&prefix)) {
+            sync_path(&path)?;
+        }
+    }
+    let last = log.join("_last_checkpoint");
+    if last.exists() {
+        sync_path(&last)?;
+    }
+    sync_path(&log)
+}
+
+/// One commit of the table's log as annals reads it: its version, the
+/// seq range of an annals commit, the head hash it names, its operation,
+/// and whether it changed rows that annals wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaCommit {
+    /// The Delta version.
+    pub version: i64,
+    /// For a commit annals wrote: the first and last seq it holds.
+    pub annals: Option<(u64, u64)>,
+    /// For a commit annals wrote: the hash of its last entry (hex).
+    pub head_hash: Option<String>,
+    /// The operation its `commitInfo` names (`WRITE`, `OPTIMIZE`, ...).
+    pub operation: Option<String>,
+    /// Whether it added or removed rows (`dataChange` on any action):
+    /// false for a commit that only rearranges files.
+    pub data_change: bool,
+    /// For a data-changing commit of another writer: whether a file it
+    /// added or removed may hold rows of annals' seqs (its statistics say
+    /// so, or it has none).
+    pub touches_seqs: bool,
+}
+
+/// Every commit in the table's `_delta_log`, oldest first, from its JSON
+/// entries (annals never cleans them up; a table whose early entries
+/// another engine removed lists what is left).
+pub fn read_commits(table: &Path) -> Result<Vec<DeltaCommit>> {
+    let log = table.join("_delta_log");
+    let mut files: Vec<(i64, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(&log).map_err(|e| Error::io(&log, e))? {
+        let path = e.map_err(|e| Error::io(&log, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let version = name
+            .as_deref()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<i64>().ok());
+        if let Some(v) = version {
+            files.push((v, path));
+        }
+    }
+    files.sort();
+    let mut out = Vec::with_capacity(files.len());
+    for (version, path) in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let mut c = DeltaCommit {
+            version,
+            annals: None,
+            head_hash: None,
+            operation: None,
+            data_change: false,
+            touches_seqs: false,
+        };
+        for (i, line) in text.lines().enumerate() {
+            let v: Value = serde_json::from_str(line).map_err(|e| Error::Delta {
+                table: table.to_path_buf(),
+                reason: format!("{} line {}: {e}", path.display(), i + 1),
+            })?;
+            if let Some(info) = v.get("commitInfo") {
+                c.operation = info
+                    .get("operation")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let first = info.get(FIRST_SEQ).and_then(Value::as_u64);
+                let last = info.get(HEAD_SEQ).and_then(Value::as_u64);
+                if let Some(last) = last {
+                    c.annals = Some((first.unwrap_or(last), last));
+                }
+                c.head_hash = info
+                    .get(HEAD_HASH)
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            for kind in ["add", "remove"] {
+                let Some(action) = v.get(kind) else { continue };
+                if action.get("dataChange").and_then(Value::as_bool) != Some(true) {
+                    continue;
+                }
+                c.data_change = true;
+                c.touches_seqs |= may_hold_seqs(action);
+            }
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Whether a file an action names may hold rows with a seq: its
+/// statistics say its `seq` column is not all null, or it has none.
+fn may_hold_seqs(action: &Value) -> bool {
+    let Some(stats) = action
+        .get("stats")
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+    else {
+        return true;
+    };
+    let rows = stats.get("numRecords").and_then(Value::as_i64);
+    let nulls = stats.pointer("/nullCount/seq").and_then(Value::as_i64);
+    match (rows, nulls) {
+        (Some(r), Some(n)) => n < r,
+        _ => true,
+    }
+}
+
+/// The table may be published onto after annals' own commit `own` (which
+/// ends at `seq`) only if every later commit left annals' rows as they
+/// were: one that only rearranged files (OPTIMIZE, compaction, Z-order:
+/// no action with `dataChange`) is fine, and so is another writer's that
+/// added rows without a seq; one that removed or added rows of annals'
+/// seqs is refused. Read from the commits' metadata and the files'
+/// statistics, not the rows.
+fn check_later_commits(commits: &[DeltaCommit], own: i64, seq: u64, dir: &Path) -> Result<()> {
+    let changed = commits
+        .iter()
+        .filter(|c| c.version > own && c.annals.is_none())
+        .find(|c| c.data_change && c.touches_seqs);
+    match changed {
+        None => Ok(()),
+        Some(c) => Err(Error::Conflict {
+            at: dir.display().to_string(),
+            reason: format!(
+                "version {} ({}) changed rows of annals' seqs after annals' last commit \
+                 (version {own}, seq {seq}): annals will not publish onto rows it cannot \
+                 vouch for; republish into a new table",
+                c.version,
+                c.operation.as_deref().unwrap_or("an unnamed operation")
+            ),
+        }),
+    }
+}
+
+/// The first Delta version whose rows include annals' entry `seq`, from
+/// the commits' metadata; `None` if the table does not hold it yet.
+pub fn delta_version_of(commits: &[DeltaCommit], seq: u64) -> Option<i64> {
+    commits
+        .iter()
+        .find(|c| c.annals.is_some_and(|(_, last)| last >= seq))
+        .map(|c| c.version)
+}
+
+/// The last annals seq that Delta version `version` holds (0 if none).
+pub fn seq_at_version(commits: &[DeltaCommit], version: i64) -> u64 {
+    commits
+        .iter()
+        .filter(|c| c.version <= version)
+        .filter_map(|c| c.annals.map(|(_, last)| last))
+        .max()
+        .unwrap_or(0)
 }

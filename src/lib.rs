@@ -85,7 +85,10 @@ pub use codec::MAX_ENTRY_BYTES;
 pub use country::{is_country_code, COUNTRY_CODES};
 pub use db::{Annals, Builder};
 #[cfg(feature = "delta")]
-pub use delta::{PublishReport, PARTITION_COLUMN};
+pub use delta::{
+    delta_version_of, read_commits, seq_at_version, DeltaCommit, PublishOptions, PublishReport,
+    PARTITION_COLUMN,
+};
 pub use entry::{hex, parse_hash, Body, Entry, Hash, Head, Origin};
 pub use error::{Error, Result};
 pub use excise::Excision;

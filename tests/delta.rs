@@ -1,6 +1,9 @@
-//! Publishing into Delta Lake (feature `delta`): one commit per batch,
-//! exactly once across re-runs and kill -9, diverged or foreign tables
-//! refused, branch tables holding the branch's own entries. The table is
+//! Publishing into Delta Lake (feature `delta`): runs of whole batches
+//! per commit within the budgets, exactly once across re-runs and kill -9,
+//! diverged or foreign tables refused, other engines' file rearranging
+//! passed over but their changes to annals' rows refused, checkpoints,
+//! the seq <-> version map, branch tables holding the branch's own
+//! entries. The table is
 //! read back here from its log (`_delta_log/*.json`) and its Parquet
 //! files, version by version, the way any Delta reader resolves it.
 #![cfg(feature = "delta")]
@@ -10,7 +13,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use annals::{Annals, AsOf, At, Error, Op};
+use annals::{Annals, AsOf, At, Error, Op, PublishOptions};
 use common::gen;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -151,15 +154,61 @@ fn check_table(db: &Annals, at: &At, table: &Path, from: u64) -> u64 {
     last
 }
 
+/// A commit per batch: the smallest entry budget.
+fn per_batch() -> PublishOptions {
+    PublishOptions {
+        max_entries: 1,
+        ..PublishOptions::default()
+    }
+}
+
+#[test]
+fn batches_share_commits_within_the_budgets() {
+    let (dir, db) = common::fresh();
+    db.append(common::scenario()).unwrap();
+    for b in 0..5u64 {
+        db.append(vec![gen::numbered(2 * b), gen::numbered(2 * b + 1)])
+            .unwrap();
+    }
+    db.append(vec![gen::numbered(100)]).unwrap();
+    // Defaults: everything in one commit.
+    let table = dir.path().join("one");
+    let r = db.publish_delta(&table, None).unwrap();
+    assert_eq!((r.to_seq, r.commits, r.entries), (22, 1, 22));
+    assert_eq!(check_table(&db, &At::head(), &table, 0), 22);
+    // Three entries a commit, batches whole: 11 | 2+2 | 2+2 | 2+1.
+    let opts = PublishOptions {
+        max_entries: 3,
+        ..PublishOptions::default()
+    };
+    let table = dir.path().join("three");
+    let r = db.publish_delta_with(&table, None, &opts).unwrap();
+    assert_eq!((r.to_seq, r.commits, r.entries), (22, 4, 22));
+    let ends: Vec<u64> = versions(&table).iter().filter_map(|v| v.txn).collect();
+    assert_eq!(ends, [11, 15, 19, 22]);
+    assert_eq!(check_table(&db, &At::head(), &table, 0), 22);
+    // Each commit says which seqs it holds: the map both ways.
+    let commits = annals::read_commits(&table).unwrap();
+    let ranges: Vec<(u64, u64)> = commits.iter().filter_map(|c| c.annals).collect();
+    assert_eq!(ranges, [(1, 11), (12, 15), (16, 19), (20, 22)]);
+    assert_eq!(annals::delta_version_of(&commits, 1), Some(1));
+    assert_eq!(annals::delta_version_of(&commits, 11), Some(1));
+    assert_eq!(annals::delta_version_of(&commits, 12), Some(2));
+    assert_eq!(annals::delta_version_of(&commits, 22), Some(4));
+    assert_eq!(annals::delta_version_of(&commits, 23), None);
+    assert_eq!(annals::seq_at_version(&commits, 0), 0);
+    assert_eq!(annals::seq_at_version(&commits, 3), 19);
+}
+
 #[test]
 fn each_batch_is_one_commit_and_a_rerun_continues_where_the_table_ends() {
     let (dir, db) = common::fresh();
     let table = dir.path().join("table");
     db.append(common::scenario()).unwrap();
-    let first = db.publish_delta(&table, None).unwrap();
+    let first = db.publish_delta_with(&table, None, &per_batch()).unwrap();
     assert_eq!((first.from_seq, first.to_seq, first.commits), (0, 11, 1));
     // Nothing new: nothing written.
-    let again = db.publish_delta(&table, None).unwrap();
+    let again = db.publish_delta_with(&table, None, &per_batch()).unwrap();
     assert_eq!((again.commits, again.version), (0, first.version));
     // Three more batches: three more commits, in order.
     let id = common::scenario()[2].id;
@@ -168,7 +217,7 @@ fn each_batch_is_one_commit_and_a_rerun_continues_where_the_table_ends() {
     let mut fixed = gen::numbered(1);
     fixed.summary = Some("fixed".into());
     db.correct(fixed).unwrap();
-    let next = db.publish_delta(&table, None).unwrap();
+    let next = db.publish_delta_with(&table, None, &per_batch()).unwrap();
     assert_eq!(
         (next.from_seq, next.to_seq, next.commits, next.entries),
         (11, 15, 3, 4)
@@ -329,7 +378,13 @@ fn child_publisher() {
     let db = Annals::open(&path).unwrap();
     println!("opened");
     let table = Path::new(&path).parent().unwrap().join("table");
-    let r = db.publish_delta(&table, None).unwrap();
+    // One commit per batch (5 entries each), so that a kill lands
+    // between many commits.
+    let opts = PublishOptions {
+        max_entries: 5,
+        ..PublishOptions::default()
+    };
+    let r = db.publish_delta_with(&table, None, &opts).unwrap();
     println!("published {}", r.to_seq);
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
@@ -374,7 +429,11 @@ fn a_killed_publish_writes_nothing_twice_and_skips_nothing() {
             }
         }
         let db = Annals::open(&path).unwrap();
-        db.publish_delta(&table, None).unwrap();
+        let opts = PublishOptions {
+            max_entries: 5,
+            ..PublishOptions::default()
+        };
+        db.publish_delta_with(&table, None, &opts).unwrap();
         assert_eq!(check_table(&db, &At::head(), &table, 0), 300, "kill {kill}");
         let commits = versions(&table).iter().filter(|v| v.txn.is_some()).count();
         assert_eq!(commits, 60, "kill {kill}: one commit per batch, none twice");
@@ -382,4 +441,141 @@ fn a_killed_publish_writes_nothing_twice_and_skips_nothing() {
     eprintln!(
         "{kills} kills during a publish: {partial} left a partial table, all completed by a re-run"
     );
+}
+
+/// Appends a commit as another engine would: `actions` (JSON lines)
+/// after a `commitInfo` naming `operation`.
+fn foreign_commit(table: &Path, operation: &str, actions: &[Value]) {
+    let next = versions(table).len();
+    let mut text =
+        serde_json::json!({"commitInfo": {"operation": operation, "engineInfo": "test"}})
+            .to_string();
+    for a in actions {
+        text.push('\n');
+        text.push_str(&a.to_string());
+    }
+    std::fs::write(
+        table.join(format!("_delta_log/{next:020}.json")),
+        text + "\n",
+    )
+    .unwrap();
+}
+
+/// The `add` actions live at the table's last version, as JSON.
+fn live_adds(table: &Path) -> Vec<Value> {
+    let live = versions(table).pop().unwrap().files;
+    let mut logs: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    logs.sort();
+    let mut out = Vec::new();
+    for log in logs {
+        for line in std::fs::read_to_string(&log).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if let Some(add) = v.get("add") {
+                if live.contains(add["path"].as_str().unwrap()) {
+                    out.push(add.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Another engine's OPTIMIZE (files rewritten, `dataChange: false`) is
+/// passed over: publishing continues after it. A commit that changed rows
+/// of annals' seqs (a DELETE) is refused, without reading the rows.
+#[test]
+fn another_engines_rearranging_is_passed_over_but_its_changes_are_refused() {
+    let (dir, db) = common::fresh();
+    let table = dir.path().join("table");
+    db.append(common::scenario()).unwrap();
+    db.append(vec![gen::numbered(1)]).unwrap();
+    db.publish_delta_with(&table, None, &per_batch()).unwrap();
+    // "OPTIMIZE": a file rewritten under a new name holding the same rows
+    // (here: the same bytes), with no data change.
+    let adds = live_adds(&table);
+    assert_eq!(adds.len(), 2);
+    let first = adds[0]["path"].as_str().unwrap();
+    let copy = first.replace(".parquet", "-compacted.parquet");
+    std::fs::copy(
+        table.join(first.replace("%3D", "=")),
+        table.join(copy.replace("%3D", "=")),
+    )
+    .unwrap();
+    let mut add = adds[0].clone();
+    add["path"] = serde_json::json!(copy);
+    add["dataChange"] = serde_json::json!(false);
+    let actions = [
+        serde_json::json!({"remove": {"path": first, "dataChange": false,
+            "deletionTimestamp": 1}}),
+        serde_json::json!({ "add": add }),
+    ];
+    foreign_commit(&table, "OPTIMIZE", &actions);
+    db.append(vec![gen::numbered(2)]).unwrap();
+    let r = db.publish_delta_with(&table, None, &per_batch()).unwrap();
+    assert_eq!((r.from_seq, r.to_seq, r.commits), (12, 13, 1));
+    let commits = annals::read_commits(&table).unwrap();
+    assert_eq!(commits[3].operation.as_deref(), Some("OPTIMIZE"));
+    assert!(!commits[3].data_change);
+    assert_eq!(annals::delta_version_of(&commits, 13), Some(4));
+
+    // A DELETE of annals' rows by another engine: refused, nothing written.
+    let victim = live_adds(&table)[0].clone();
+    foreign_commit(
+        &table,
+        "DELETE",
+        &[
+            serde_json::json!({"remove": {"path": victim["path"], "dataChange": true,
+            "deletionTimestamp": 2}}),
+        ],
+    );
+    db.append(vec![gen::numbered(3)]).unwrap();
+    let before = versions(&table).len();
+    let e = db.publish_delta(&table, None).unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict { .. }) && e.to_string().contains("DELETE"),
+        "{e}"
+    );
+    assert_eq!(versions(&table).len(), before);
+}
+
+/// Checkpoints every `checkpoint_every` versions, and `_last_checkpoint`
+/// names the newest, so that a reader replays at most that many commits.
+#[test]
+fn checkpoints_are_written_as_often_as_asked() {
+    let (dir, db) = common::fresh();
+    for b in 0..12u64 {
+        db.append(vec![gen::numbered(b)]).unwrap();
+    }
+    let table = dir.path().join("table");
+    let opts = PublishOptions {
+        max_entries: 1,
+        checkpoint_every: 5,
+        ..PublishOptions::default()
+    };
+    let r = db.publish_delta_with(&table, None, &opts).unwrap();
+    assert_eq!((r.commits, r.version), (12, 12));
+    let mut checkpoints: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".checkpoint"))
+        .collect();
+    checkpoints.sort();
+    assert_eq!(
+        checkpoints,
+        [
+            "00000000000000000004.checkpoint.parquet",
+            "00000000000000000009.checkpoint.parquet"
+        ]
+    );
+    let last: Value = serde_json::from_str(
+        &std::fs::read_to_string(table.join("_delta_log/_last_checkpoint")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["version"], 9);
+    // And the table still reads back whole.
+    assert_eq!(check_table(&db, &At::head(), &table, 0), 12);
 }
