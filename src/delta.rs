@@ -25,6 +25,7 @@ use deltalake_core::arrow::record_batch::RecordBatch;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake_core::kernel::{Action, Add, StructType, Transaction};
+use deltalake_core::parquet::basic::Compression;
 use deltalake_core::parquet::file::properties::WriterProperties;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter, RecordBatchWriter};
@@ -680,8 +681,11 @@ impl Run {
         table: &DeltaTable,
         err: &impl Fn(deltalake_core::DeltaTableError) -> Error,
     ) -> Result<Run> {
+        // Snappy, as deltalake's own writer defaults to (the builder's
+        // default is no compression: files 5x larger).
         let props = WriterProperties::builder()
             .set_max_row_group_size(ROW_GROUP_ROWS)
+            .set_compression(Compression::SNAPPY)
             .build();
         Ok(Run {
             writer: RecordBatchWriter::for_table(table)
