@@ -753,28 +753,27 @@ async fn commit(
 /// A file's path on disk from an `add` path (relative, partition values
 /// URL-escaped).
 fn local_path(table: &Path, path: &str) -> PathBuf {
-    let mut out = String::with_capacity(path.len());
     let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex_at = |j: usize| {
-            bytes
-                .get(j..j + 2)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        };
-        match (bytes[i], hex_at(i + 1)) {
-            (b'%', Some(b)) => {
-                out.push(b as char);
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
                 i += 3;
             }
-            (c, _) => {
-                out.push(c as char);
+            None => {
+                out.push(bytes[i]);
                 i += 1;
             }
         }
     }
-    table.join(out)
+    table.join(String::from_utf8_lossy(&out).as_ref())
 }
 
 fn sync_path(path: &Path) -> Result<()> {
@@ -973,4 +972,54 @@ pub fn seq_at_version(commits: &[DeltaCommit], version: i64) -> u64 {
         .filter_map(|c| c.annals.map(|(_, last)| last))
         .max()
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_paths_are_unescaped_to_files() {
+        let t = Path::new("/t");
+        assert_eq!(
+            local_path(t, "recorded_month=2025-09/part-1.parquet"),
+            t.join("recorded_month=2025-09/part-1.parquet")
+        );
+        assert_eq!(
+            local_path(t, "recorded_month%3D2025-09/a%C3%A9%2.parquet"),
+            t.join("recorded_month=2025-09/aé%2.parquet")
+        );
+    }
+
+    #[test]
+    fn only_changes_to_rows_with_a_seq_are_refused() {
+        let stats = |nulls: i64| {
+            json!({"stats": format!(
+            "{{\"numRecords\":10,\"nullCount\":{{\"seq\":{nulls}}}}}")})
+        };
+        assert!(may_hold_seqs(&stats(0)));
+        assert!(may_hold_seqs(&stats(9)));
+        assert!(!may_hold_seqs(&stats(10)));
+        assert!(may_hold_seqs(&json!({"path": "no-stats.parquet"})));
+        let commit = |version, annals, data_change, touches_seqs| DeltaCommit {
+            version,
+            annals,
+            head_hash: None,
+            operation: Some("X".into()),
+            data_change,
+            touches_seqs,
+        };
+        let dir = Path::new("/t");
+        let own = commit(1, Some((1, 5)), true, true);
+        let optimize = commit(2, None, false, false);
+        let foreign_rows = commit(3, None, true, false);
+        let delete = commit(4, None, true, true);
+        let ok = [own.clone(), optimize.clone(), foreign_rows.clone()];
+        assert!(check_later_commits(&ok, 1, 5, dir).is_ok());
+        let bad = [own, optimize, foreign_rows, delete];
+        let e = check_later_commits(&bad, 1, 5, dir).unwrap_err();
+        assert!(e.to_string().contains("version 4"), "{e}");
+        // A change before annals' own last commit is annals' business.
+        assert!(check_later_commits(&bad, 4, 5, dir).is_ok());
+    }
 }

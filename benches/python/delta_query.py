@@ -3,7 +3,9 @@
 Polars: the current events concerning a country that overlap a month
 (`annals query --country PL --from 2025-09 --to 2025-09`). On the table the
 current state is rebuilt from the log's rows (the last row per id, unless
-it is a retraction). Both answers must agree; medians of 5 runs each.
+it is a retraction). Beside them, Polars over the bench's Parquet export
+of the current events (one file, one row per event). The answers must
+agree; medians of 5 runs each.
 
     ANNALS_DELTA_KEEP=/tmp/d cargo bench --features delta --bench delta
     python3 benches/python/delta_query.py target/release/annals /tmp/d AE 2020-09
@@ -45,6 +47,16 @@ def through_polars():
     return hits.select(pl.len()).collect().item()
 
 
+def through_parquet():
+    lf = pl.scan_parquet(f"{ROOT}/events.parquet")
+    hits = lf.filter(
+        pl.col("countries").list.contains(COUNTRY)
+        & (pl.col("occurred_start") < END)
+        & (pl.col("occurred_end") > START)
+    )
+    return hits.select(pl.len()).collect().item()
+
+
 def median_ms(f):
     times, answer = [], None
     for _ in range(5):
@@ -56,6 +68,8 @@ def median_ms(f):
 
 a_ms, a = median_ms(through_annals)
 p_ms, p = median_ms(through_polars)
-assert a == p, f"annals found {a} events, the Delta table {p}"
+x_ms, x = median_ms(through_parquet)
+assert a == p == x, f"annals found {a} events, the Delta table {p}, the Parquet export {x}"
 print(f"{COUNTRY} in {WHEN}, {a} events: annals query (CLI, a process per run) {a_ms:.0f} ms | "
-      f"Polars over the Delta table {p_ms:.0f} ms ({p_ms / a_ms:.1f}x)")
+      f"Polars over the Delta table {p_ms:.0f} ms ({p_ms / a_ms:.1f}x annals) | "
+      f"Polars over the Parquet export {x_ms:.0f} ms (the table takes {p_ms / x_ms:.1f}x as long)")
