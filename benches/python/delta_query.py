@@ -2,8 +2,8 @@
 """The same question asked of annals and of its Delta Lake replica with
 Polars: the current events concerning a country that overlap a month
 (`annals query --country PL --from 2025-09 --to 2025-09`). On the table the
-current state is rebuilt from the log's rows (the last row per id, unless
-it is a retraction). Beside them, Polars over the bench's Parquet export
+current state comes from the log's rows (an event's row with the highest
+seq, unless it is a retraction). Beside them, Polars over the bench's Parquet export
 of the current events (one file, one row per event). The answers must
 agree; medians of 5 runs each.
 
@@ -37,14 +37,20 @@ def through_annals():
 
 
 def through_polars():
+    # The current version of an event is its row with the highest seq: read
+    # (id, seq) of every row (two columns), then full rows only where the
+    # filter matches, kept if they are that latest row. A retraction row
+    # has no countries, so a retracted event's latest row never matches.
+    # (Sorting all rows and taking the last per id reads every column of
+    # every row: 5x slower at 1M.)
     lf = pl.scan_delta(TABLE)
-    current = lf.sort("seq").group_by("id").last().filter(pl.col("action") != "retracted")
-    hits = current.filter(
+    latest = lf.select("id", "seq").group_by("id").agg(pl.col("seq").max())
+    hits = lf.filter(
         pl.col("countries").list.contains(COUNTRY)
         & (pl.col("occurred_start") < END)
         & (pl.col("occurred_end") > START)
     )
-    return hits.select(pl.len()).collect().item()
+    return hits.join(latest, on=["id", "seq"], how="semi").select(pl.len()).collect().item()
 
 
 def through_parquet():
