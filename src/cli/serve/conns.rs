@@ -155,7 +155,11 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        // Idle now, so sheddable: a connection waiting for a slot may
+        // take this one's.
+        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.freed.notify_waiters();
+        }
     }
 }
 
@@ -236,6 +240,27 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), c.shed())
             .await
             .expect("the idle newcomer goes next");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_takes_the_slot_of_a_connection_gone_idle() {
+        let conns = Arc::new(Conns::new(1));
+        let a = conns.admit(local()).await;
+        let busy = Busy::new(a.clone());
+        let waiting = {
+            let conns = conns.clone();
+            tokio::spawn(async move { conns.admit(local()).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(busy);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("an idle connection's slot is given away")
+            .expect("the task ran");
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.shed())
+            .await
+            .expect("and it is told to close");
     }
 
     #[tokio::test(flavor = "current_thread")]
