@@ -26,13 +26,19 @@ struct Version {
     files: BTreeSet<String>,
 }
 
-fn versions(table: &Path) -> Vec<Version> {
+/// The table's commit files, `_delta_log/*.json`, oldest first.
+fn log_files(table: &Path) -> Vec<std::path::PathBuf> {
     let mut logs: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     logs.sort();
+    logs
+}
+
+fn versions(table: &Path) -> Vec<Version> {
+    let logs = log_files(table);
     let mut files = BTreeSet::new();
     let mut out = Vec::new();
     for log in logs {
@@ -464,12 +470,7 @@ fn foreign_commit(table: &Path, operation: &str, actions: &[Value]) {
 /// The `add` actions live at the table's last version, as JSON.
 fn live_adds(table: &Path) -> Vec<Value> {
     let live = versions(table).pop().unwrap().files;
-    let mut logs: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    logs.sort();
+    let logs = log_files(table);
     let mut out = Vec::new();
     for log in logs {
         for line in std::fs::read_to_string(&log).unwrap().lines() {

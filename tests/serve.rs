@@ -15,13 +15,7 @@ const TOKEN: &str = "0123456789abcdef-test-token";
 
 /// The demo database, and a token file beside it.
 fn demo() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let out = annals(&db, &["demo", "--out", db.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let token = dir.path().join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    (dir, db, token)
+    common::demo_with_token(TOKEN)
 }
 
 fn cli_json(db: &std::path::Path, args: &[&str]) -> Value {

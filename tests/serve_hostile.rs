@@ -11,20 +11,13 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::annals;
 use common::http::{get, request, Response, Server, Sse};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "0123456789abcdef-hostile-token";
 
 fn demo() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.db");
-    let out = annals(&db, &["demo", "--out", db.to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let token = dir.path().join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    (dir, db, token)
+    common::demo_with_token(TOKEN)
 }
 
 fn with_token(db: &std::path::Path, token: &std::path::Path, more: &[&str]) -> Server {

@@ -8,6 +8,18 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use annals::{Annals, Durability, Event};
 
+/// The demo database (`annals demo`) in a temporary folder, and a token
+/// file beside it holding `token`, for `annals serve --token-file`.
+pub fn demo_with_token(token: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let out = annals(&db, &["demo", "--out", db.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    (dir, db, file)
+}
+
 /// A fresh database in a temporary folder (kept alive by the returned guard).
 pub fn fresh() -> (tempfile::TempDir, Annals) {
     let dir = tempfile::tempdir().unwrap();

@@ -242,8 +242,14 @@ mod tests {
             .expect("the idle newcomer goes next");
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_waiter_takes_the_slot_of_a_connection_gone_idle() {
+    /// One slot, taken by a busy connection `a`, and a task waiting to
+    /// be admitted.
+    async fn one_busy_slot_and_a_waiter() -> (
+        Arc<Conns>,
+        Arc<Conn>,
+        Busy,
+        tokio::task::JoinHandle<Arc<Conn>>,
+    ) {
         let conns = Arc::new(Conns::new(1));
         let a = conns.admit(local()).await;
         let busy = Busy::new(a.clone());
@@ -252,6 +258,12 @@ mod tests {
             tokio::spawn(async move { conns.admit(local()).await })
         };
         tokio::task::yield_now().await;
+        (conns, a, busy, waiting)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_takes_the_slot_of_a_connection_gone_idle() {
+        let (_conns, a, busy, waiting) = one_busy_slot_and_a_waiter().await;
         assert!(!waiting.is_finished());
         drop(busy);
         tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
@@ -265,14 +277,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn feeds_leave_the_slots_and_busy_tables_wait() {
-        let conns = Arc::new(Conns::new(1));
-        let a = conns.admit(local()).await;
-        let busy = Busy::new(a.clone());
-        let waiting = {
-            let conns = conns.clone();
-            tokio::spawn(async move { conns.admit(local()).await })
-        };
-        tokio::task::yield_now().await;
+        let (conns, a, busy, waiting) = one_busy_slot_and_a_waiter().await;
         assert!(!waiting.is_finished(), "every connection busy: wait");
         a.become_feed();
         let b = tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
