@@ -568,7 +568,7 @@ impl Delta<'_> {
     /// later commit (another engine's) changed rows of annals' seqs; see
     /// [`check_later_commits`].
     fn check_table_head(&self, full: &Path, at: &At, seq: u64, dir: &Path) -> Result<()> {
-        let commits = read_commits(full)?;
+        let commits = commits_back_to(full, seq)?;
         let Some(own) = commits
             .iter()
             .rev()
@@ -851,6 +851,31 @@ pub struct DeltaCommit {
 /// entries (annals never cleans them up; a table whose early entries
 /// another engine removed lists what is left).
 pub fn read_commits(table: &Path) -> Result<Vec<DeltaCommit>> {
+    commit_files(table)?
+        .into_iter()
+        .map(|(version, path)| read_commit(table, version, &path))
+        .collect()
+}
+
+/// The commits from the newest back to (and with) annals' own commit that
+/// ends at `seq`, oldest first; all of them if there is none. What a
+/// publish run checks, without reading the older part of a long log.
+fn commits_back_to(table: &Path, seq: u64) -> Result<Vec<DeltaCommit>> {
+    let mut out = Vec::new();
+    for (version, path) in commit_files(table)?.into_iter().rev() {
+        let c = read_commit(table, version, &path)?;
+        let own = c.annals.is_some_and(|(_, last)| last == seq);
+        out.push(c);
+        if own {
+            break;
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// The table's commit files, `_delta_log/NNN.json`, by version.
+fn commit_files(table: &Path) -> Result<Vec<(i64, PathBuf)>> {
     let log = table.join("_delta_log");
     let mut files: Vec<(i64, PathBuf)> = Vec::new();
     for e in std::fs::read_dir(&log).map_err(|e| Error::io(&log, e))? {
@@ -865,49 +890,50 @@ pub fn read_commits(table: &Path) -> Result<Vec<DeltaCommit>> {
         }
     }
     files.sort();
-    let mut out = Vec::with_capacity(files.len());
-    for (version, path) in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut c = DeltaCommit {
-            version,
-            annals: None,
-            head_hash: None,
-            operation: None,
-            data_change: false,
-            touches_seqs: false,
-        };
-        for (i, line) in text.lines().enumerate() {
-            let v: Value = serde_json::from_str(line).map_err(|e| Error::Delta {
-                table: table.to_path_buf(),
-                reason: format!("{} line {}: {e}", path.display(), i + 1),
-            })?;
-            if let Some(info) = v.get("commitInfo") {
-                c.operation = info
-                    .get("operation")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let first = info.get(FIRST_SEQ).and_then(Value::as_u64);
-                let last = info.get(HEAD_SEQ).and_then(Value::as_u64);
-                if let Some(last) = last {
-                    c.annals = Some((first.unwrap_or(last), last));
-                }
-                c.head_hash = info
-                    .get(HEAD_HASH)
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+    Ok(files)
+}
+
+/// One commit file, as annals reads it.
+fn read_commit(table: &Path, version: i64, path: &Path) -> Result<DeltaCommit> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut c = DeltaCommit {
+        version,
+        annals: None,
+        head_hash: None,
+        operation: None,
+        data_change: false,
+        touches_seqs: false,
+    };
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).map_err(|e| Error::Delta {
+            table: table.to_path_buf(),
+            reason: format!("{} line {}: {e}", path.display(), i + 1),
+        })?;
+        if let Some(info) = v.get("commitInfo") {
+            c.operation = info
+                .get("operation")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let first = info.get(FIRST_SEQ).and_then(Value::as_u64);
+            let last = info.get(HEAD_SEQ).and_then(Value::as_u64);
+            if let Some(last) = last {
+                c.annals = Some((first.unwrap_or(last), last));
             }
-            for kind in ["add", "remove"] {
-                let Some(action) = v.get(kind) else { continue };
-                if action.get("dataChange").and_then(Value::as_bool) != Some(true) {
-                    continue;
-                }
-                c.data_change = true;
-                c.touches_seqs |= may_hold_seqs(action);
-            }
+            c.head_hash = info
+                .get(HEAD_HASH)
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
-        out.push(c);
+        for kind in ["add", "remove"] {
+            let Some(action) = v.get(kind) else { continue };
+            if action.get("dataChange").and_then(Value::as_bool) != Some(true) {
+                continue;
+            }
+            c.data_change = true;
+            c.touches_seqs |= may_hold_seqs(action);
+        }
     }
-    Ok(out)
+    Ok(c)
 }
 
 /// Whether a file an action names may hold rows with a seq: its
