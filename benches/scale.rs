@@ -121,6 +121,44 @@ fn child(what: &str, work: &Path) {
             out.insert("ms".into(), ms(t.elapsed()));
             out.insert("rows".into(), rows.len() as f64);
         }
+        "row" => {
+            // One country's row and one actor's row, read alone in a
+            // fresh process (the open is timed apart).
+            let pick = read_picks(work).into_iter().next().unwrap();
+            let t = Instant::now();
+            let db = Annals::open(&db_path).unwrap();
+            out.insert("open_ms".into(), ms(t.elapsed()));
+            let t = Instant::now();
+            let row = db.country(&pick.0).unwrap();
+            out.insert("country_ms".into(), ms(t.elapsed()));
+            let t = Instant::now();
+            let actor = db.actor(&pick.2).unwrap();
+            out.insert("actor_ms".into(), ms(t.elapsed()));
+            out.insert(
+                "found".into(),
+                (row.is_some() as u8 + actor.is_some() as u8) as f64,
+            );
+        }
+        "asof" => {
+            // The by-country view as of a random seq, in a fresh process.
+            let db = Annals::open(&db_path).unwrap();
+            let head = db.head().seq;
+            let seq = 1 + Rng(std::process::id() as u64 | 1).below(head as usize) as u64;
+            let t = Instant::now();
+            let at = annals::At {
+                branch: None,
+                as_of: Some(annals::AsOf::Seq(seq)),
+            };
+            let rows = db.reader(&at).unwrap().by_country().unwrap();
+            out.insert("ms".into(), ms(t.elapsed()));
+            out.insert("rows".into(), rows.len() as f64);
+        }
+        "rebuild" => {
+            let db = Annals::open(&db_path).unwrap();
+            let t = Instant::now();
+            db.rebuild().unwrap();
+            out.insert("secs".into(), t.elapsed().as_secs_f64());
+        }
         "queries" => {
             let db = Annals::open(&db_path).unwrap();
             out = time_picks(
@@ -276,6 +314,32 @@ fn open_after_kill(work: &Path, entries: usize, runs: usize) -> (f64, f64) {
     median_of("open", work, runs, "ms")
 }
 
+/// One database grown in steps: its generator, folder and running
+/// counts.
+struct Grown {
+    name: &'static str,
+    gen: Workload,
+    work: PathBuf,
+    json_bytes: u64,
+    months: std::collections::HashMap<(String, String), usize>,
+    busiest: Vec<String>,
+}
+
+/// Bytes of the log, and of the derived state (index, views and
+/// snapshots; the views' runs alone).
+fn disk_split(db: &Path) -> (u64, u64, u64) {
+    let runs: u64 = std::fs::read_dir(db.join("index"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".run"))
+                .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    let store = dir_bytes(&db.join("store"));
+    (store, dir_bytes(db) - store, runs)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -294,117 +358,156 @@ fn main() {
             }
         });
     let sqlite = std::env::var("ANNALS_SCALE_SQLITE").map_or(true, |v| v != "0");
+    // The long tail of actors (0: only the plain workload).
+    let tail = common::env_count("ANNALS_SCALE_TAIL", if quick { 3_000 } else { 300_000 });
+    let rebuild = std::env::var("ANNALS_SCALE_REBUILD").map_or(!quick, |v| v != "0");
     let runs = if quick { 1 } else { RUNS };
     let tmp = tempfile::tempdir().unwrap();
-    let work: PathBuf = std::env::var("ANNALS_SCALE_DIR")
+    let root: PathBuf = std::env::var("ANNALS_SCALE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&work).unwrap();
+    let mut grown = vec![Grown {
+        name: "plain",
+        gen: Workload::new(7),
+        work: root.join("plain"),
+        json_bytes: 0,
+        months: Default::default(),
+        busiest: Vec::new(),
+    }];
+    if tail > 0 {
+        grown.push(Grown {
+            name: "tail",
+            gen: Workload::with_tail(7, tail),
+            work: root.join("tail"),
+            json_bytes: 0,
+            months: Default::default(),
+            busiest: Vec::new(),
+        });
+    }
+    for g in &grown {
+        std::fs::create_dir_all(&g.work).unwrap();
+    }
     println!(
         "annals scale: steps {steps:?}, synthetic events in batches of {} \
-         (import reads JSON Lines), figures per step in fresh processes",
+         (import reads JSON Lines), figures per step in fresh processes; \
+         `tail`: half the events also name one of {tail} actors drawn uniformly",
         annals::DEFAULT_BATCH_ROWS
     );
     println!(
-        "| events | ingest ev/s (step) | import peak RSS MiB | open+head ms (lib) | `annals head` ms (CLI) | RSS read-only MiB | country+month p50/p99 ms | actor p50/p99 ms | by-country view ms (fresh process) | disk B/event | JSON B/event | SQLite country+month p50/p99 ms | SQLite actor p50/p99 ms |"
+        "| events | workload | ingest ev/s (step) | import peak RSS MiB | open+head ms (lib) | `annals head` ms (CLI) | RSS read-only MiB (open / view / queries) | country+month p50/p99 ms | actor p50/p99 ms | by-country view ms (fresh process) | one country / one actor row ms | by-country as of a random seq ms | disk B/event | views+snapshots vs log | JSON B/event | SQLite country+month p50/p99 ms | SQLite actor p50/p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut gen = Workload::new(7);
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rng = Rng(4242);
     let mut done = 0usize;
-    let mut json_bytes = 0u64;
-    let mut months: std::collections::HashMap<(String, String), usize> = Default::default();
-    let mut busiest_lines = Vec::new();
     for &target in &steps {
-        let mut picks: Vec<String> = Vec::new();
         let n = target.saturating_sub(done);
-        // The step's events as JSON Lines; a few become query picks.
-        {
-            let mut f = BufWriter::new(File::create(work.join("step.jsonl")).unwrap());
-            for _ in 0..n {
-                let e = gen.event();
-                let line = annals::event_to_line(&e, None);
-                json_bytes += line.len() as u64 + 1;
-                writeln!(f, "{line}").unwrap();
-                let month = annals::format_micros(e.occurred.start())[..7].to_string();
-                for c in &e.countries {
-                    *months.entry((c.clone(), month.clone())).or_default() += 1;
-                }
-                // About PICKS of the step's events, drawn uniformly.
-                if rng.below(n) < PICKS {
-                    // Country and month from a real event (Zipf-weighted,
-                    // like the data); the actor uniform over all actors, as
-                    // in PERFORMANCE.md's peers (~110 rows at 1M events).
-                    if let Some(c) = e.countries.first() {
-                        let month = &annals::format_micros(e.occurred.start())[..7];
-                        let actor = rng.below(common::ACTORS);
-                        picks.push(format!("{c}\t{month}\tActor {actor}"));
+        // Side by side: each workload's step, one after the other.
+        for g in &mut grown {
+            let work = g.work.clone();
+            let mut picks: Vec<String> = Vec::new();
+            {
+                let mut f = BufWriter::new(File::create(work.join("step.jsonl")).unwrap());
+                for _ in 0..n {
+                    let e = g.gen.event();
+                    let line = annals::event_to_line(&e, None);
+                    g.json_bytes += line.len() as u64 + 1;
+                    writeln!(f, "{line}").unwrap();
+                    let month = annals::format_micros(e.occurred.start())[..7].to_string();
+                    for c in &e.countries {
+                        *g.months.entry((c.clone(), month.clone())).or_default() += 1;
+                    }
+                    // About PICKS of the step's events, drawn uniformly.
+                    if rng.below(n) < PICKS {
+                        // Country and month from a real event (Zipf-weighted,
+                        // like the data); the actor uniform over all actors, as
+                        // in PERFORMANCE.md's peers (~110 rows at 1M events).
+                        if let Some(c) = e.countries.first() {
+                            let month = &annals::format_micros(e.occurred.start())[..7];
+                            let actor = rng.below(common::ACTORS);
+                            picks.push(format!("{c}\t{month}\tActor {actor}"));
+                        }
                     }
                 }
+                f.flush().unwrap();
             }
-            f.flush().unwrap();
-        }
-        let picks: String = picks.iter().map(|s| format!("{s}\n")).collect();
-        std::fs::write(work.join("picks"), picks).unwrap();
-        let import = run("import", &work);
-        done = target;
-        let rate = n as f64 / import["secs"];
-        let (open_ms, open_rss) = median_of("open", &work, runs, "ms");
-        let cli = cli_head_ms(&work.join("annals.db"), runs);
-        let (view_ms, view_rss) = median_of("view", &work, runs, "ms");
-        let q = run("queries", &work);
-        let busiest = months.iter().max_by_key(|(k, n)| (**n, (*k).clone()));
-        if let Some(((c, m), _)) = busiest {
-            std::fs::write(work.join("busiest"), format!("{c}\t{m}\n")).unwrap();
-        }
-        let b: Vec<Figures> = (0..runs.max(3)).map(|_| run("busiest", &work)).collect();
-        let mut b_us: Vec<f64> = b.iter().skip(1).map(|f| f["us_per_row"]).collect();
-        let mut b_rss: Vec<f64> = b.iter().map(|f| f["rss_mib"]).collect();
-        let busiest_line = format!(
-            "busiest country+month at {target}: {:.0} events; first run {:.1} µs/event, then median {:.1} µs/event; peak RSS median {:.0} MiB",
-            b[0]["rows"],
-            b[0]["us_per_row"],
-            pct(&mut b_us, 0.5),
-            pct(&mut b_rss, 0.5)
-        );
-        let disk = dir_bytes(&work.join("annals.db")) as f64 / done as f64;
-        let sql = if sqlite {
-            run("sqlite-import", &work);
-            let s = run("sqlite-queries", &work);
-            format!(
-                "{:.2} / {:.2} | {:.2} / {:.2}",
-                s["country_p50"], s["country_p99"], s["actor_p50"], s["actor_p99"]
-            )
-        } else {
-            "– | –".to_string()
-        };
-        std::fs::remove_file(work.join("step.jsonl")).unwrap();
-        let last = Some(&target) == steps.last();
-        busiest_lines.push(busiest_line);
-        println!(
-            "| {done} | {rate:.0} | {:.0} | {open_ms:.1} | {cli:.1} | {:.0} (open) / {:.0} (view) / {:.0} (queries) | {:.2} / {:.2} | {:.2} / {:.2} | {view_ms:.1} | {disk:.0} | {:.0} | {sql} |",
-            import["rss_mib"],
-            open_rss,
-            view_rss,
-            q["rss_mib"],
-            q["country_p50"],
-            q["country_p99"],
-            q["actor_p50"],
-            q["actor_p99"],
-            json_bytes as f64 / done as f64,
-        );
-        if last {
-            println!();
-            for l in &busiest_lines {
-                println!("{l}");
+            let picks: String = picks.iter().map(|s| format!("{s}\n")).collect();
+            std::fs::write(work.join("picks"), picks).unwrap();
+            let import = run("import", &work);
+            let rate = n as f64 / import["secs"];
+            let (open_ms, open_rss) = median_of("open", &work, runs, "ms");
+            let cli = cli_head_ms(&work.join("annals.db"), runs);
+            let (view_ms, view_rss) = median_of("view", &work, runs, "ms");
+            let (country_row_ms, _) = median_of("row", &work, runs, "country_ms");
+            let (actor_row_ms, _) = median_of("row", &work, runs, "actor_ms");
+            let (asof_ms, _) = median_of("asof", &work, runs, "ms");
+            let q = run("queries", &work);
+            let busiest = g.months.iter().max_by_key(|(k, n)| (**n, (*k).clone()));
+            if let Some(((c, m), _)) = busiest {
+                std::fs::write(work.join("busiest"), format!("{c}\t{m}\n")).unwrap();
             }
-            // Last: a writer killed (SIGKILL) half a flush interval after
-            // its last flush, then opens that replay that tail.
-            let tail = if quick { 2_000 } else { 50_000 };
-            let (ms, rss) = open_after_kill(&work, tail, runs);
+            let b: Vec<Figures> = (0..runs.max(3)).map(|_| run("busiest", &work)).collect();
+            let mut b_us: Vec<f64> = b.iter().skip(1).map(|f| f["us_per_row"]).collect();
+            let mut b_rss: Vec<f64> = b.iter().map(|f| f["rss_mib"]).collect();
+            g.busiest.push(format!(
+                "{} busiest country+month at {target}: {:.0} events; first run {:.1} µs/event, then median {:.1} µs/event; peak RSS median {:.0} MiB",
+                g.name,
+                b[0]["rows"],
+                b[0]["us_per_row"],
+                pct(&mut b_us, 0.5),
+                pct(&mut b_rss, 0.5)
+            ));
+            let db_dir = work.join("annals.db");
+            let disk = dir_bytes(&db_dir) as f64 / target as f64;
+            let (log_bytes, derived, runs_bytes) = disk_split(&db_dir);
+            let index_only =
+                derived.saturating_sub(runs_bytes + dir_bytes(&db_dir.join("snapshots")));
+            let views_share = (derived - index_only) as f64 / log_bytes.max(1) as f64;
+            let sql = if sqlite {
+                run("sqlite-import", &work);
+                let s = run("sqlite-queries", &work);
+                format!(
+                    "{:.2} / {:.2} | {:.2} / {:.2}",
+                    s["country_p50"], s["country_p99"], s["actor_p50"], s["actor_p99"]
+                )
+            } else {
+                "– | –".to_string()
+            };
+            std::fs::remove_file(work.join("step.jsonl")).unwrap();
             println!(
-                "\nopen after kill -9 with {tail} entries since the last flush: {ms:.1} ms (median of {runs}), peak RSS {rss:.0} MiB"
+                "| {target} | {} | {rate:.0} | {:.0} | {open_ms:.1} | {cli:.1} | {open_rss:.0} / {view_rss:.0} / {:.0} | {:.2} / {:.2} | {:.2} / {:.2} | {view_ms:.1} | {country_row_ms:.2} / {actor_row_ms:.2} | {asof_ms:.0} | {disk:.0} | {:.1}% ({:.0} MB of {:.0} MB) | {:.0} | {sql} |",
+                g.name,
+                import["rss_mib"],
+                q["rss_mib"],
+                q["country_p50"],
+                q["country_p99"],
+                q["actor_p50"],
+                q["actor_p99"],
+                views_share * 100.0,
+                (derived - index_only) as f64 / 1e6,
+                log_bytes as f64 / 1e6,
+                g.json_bytes as f64 / target as f64,
             );
         }
+        done = target;
     }
+    println!();
+    for g in &grown {
+        for l in &g.busiest {
+            println!("{l}");
+        }
+    }
+    for g in &grown {
+        if rebuild {
+            // The yardstick of as-of views: a rebuild of all derived state.
+            let r = run("rebuild", &g.work);
+            println!("{}: full rebuild {:.1} s", g.name, r["secs"]);
+        }
+    }
+    // Last: a writer killed (SIGKILL) half a flush interval after its
+    // last flush, then opens that replay that tail.
+    let tail_entries = if quick { 2_000 } else { 50_000 };
+    let (ms, rss) = open_after_kill(&grown[0].work, tail_entries, runs);
+    println!(
+        "\nopen after kill -9 with {tail_entries} entries since the last flush: {ms:.1} ms (median of {runs}), peak RSS {rss:.0} MiB"
+    );
 }

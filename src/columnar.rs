@@ -250,7 +250,8 @@ fn batch(columns: Vec<(&str, ArrayRef)>) -> Result<RecordBatch> {
 }
 
 /// The by-country view as a record batch: `country`, `count`, `by_kind`
-/// (map kind → count), `first`, `last`, `actors` (list of names).
+/// (map kind → count), `first`, `last`, `actors` (list of names, the
+/// first [`crate::ACTORS_IN_ROW`]), `more_actors`.
 pub fn country_batch(rows: &[CountryRow]) -> Result<RecordBatch> {
     let lengths = rows.iter().map(|r| r.actors.len()).collect();
     let mut names = StringBuilder::new();
@@ -272,6 +273,12 @@ pub fn country_batch(rows: &[CountryRow]) -> Result<RecordBatch> {
         (
             "actors",
             list(utf8("item", true), Arc::new(names.finish()), lengths)?,
+        ),
+        (
+            "more_actors",
+            Arc::new(arrow_array::BooleanArray::from(
+                rows.iter().map(|r| r.more_actors).collect::<Vec<_>>(),
+            )),
         ),
     ])
 }

@@ -21,7 +21,7 @@ use crate::line::main::Cadence;
 use crate::log::{Entry, EntryIter, Hash, Head};
 use crate::merge::{MergeOptions, MergeReport};
 use crate::model::Event;
-use crate::projection::{ActorRow, CountryRow, DateRow, Projection, Registered};
+use crate::projection::{ActorRow, CountryActor, CountryRow, DateRow, Projection, Registered};
 use crate::query::Query;
 use crate::read::diff::{Against, DiffRow, EventDiff, ViewKind};
 use crate::read::{AsOf, At, Reader};
@@ -38,6 +38,7 @@ pub struct Builder {
     cache_capacity_bytes: u64,
     checkpoint_every_entries: u64,
     snapshot_every_entries: u64,
+    view_cells_in_memory: usize,
     create: bool,
 }
 
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Builder {
             .field("cache_capacity_bytes", &self.cache_capacity_bytes)
             .field("checkpoint_every_entries", &self.checkpoint_every_entries)
             .field("snapshot_every_entries", &self.snapshot_every_entries)
+            .field("view_cells_in_memory", &self.view_cells_in_memory)
             .field("create", &self.create)
             .field("wrapped_storage", &self.wrap.is_some())
             .finish()
@@ -87,6 +89,16 @@ impl Builder {
         self
     }
 
+    /// How many changed cells of the built-in views (one per count a
+    /// change touched: a country's kind, an actor's day, ...) are held in
+    /// memory before they are written out as a run (default 400,000,
+    /// about 40 MiB with their encoding): the bound of the views' memory
+    /// while writing, whatever the number of countries, actors and days.
+    pub fn view_cells_in_memory(mut self, n: usize) -> Builder {
+        self.view_cells_in_memory = n.max(1);
+        self
+    }
+
     /// Wraps the storage engine in a layer of the caller's: the seam that
     /// fault-injection tests (and metrics, or a replicating store) use.
     pub fn wrap_storage(
@@ -114,6 +126,7 @@ impl Builder {
                 cadence: Cadence {
                     checkpoint_every_entries: self.checkpoint_every_entries,
                     snapshot_every_entries: self.snapshot_every_entries,
+                    view_cells_in_memory: self.view_cells_in_memory,
                 },
                 create: self.create,
             })?,
@@ -149,6 +162,7 @@ impl Annals {
             cache_capacity_bytes: 32 * 1024 * 1024,
             checkpoint_every_entries: 100_000,
             snapshot_every_entries: 50_000,
+            view_cells_in_memory: 400_000,
             create: true,
         }
     }
@@ -253,6 +267,38 @@ impl Annals {
     /// The by-actor view: one row per actor, sorted by matching key.
     pub fn by_actor(&self) -> Result<Arc<[ActorRow]>> {
         self.engine.head_reader().by_actor()
+    }
+
+    /// One row of the by-country view, read alone (none if no current
+    /// event concerns the country).
+    pub fn country(&self, country: &str) -> Result<Option<CountryRow>> {
+        self.engine.head_reader().country(country)
+    }
+
+    /// A page of the actors of a country, by key: those after actor
+    /// `after` (from the first when none), at most `limit`. A by-country
+    /// row lists the first [`crate::ACTORS_IN_ROW`]; this lists them all.
+    pub fn country_actors(
+        &self,
+        country: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CountryActor>> {
+        self.engine
+            .head_reader()
+            .country_actors(country, after, limit)
+    }
+
+    /// One row of the by-actor view, by name (trimmed, case-insensitive),
+    /// read alone (none if no current event names the actor).
+    pub fn actor(&self, name: &str) -> Result<Option<ActorRow>> {
+        self.engine.head_reader().actor(name)
+    }
+
+    /// A page of the by-actor view: the rows after actor `after` (from the
+    /// first when none), at most `limit`, by key.
+    pub fn actors_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<ActorRow>> {
+        self.engine.head_reader().actors_page(after, limit)
     }
 
     /// The by-date view at a granularity, in bucket order.

@@ -17,6 +17,7 @@ use crate::line::branch::{self, open_branch, Branch, BranchInfo, BranchMeta, Bra
 use crate::line::main::{Cadence, Main};
 use crate::line::Lines;
 use crate::log::Log;
+use crate::projection::Part;
 use crate::read::{AsOf, At, Reader};
 use crate::record::{check_batch, check_expected, Durability, Op, Stats, Written};
 use crate::store::{Storage, Store};
@@ -311,8 +312,8 @@ impl Engine {
             current: current as u64,
             corrected: corrected as u64,
             retracted: events - current as u64,
-            countries: state.views.by_country()?.len() as u64,
-            actors: state.views.by_actor()?.len() as u64,
+            countries: crate::projection::country_count(&state.layered(&[Part::Country])?)?,
+            actors: crate::projection::actor_count(&state.layered(&[Part::Actor])?)?,
             disk_bytes: self.log().store().disk_bytes() + self.main.derived_bytes(),
         })
     }

@@ -4,8 +4,6 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::model::{actor_key, Event};
 use crate::time::Occurred;
 
@@ -14,10 +12,9 @@ pub(crate) type Name = u32;
 
 /// An append-only string table. Numbers are given in first-seen order, so
 /// a replay of the same log builds the same table.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Names {
     names: Vec<String>,
-    #[serde(skip)]
     ids: HashMap<String, Name>,
 }
 
@@ -43,14 +40,14 @@ impl Names {
         self.names.get(id as usize).map_or("", String::as_str)
     }
 
-    /// Rebuilds the lookup map after deserializing (it is not stored).
-    pub(crate) fn reindex(&mut self) {
-        self.ids = self
-            .names
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| Name::try_from(i).ok().map(|i| (n.clone(), i)))
-            .collect();
+    /// How many strings the table holds.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The strings from the `from`-th on, in number order.
+    pub(crate) fn since(&self, from: usize) -> &[String] {
+        self.names.get(from..).unwrap_or(&[])
     }
 }
 
@@ -104,17 +101,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn numbers_are_stable_and_survive_a_round_trip() {
+    fn numbers_are_stable_and_in_first_seen_order() {
         let mut n = Names::default();
         assert_eq!(n.intern("PL"), 0);
         assert_eq!(n.intern("RO"), 1);
         assert_eq!(n.intern("PL"), 0);
-        let bytes = bincode::serde::encode_to_vec(&n, bincode::config::standard()).unwrap();
-        let (mut back, _): (Names, usize) =
-            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
-        back.reindex();
-        assert_eq!(back, n);
-        assert_eq!(back.get("RO"), Some(1));
-        assert_eq!(back.name(1), "RO");
+        assert_eq!(n.get("RO"), Some(1));
+        assert_eq!(n.name(1), "RO");
+        assert_eq!(n.since(1), ["RO".to_string()]);
+        assert_eq!(n.len(), 2);
     }
 }

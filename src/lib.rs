@@ -71,6 +71,7 @@ mod query;
 mod read;
 mod record;
 mod replay;
+mod runfile;
 mod segment;
 mod snapshot;
 mod state;
@@ -108,7 +109,9 @@ pub use model::{
     actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
     MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,
 };
-pub use projection::{ActorRow, Change, CountryRow, DateRow, Projection, Registered};
+pub use projection::{
+    ActorRow, Change, CountryActor, CountryRow, DateRow, Projection, Registered, ACTORS_IN_ROW,
+};
 pub use query::{Filters, Query};
 pub use read::diff::{Against, DiffRow, EventDiff, EventDiffKind, ViewKind};
 pub use read::{AsOf, At, ChangeKind, DatasetRow, EventChange, Reader, HAND_ENTERED};

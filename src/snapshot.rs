@@ -1,50 +1,68 @@
-//! View snapshots: the built-in views written to `snapshots/SEQ.views`
-//! every `snapshot_every_entries` entries, so that a view as of any seq
-//! replays at most that many entries. A cache of the log: checked against
-//! the log's chain before use, skipped when damaged.
+//! View snapshots: the built-in views as of a seq, kept every
+//! `snapshot_every_entries` entries so that a view as of any seq starts
+//! from the nearest one and folds at most that many entries.
+//!
+//! A snapshot is a folder `snapshots/SEQ/` holding the runs the views
+//! were made of at that seq (hard links to the head's runs, so a
+//! snapshot costs no disk until merging replaces those runs), the cells
+//! changed since them as one more run, and a small file naming them. A
+//! cache of the log: checked against the log's chain before use, skipped
+//! when damaged.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::log::{Head, Log};
-use crate::projection::Views;
+use crate::projection::{Layered, Part};
+use crate::runfile::{self, Run};
 use crate::state::{load_checkpoint, save_checkpoint, State};
-use crate::sync::lock;
+use crate::sync::{lock, sync_dir};
 
 /// Most view snapshots kept on disk.
 const MAX_SNAPSHOTS: usize = 20;
+/// The file naming a snapshot's runs, in its folder.
+const SNAP_FILE: &str = "SNAP";
 
-/// The snapshot files of one database, by seq.
+/// The snapshot folders of one database, by seq.
 pub(crate) struct Snapshots {
     dir: PathBuf,
     files: Mutex<BTreeMap<u64, PathBuf>>,
 }
 
 impl Snapshots {
-    /// The snapshots in folder `dir` (none if it does not exist).
+    /// The snapshots in folder `dir` (none if it does not exist). Files of
+    /// the earlier layout (one whole copy of the views per file) go.
     pub(crate) fn open(dir: &Path) -> Snapshots {
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".views") || name.ends_with(".tmp") {
+                    let _ = remove(&e.path());
+                }
+            }
+        }
         Snapshots {
             dir: dir.to_path_buf(),
             files: Mutex::new(list_snapshots(dir)),
         }
     }
 
-    /// The view snapshot at the greatest seq at or before `seq` that
-    /// matches `log`, or empty views at seq 0.
-    pub(crate) fn at_or_before(&self, log: &Log, seq: u64) -> (Head, Views) {
+    /// The views at the greatest valid snapshot at or before `seq`, or
+    /// empty views at seq 0.
+    pub(crate) fn at_or_before(&self, log: &Log, seq: u64) -> (Head, Layered) {
         let candidates: Vec<(u64, PathBuf)> = lock(&self.files)
             .range(..=seq)
             .rev()
             .map(|(s, p)| (*s, p.clone()))
             .collect();
-        first_valid(log, candidates).unwrap_or((Head::default(), Views::default()))
+        first_valid(log, candidates).unwrap_or((Head::default(), Layered::default()))
     }
 
-    /// The least snapshot after `seq` that matches `log`, if any.
-    pub(crate) fn after(&self, log: &Log, seq: u64) -> Option<(Head, Views)> {
+    /// The views at the least valid snapshot after `seq`, if any.
+    pub(crate) fn after(&self, log: &Log, seq: u64) -> Option<(Head, Layered)> {
         let candidates: Vec<(u64, PathBuf)> = lock(&self.files)
             .range(seq + 1..)
             .map(|(s, p)| (*s, p.clone()))
@@ -65,22 +83,58 @@ impl Snapshots {
         (earlier, later)
     }
 
-    /// Writes a snapshot of the views of `state`. Called by the writer.
-    pub(crate) fn save(&self, state: &State) -> Result<()> {
-        fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let path = self.dir.join(format!("{:020}.views", state.head.seq));
-        save_checkpoint(&path, &(state.head, state.views.borrowed()?), true)?;
+    /// Removes every snapshot (a rebuild starts them again).
+    pub(crate) fn clear(&self) -> Result<()> {
         let mut files = lock(&self.files);
-        files.insert(state.head.seq, path);
+        for (_, p) in std::mem::take(&mut *files) {
+            match remove(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&p, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot of the views of `state`. Called by the writer.
+    pub(crate) fn save(&self, state: &State) -> Result<()> {
+        let seq = state.head.seq;
+        let folder = self.dir.join(format!("{seq:020}"));
+        let tmp = self.dir.join(format!("{seq:020}.tmp"));
+        let _ = remove(&tmp);
+        fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut names = Vec::new();
+        for run in state.views.runs() {
+            let name = run
+                .path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let to = tmp.join(&name);
+            if fs::hard_link(run.path(), &to).is_err() {
+                fs::copy(run.path(), &to).map_err(|e| Error::io(&to, e))?;
+            }
+            names.push(name);
+        }
+        let all = [Part::Country, Part::Actor, Part::Date];
+        if let Some(delta) = state.layered(&all)?.mems.first() {
+            runfile::write_run(&tmp.join("delta.run"), delta.iter().cloned())?;
+            names.push("delta.run".to_string());
+        }
+        save_checkpoint(&tmp.join(SNAP_FILE), &(state.head, names), false)?;
+        let _ = remove(&folder);
+        fs::rename(&tmp, &folder).map_err(|e| Error::io(&folder, e))?;
+        sync_dir(&folder)?;
+        let mut files = lock(&self.files);
+        files.insert(seq, folder);
         // Thin out: past MAX_SNAPSHOTS, every other one goes (the newest
         // stays), so disk stays bounded while the snapshots stay spread
-        // over the whole log: an as-of view replays about head / (2 *
+        // over the whole log: an as-of view folds about head / (2 *
         // MAX_SNAPSHOTS) entries on average, a few percent of a rebuild.
         if files.len() > MAX_SNAPSHOTS {
             let drop: Vec<u64> = files.keys().rev().skip(1).step_by(2).copied().collect();
             for seq in drop {
                 if let Some(p) = files.remove(&seq) {
-                    let _ = fs::remove_file(p);
+                    let _ = remove(&p);
                 }
             }
         }
@@ -88,16 +142,38 @@ impl Snapshots {
     }
 }
 
-/// The first of the candidate snapshot files that is intact and matches
-/// the log (a damaged or foreign one is skipped).
-fn first_valid(log: &Log, candidates: Vec<(u64, PathBuf)>) -> Option<(Head, Views)> {
-    candidates.into_iter().find_map(|(s, path)| {
-        let (head, views) = load_checkpoint::<(Head, Views)>(&path)?;
-        (head.seq == s && log.head_at(s).is_ok_and(|h| h == head)).then_some((head, views))
+fn remove(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
+/// The first of the candidate snapshots that is intact and matches the
+/// log (a damaged or foreign one is skipped).
+fn first_valid(log: &Log, candidates: Vec<(u64, PathBuf)>) -> Option<(Head, Layered)> {
+    candidates.into_iter().find_map(|(s, folder)| {
+        let (head, names) = load_checkpoint::<(Head, Vec<String>)>(&folder.join(SNAP_FILE))?;
+        if head.seq != s || log.head_at(s).ok() != Some(head) {
+            return None;
+        }
+        let runs = names
+            .iter()
+            .map(|n| Run::open(&folder.join(n)).map(Arc::new))
+            .collect::<Result<Vec<_>>>()
+            .ok()?;
+        Some((
+            head,
+            Layered {
+                runs,
+                mems: Vec::new(),
+            },
+        ))
     })
 }
 
-/// The view snapshot files in `dir`, by seq.
+/// The snapshot folders in `dir`, by seq.
 fn list_snapshots(dir: &Path) -> BTreeMap<u64, PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
         return BTreeMap::new();
@@ -106,8 +182,8 @@ fn list_snapshots(dir: &Path) -> BTreeMap<u64, PathBuf> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let seq = name.strip_suffix(".views")?.parse().ok()?;
-            Some((seq, e.path()))
+            let seq = name.parse().ok()?;
+            e.path().is_dir().then(|| (seq, e.path()))
         })
         .collect()
 }

@@ -1,10 +1,11 @@
 //! Everything derived from the log (index and built-in views) as of one
 //! head: applying entries, catching up from the log, and its persistence
-//! (index segments, the views' files and the manifest naming them, all
-//! in `<db>/index/`).
+//! (index segments, the views' runs, the string table and the manifest
+//! naming them, all in `<db>/index/`).
 
 use std::fs;
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -13,13 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::index::{Index, Meta};
-use crate::intern::{Keys, Names};
+use crate::intern::{Keys, Name, Names};
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::Event;
-use crate::projection::{
-    apply_to, ActorRow, ByActor, ByCountry, ByDate, CountryRow, DateRow, Display, Views,
-};
+use crate::projection::{self, ActorRow, Cells, CountryRow, DateRow, Display, Layered, Part};
 use crate::query::Query;
+use crate::runfile::{self, Run};
 use crate::segment::{self, Segment};
 use crate::sync::{read, sync_dir, write};
 use crate::time::Granularity;
@@ -28,116 +28,216 @@ use crate::time::Granularity;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     pub head: Head,
-    pub names: Names,
+    pub names: LazyNames,
     pub index: Index,
     pub views: HeadViews,
 }
 
-/// The built-in views at the head. Each is read from its own file on
-/// first use: opening reads none of them, the by-country view reads only
-/// its own. The actors' display names, which two views show, are read
-/// with the string table.
+/// The string table and the actors' display names, read from their file
+/// on first use: opening, `head` and reading a view need neither (the
+/// views' cells carry their names); writing and filtering by name do.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LazyNames {
+    /// The file and how much of it the manifest covers (none: empty).
+    file: Option<(PathBuf, NamesMark)>,
+    table: OnceLock<NameTable>,
+}
+
+/// The string table with the actors' display names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameTable {
+    pub names: Names,
+    pub display: Display,
+}
+
+/// How much of the names file is durable: its bytes, strings and
+/// display pairs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct NamesMark {
+    bytes: u64,
+    names: u64,
+    display: u64,
+}
+
+/// The string table's file in the derived state's folder: frames of
+/// (new strings, new display pairs), each with its length and CRC-32,
+/// appended at each flush.
+const NAMES_FILE: &str = "names";
+
+impl LazyNames {
+    /// The table, read on first use.
+    pub(crate) fn get(&self) -> Result<&NameTable> {
+        if let Some(t) = self.table.get() {
+            return Ok(t);
+        }
+        let t = match &self.file {
+            None => NameTable::default(),
+            Some((path, mark)) => read_names(path, *mark)?,
+        };
+        Ok(self.table.get_or_init(|| t))
+    }
+
+    /// The table, to add to.
+    pub(crate) fn get_mut(&mut self) -> Result<&mut NameTable> {
+        self.get()?;
+        self.table
+            .get_mut()
+            .ok_or_else(|| Error::internal("string table not loaded"))
+    }
+
+    /// The table if it was read (it always is once anything was applied).
+    fn loaded(&self) -> Option<&NameTable> {
+        self.table.get()
+    }
+
+    /// Appends what was added since the last flush to the names file in
+    /// `dir`, durably; the new mark, for the manifest.
+    fn persist(&self, dir: &Path) -> Result<NamesMark> {
+        let path = dir.join(NAMES_FILE);
+        let mark = self.file.as_ref().map(|f| f.1).unwrap_or_default();
+        let Some(t) = self.loaded() else {
+            return Ok(mark);
+        };
+        let (n0, d0) = (mark.names as usize, mark.display as usize);
+        let new_names = t.names.since(n0);
+        let new_display = t.display.pairs_from(d0);
+        if new_names.is_empty() && new_display.is_empty() && mark.bytes > 0 {
+            return Ok(mark);
+        }
+        let body =
+            bincode::serde::encode_to_vec((new_names, new_display), bincode::config::standard())
+                .map_err(|e| Error::internal(format!("encoding the string table: {e}")))?;
+        let mut frame = Vec::with_capacity(body.len() + 8);
+        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        frame.extend_from_slice(&body);
+        let write = || -> std::io::Result<()> {
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            // Past the mark is a crashed flush's frame: overwritten.
+            f.set_len(mark.bytes)?;
+            f.write_all_at(&frame, mark.bytes)?;
+            f.sync_all()
+        };
+        write().map_err(|e| Error::io(&path, e))?;
+        sync_dir(&path)?;
+        Ok(NamesMark {
+            bytes: mark.bytes + frame.len() as u64,
+            names: t.names.len() as u64,
+            display: t.display.len() as u64,
+        })
+    }
+}
+
+/// One frame of the names file: the strings and display pairs added.
+type NamesFrame = (Vec<String>, Vec<(Name, Name)>);
+
+/// Reads the names file up to `mark`, checking every frame.
+fn read_names(path: &Path, mark: NamesMark) -> Result<NameTable> {
+    let damaged = |why: &str| Error::derived(path, format!("string table: {why}"));
+    let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = usize::try_from(mark.bytes).map_err(|_| damaged("too large"))?;
+    let mut bytes = vec![0u8; len];
+    f.read_exact(&mut bytes)
+        .map_err(|_| damaged("shorter than the manifest says"))?;
+    let mut names = Names::default();
+    let mut pairs: Vec<(Name, Name)> = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let word = |at: usize| -> Option<u32> {
+            let b = bytes.get(at..at + 4)?;
+            Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let (Some(n), Some(crc)) = (word(pos), word(pos + 4)) else {
+            return Err(damaged("frame header cut short"));
+        };
+        let body = bytes
+            .get(pos + 8..pos + 8 + n as usize)
+            .ok_or_else(|| damaged("frame cut short"))?;
+        if crc32fast::hash(body) != crc {
+            return Err(damaged("checksum mismatch"));
+        }
+        let ((strs, ds), _): (NamesFrame, usize) =
+            bincode::serde::decode_from_slice(body, bincode::config::standard())
+                .map_err(|_| damaged("frame does not decode"))?;
+        for s in strs {
+            names.intern(&s);
+        }
+        pairs.extend(ds);
+        pos += 8 + n as usize;
+    }
+    if names.len() as u64 != mark.names || pairs.len() as u64 != mark.display {
+        return Err(damaged(
+            "holds another number of names than the manifest says",
+        ));
+    }
+    Ok(NameTable {
+        names,
+        display: Display::from_pairs(pairs),
+    })
+}
+
+/// Most runs kept before the newest two are merged whatever their sizes.
+const MAX_RUNS: usize = 8;
+
+/// The built-in views at the head: the runs on disk (those the manifest
+/// names, then those written since) and the cells changed after them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeadViews {
-    /// The files of the manifest head's views (none: they start empty).
-    base: Option<PathBuf>,
-    display: Display,
-    by_country: OnceLock<ByCountry>,
-    by_actor: OnceLock<ByActor>,
-    by_date: OnceLock<ByDate>,
+    dir: PathBuf,
+    /// Changed cells past which they are written out as a run before the
+    /// next flush: bounds the memory the views take while writing,
+    /// whatever the flush cadence.
+    spill_cells: usize,
+    runs: Vec<Arc<Run>>,
+    delta: Cells,
+    /// The seqs the changed cells cover (none: nothing changed).
+    delta_seqs: Option<(u64, u64)>,
 }
 
-/// [`Views`] by reference (same fields, same order, same encoding).
-#[derive(Serialize)]
-pub(crate) struct ViewsRef<'a> {
-    by_country: &'a ByCountry,
-    by_actor: &'a ByActor,
-    by_date: &'a ByDate,
-    display: &'a Display,
-}
-
-fn part<'a, T: DeserializeOwned + Default>(
-    cell: &'a OnceLock<T>,
-    base: Option<&Path>,
-    ext: &str,
-) -> Result<&'a T> {
-    if let Some(v) = cell.get() {
-        return Ok(v);
-    }
-    let v = match base {
-        None => T::default(),
-        Some(b) => {
-            let path = b.with_extension(ext);
-            load_checkpoint(&path)
-                .ok_or_else(|| Error::derived(&path, "view file is missing or damaged"))?
-        }
-    };
-    Ok(cell.get_or_init(|| v))
+fn run_path(dir: &Path, lo: u64, hi: u64) -> PathBuf {
+    dir.join(format!("{lo:020}-{hi:020}.run"))
 }
 
 impl HeadViews {
-    pub(crate) fn by_country(&self) -> Result<&ByCountry> {
-        part(&self.by_country, self.base.as_deref(), "country")
-    }
-
-    pub(crate) fn by_actor(&self) -> Result<&ByActor> {
-        part(&self.by_actor, self.base.as_deref(), "actor")
-    }
-
-    pub(crate) fn by_date(&self) -> Result<&ByDate> {
-        part(&self.by_date, self.base.as_deref(), "date")
-    }
-
-    /// All of the views, as one value.
-    pub(crate) fn to_views(&self) -> Result<Views> {
-        Ok(Views {
-            by_country: self.by_country()?.clone(),
-            by_actor: self.by_actor()?.clone(),
-            by_date: self.by_date()?.clone(),
-            display: self.display.clone(),
-        })
-    }
-
-    /// All of the views, borrowed, serialized exactly as [`Views`].
-    pub(crate) fn borrowed(&self) -> Result<ViewsRef<'_>> {
-        Ok(ViewsRef {
-            by_country: self.by_country()?,
-            by_actor: self.by_actor()?,
-            by_date: self.by_date()?,
-            display: &self.display,
-        })
-    }
-
-    /// Removes `before`'s contribution and adds `after`'s.
-    fn apply(&mut self, before: Option<&Keys>, after: Option<&Keys>) -> Result<()> {
-        self.by_country()?;
-        self.by_actor()?;
-        self.by_date()?;
-        if let (Some(c), Some(a), Some(d)) = (
-            self.by_country.get_mut(),
-            self.by_actor.get_mut(),
-            self.by_date.get_mut(),
-        ) {
-            apply_to(c, a, d, &mut self.display, before, after);
+    /// The views as layers, with the changed cells of `parts` on top
+    /// (their names resolved through `names`, which is read whenever
+    /// anything changed since the last run).
+    pub(crate) fn layered(&self, names: &LazyNames, parts: &[Part]) -> Result<Layered> {
+        let layers = Layered {
+            runs: self.runs.clone(),
+            mems: Vec::new(),
+        };
+        if self.delta.is_empty() {
+            return Ok(layers);
         }
+        let t = names.get()?;
+        Ok(layers.with(self.delta.encode(&t.names, &t.display, parts)))
+    }
+
+    /// The runs on disk, oldest first.
+    pub(crate) fn runs(&self) -> &[Arc<Run>] {
+        &self.runs
+    }
+
+    /// Writes the changed cells as a new run (they are then read from it).
+    fn spill(&mut self, t: &NameTable) -> Result<()> {
+        let Some((lo, hi)) = self.delta_seqs else {
+            return Ok(());
+        };
+        let cells = self.delta.encode(
+            &t.names,
+            &t.display,
+            &[Part::Country, Part::Actor, Part::Date],
+        );
+        let run = runfile::write_run(&run_path(&self.dir, lo, hi), cells)?;
+        self.runs.push(Arc::new(run));
+        self.delta = Cells::default();
+        self.delta_seqs = None;
         Ok(())
-    }
-
-    /// Writes the views to files named after `base`.
-    fn save(&self, base: &Path, head: Head, names: &Names) -> Result<()> {
-        save_checkpoint(&base.with_extension("country"), self.by_country()?, false)?;
-        save_checkpoint(&base.with_extension("actor"), self.by_actor()?, false)?;
-        save_checkpoint(&base.with_extension("date"), self.by_date()?, false)?;
-        save_checkpoint(
-            &base.with_extension("names"),
-            &(head, names, &self.display),
-            false,
-        )
-    }
-
-    /// The names of the files [`HeadViews::save`] writes.
-    fn file_names(base: &str) -> [String; 4] {
-        ["country", "actor", "date", "names"].map(|ext| format!("{base}.{ext}"))
     }
 }
 
@@ -145,36 +245,57 @@ impl State {
     /// Folds one entry in; `before` is the event's current version before
     /// it (none for a new event).
     pub(crate) fn apply(&mut self, entry: &Entry, before: Option<&Event>) -> Result<()> {
-        let before = before.map(|e| Keys::of(&mut self.names, e));
-        let after = entry.body.event().map(|e| Keys::of(&mut self.names, e));
+        let t = self.names.get_mut()?;
+        let before = before.map(|e| Keys::of(&mut t.names, e));
+        let after = entry.body.event().map(|e| Keys::of(&mut t.names, e));
         self.index.apply(entry, before.as_ref(), after.as_ref())?;
-        self.views.apply(before.as_ref(), after.as_ref())
+        let v = &mut self.views;
+        v.delta
+            .apply(&mut t.display, before.as_ref(), after.as_ref());
+        v.delta_seqs = Some(match v.delta_seqs {
+            Some((lo, _)) => (lo, entry.seq),
+            None => (entry.seq, entry.seq),
+        });
+        if v.delta.len() >= v.spill_cells.max(1) {
+            v.spill(t)?;
+        }
+        Ok(())
+    }
+
+    /// The views at the head, with the changes of `parts` on top.
+    pub(crate) fn layered(&self, parts: &[Part]) -> Result<Layered> {
+        self.views.layered(&self.names, parts)
     }
 
     /// Rows of the by-country view.
     pub(crate) fn country_rows(&self) -> Result<Vec<CountryRow>> {
-        Ok(self
-            .views
-            .by_country()?
-            .rows(&self.names, &self.views.display))
+        projection::country_rows(&self.layered(&[Part::Country])?)
     }
 
     /// Rows of the by-actor view.
     pub(crate) fn actor_rows(&self) -> Result<Vec<ActorRow>> {
-        Ok(self
-            .views
-            .by_actor()?
-            .rows(&self.names, &self.views.display))
+        projection::actor_rows(&self.layered(&[Part::Actor])?, None, None)
     }
 
     /// Rows of the by-date view.
     pub(crate) fn date_rows(&self, g: Granularity) -> Result<Vec<DateRow>> {
-        Ok(self.views.by_date()?.rows(&self.names, g))
+        projection::date_rows(&self.layered(&[Part::Date])?, g)
     }
 
     /// Current events matching a query, as index metadata.
     pub(crate) fn select(&self, q: &Query) -> Result<Vec<Meta>> {
-        self.index.select(&self.names, q)
+        let empty = Names::default();
+        self.index.select(self.names_for(q, &empty)?, q)
+    }
+
+    /// The string table if `q` filters by name (an empty one otherwise,
+    /// so that a query by time alone does not read the table).
+    pub(crate) fn names_for<'a>(&'a self, q: &Query, empty: &'a Names) -> Result<&'a Names> {
+        if q.countries.is_empty() && q.actors.is_empty() && q.kinds.is_empty() {
+            Ok(empty)
+        } else {
+            Ok(&self.names.get()?.names)
+        }
     }
 
     /// The current version of the event an entry concerns, before the entry,
@@ -244,13 +365,14 @@ impl State {
 const MANIFEST_FILE: &str = "MANIFEST";
 
 /// What the derived state on disk covers: the head, the segment files
-/// (oldest first) and the base name of the views' files, all in
-/// `index/`.
+/// and the views' runs (oldest first), and how much of the names file,
+/// all in `index/`.
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
     head: Head,
     segments: Vec<String>,
-    views: String,
+    runs: Vec<String>,
+    names: NamesMark,
 }
 
 fn file_name(path: &Path) -> String {
@@ -265,7 +387,8 @@ fn segment_path(dir: &Path, seq_lo: u64, seq_hi: u64) -> PathBuf {
 
 /// Loads the derived state persisted in `dir` if it is intact and belongs
 /// to this log (`None` otherwise: it is then rebuilt from the log). Errors
-/// only when the state proves the log lost acknowledged entries.
+/// only when the state proves the log lost acknowledged entries. Reads
+/// the manifest and the segments' and runs' footers and indexes only.
 fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
     let Some(m) = load_checkpoint::<Manifest>(&dir.join(MANIFEST_FILE)) else {
         return Ok(None);
@@ -298,23 +421,29 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
     if next.0 != m.head.seq + 1 {
         return Ok(None);
     }
-    let base = dir.join(&m.views);
-    let Some((head, mut names, display)) =
-        load_checkpoint::<(Head, Names, Display)>(&base.with_extension("names"))
-    else {
-        return Ok(None);
-    };
-    if head != m.head {
-        return Ok(None);
+    let mut runs = Vec::with_capacity(m.runs.len());
+    for name in &m.runs {
+        let Ok(r) = Run::open(&dir.join(name)) else {
+            return Ok(None);
+        };
+        runs.push(Arc::new(r));
     }
-    names.reindex();
+    let names_path = dir.join(NAMES_FILE);
+    match fs::metadata(&names_path) {
+        Ok(md) if md.len() >= m.names.bytes => {}
+        _ if m.names.bytes == 0 => {}
+        _ => return Ok(None),
+    }
     Ok(Some(State {
-        head,
-        names,
+        head: m.head,
+        names: LazyNames {
+            file: (m.names.bytes > 0).then_some((names_path, m.names)),
+            table: OnceLock::new(),
+        },
         index: Index::with_segments(segments),
         views: HeadViews {
-            base: Some(base),
-            display,
+            dir: dir.to_path_buf(),
+            runs,
             ..HeadViews::default()
         },
     }))
@@ -324,23 +453,33 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
 /// replay of the entries after it, or (when missing, damaged or of an
 /// older format) a rebuild from the whole log. Flushes every
 /// `flush_every` entries while replaying, so memory stays bounded.
-pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64) -> Result<State> {
+pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64, spill_cells: usize) -> Result<State> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let log_head = log.head()?;
     let loaded = load(dir, log, log_head)?;
-    if let Some(loaded) = loaded {
+    if let Some(mut loaded) = loaded {
+        loaded.views.spill_cells = spill_cells;
         match replay(loaded, dir, log, log_head, flush_every) {
             Ok(state) => return Ok(state),
-            // Damage in a derived file (a segment block, a view file)
-            // means a rebuild from the log. Damage in the log itself (or
-            // in the store that holds it) is reported as it is, and the
-            // manifest, the only record of the durable head, is kept.
+            // Damage in a derived file (a segment block, a run, the
+            // string table) means a rebuild from the log. Damage in the
+            // log itself (or in the store that holds it) is reported as it
+            // is, and the manifest, the only record of the durable head,
+            // is kept.
             Err(Error::DerivedDamage { .. }) => {}
             Err(e) => return Err(e),
         }
     }
     discard(dir)?;
-    replay(State::default(), dir, log, log_head, flush_every)
+    let fresh = State {
+        views: HeadViews {
+            dir: dir.to_path_buf(),
+            spill_cells,
+            ..HeadViews::default()
+        },
+        ..State::default()
+    };
+    replay(fresh, dir, log, log_head, flush_every)
 }
 
 /// Replays the log from `state`'s head to `log_head`, flushing every
@@ -369,32 +508,51 @@ fn replay(state: State, dir: &Path, log: &Log, log_head: Head, flush_every: u64)
     Ok(state)
 }
 
-/// Persists the tail: seals it into a segment, writes the views' files,
-/// merges neighbouring segments of similar size, then writes the
-/// manifest, and removes the files it no longer names. The caller holds
-/// the writer lock and has synced the log up to the state's head (the
-/// manifest must never be ahead of the durable log). Readers are held
-/// off only while the new segments are swapped in.
+/// Whether the newest two of runs of these sizes are merged: when the
+/// older is at most twice the newer (so sizes grow geometrically and a
+/// cell is rewritten about log2(cells / flush) times), or when there
+/// are too many.
+fn merge_newest(sizes: &[u64]) -> bool {
+    match sizes {
+        [.., older, newer] => *older <= newer.saturating_mul(2) || sizes.len() > MAX_RUNS,
+        _ => false,
+    }
+}
+
+/// Persists what changed since the last flush: seals the index's tail
+/// into a segment, writes the views' changed cells as a run and the new
+/// strings to the names file, merges neighbouring segments and runs of
+/// similar size, then writes the manifest, and removes the files it no
+/// longer names. The caller holds the writer lock and has synced the log
+/// up to the state's head (the manifest must never be ahead of the
+/// durable log). Readers are held off only while files are swapped in.
 pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
-    let (head, views_name) = {
+    let head = {
         let s = read(state);
-        if s.index.tail_entries() == 0 {
+        if s.index.tail_entries() == 0 && s.views.delta_seqs.is_none() {
             return Ok(());
         }
-        let lo = s.index.segments().last().map_or(1, |x| x.footer.seq_hi + 1);
-        let seg = s
-            .index
-            .seal(&segment_path(dir, lo, s.head.seq), s.head.seq)?;
-        let views = format!("views-{:020}", s.head.seq);
-        s.views.save(&dir.join(&views), s.head, &s.names)?;
+        let seg = if s.index.tail_entries() > 0 {
+            let lo = s.index.segments().last().map_or(1, |x| x.footer.seq_hi + 1);
+            Some(
+                s.index
+                    .seal(&segment_path(dir, lo, s.head.seq), s.head.seq)?,
+            )
+        } else {
+            None
+        };
         let head = s.head;
         drop(s);
         let mut s = write(state);
-        s.index.install(seg);
-        // Every part is loaded (saving loaded it), so this only matters
-        // if one is dropped later; the old files are about to go.
-        s.views.base = Some(dir.join(&views));
-        (head, views)
+        if let Some(seg) = seg {
+            s.index.install(seg);
+        }
+        let State { names, views, .. } = &mut *s;
+        if views.delta_seqs.is_some() {
+            let t = names.get()?;
+            views.spill(t)?;
+        }
+        head
     };
     loop {
         let (i, a, b) = {
@@ -412,21 +570,60 @@ pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
         let merged = segment::merge(&a, &b, &path)?;
         write(state).index.replace_pair(i, merged);
     }
-    let segments: Vec<String> = read(state)
-        .index
-        .segments()
-        .iter()
-        .map(|s| file_name(s.path()))
-        .collect();
+    loop {
+        let (a, b) = {
+            let s = read(state);
+            let runs = s.views.runs();
+            let sizes: Vec<u64> = runs.iter().map(|r| r.bytes()).collect();
+            if !merge_newest(&sizes) {
+                break;
+            }
+            match runs {
+                [.., a, b] => (Arc::clone(a), Arc::clone(b)),
+                _ => break,
+            }
+        };
+        let (lo, hi) = (run_seqs(a.path()).0, run_seqs(b.path()).1);
+        let merged = Arc::new(runfile::merge_runs(&a, &b, &run_path(dir, lo, hi))?);
+        let mut s = write(state);
+        let n = s.views.runs.len();
+        s.views.runs.truncate(n.saturating_sub(2));
+        s.views.runs.push(merged);
+    }
+    let mark = read(state).names.persist(dir)?;
+    let (segments, runs): (Vec<String>, Vec<String>) = {
+        let s = read(state);
+        (
+            s.index
+                .segments()
+                .iter()
+                .map(|x| file_name(x.path()))
+                .collect(),
+            s.views.runs.iter().map(|r| file_name(r.path())).collect(),
+        )
+    };
     let mut keep = segments.clone();
-    keep.extend(HeadViews::file_names(&views_name));
+    keep.extend(runs.iter().cloned());
+    keep.push(NAMES_FILE.to_string());
     let manifest = Manifest {
         head,
         segments,
-        views: views_name,
+        runs,
+        names: mark,
     };
     save_checkpoint(&dir.join(MANIFEST_FILE), &manifest, false)?;
+    write(state).names.file = Some((dir.join(NAMES_FILE), mark));
     remove_unlisted(dir, &keep)
+}
+
+/// The seqs a run's name says it covers.
+fn run_seqs(path: &Path) -> (u64, u64) {
+    let name = file_name(path);
+    let mut parts = name
+        .trim_end_matches(".run")
+        .split('-')
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Removes the files of `dir` that the manifest does not name: segments
@@ -459,16 +656,27 @@ pub(crate) fn discard(dir: &Path) -> Result<()> {
     remove_unlisted(dir, &[])
 }
 
-/// Bytes of the derived state on disk.
-pub(crate) fn disk_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|es| {
-            es.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+/// Bytes on disk of the files under `dirs` (recursively), a file with
+/// several names (a run hard-linked into snapshots) counted once.
+pub(crate) fn disk_bytes(dirs: &[&Path]) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
 }
 
 const CHECKPOINT_MAGIC: &[u8; 8] = b"annalsCK";

@@ -103,7 +103,10 @@ impl Target for Main {
     }
 
     fn admit(&self, _ops: usize) -> Result<()> {
-        Ok(())
+        // Applying a batch needs the string table: read (and checked)
+        // now, so that a damaged one refuses the batch before the log is
+        // written rather than leaving the views behind it.
+        self.state().names.get().map(|_| ())
     }
 
     fn committed(

@@ -29,14 +29,11 @@ const LIB_LAYERS: &[&[&str]] = &[
     &["logfile"],
     &["store"],
     &["log"],
-    &["segment"],
+    &["segment", "runfile"],
     // Derived state.
     &["index", "projection/fold"],
-    &[
-        "projection/by_actor",
-        "projection/by_date",
-        "projection/user",
-    ],
+    &["projection/user", "projection/cells"],
+    &["projection/by_date", "projection/by_actor"],
     &["projection/by_country"],
     &["projection"],
     &["state"],

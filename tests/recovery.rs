@@ -94,12 +94,12 @@ fn a_damaged_checkpoint_is_ignored_and_a_foreign_one_reported() {
     db.close().unwrap();
     let index = path.join("index");
     let kept = read_dir_files(&index);
-    // Damage in any file of the derived state: in the manifest, the string
-    // table or a segment's footer it is detected at open and the state is
-    // rebuilt from the log; inside a segment's blocks or a view's file
-    // (read only when needed, so that opening stays constant-time) the
-    // read that meets it and `verify` report it, naming the file, and
-    // `rebuild` repairs it. Never a wrong answer.
+    // Damage in any file of the derived state: in the manifest or a
+    // segment's or run's footer it is detected at open and the state is
+    // rebuilt from the log; inside a segment's blocks, a view run's blocks
+    // or the string table (read only when needed, so that opening stays
+    // constant-time) the read that meets it and `verify` report it,
+    // naming the file, and `rebuild` repairs it. Never a wrong answer.
     for (name, bytes) in &kept {
         for (at, garbage) in [(bytes.len() / 2, false), (0, true)] {
             write_dir_files(&index, &kept);
@@ -115,7 +115,9 @@ fn a_damaged_checkpoint_is_ignored_and_a_foreign_one_reported() {
             if let Err(e) = db.verify() {
                 let e = e.to_string();
                 assert!(
-                    e.contains("index segment") || e.contains("view file"),
+                    e.contains("index segment")
+                        || e.contains("view run")
+                        || e.contains("string table"),
                     "{name:?}: {e}"
                 );
                 db.rebuild().unwrap();

@@ -56,6 +56,10 @@ pub struct Workload {
     pub countries: Zipf,
     pub actors: Zipf,
     pub codes: Vec<&'static str>,
+    /// A long tail of actors (0: none): half the events also name one of
+    /// this many actors, drawn uniformly, as GDELT and ACLED name
+    /// hundreds of thousands of distinct actors.
+    pub tail: usize,
 }
 
 const WORDS: &[&str] = &[
@@ -89,6 +93,15 @@ impl Workload {
                 .take(COUNTRIES)
                 .copied()
                 .collect(),
+            tail: 0,
+        }
+    }
+
+    /// The same, with a long tail of `tail` actors.
+    pub fn with_tail(seed: u64, tail: usize) -> Workload {
+        Workload {
+            tail,
+            ..Workload::new(seed)
         }
     }
 
@@ -121,6 +134,11 @@ impl Workload {
                     "target"
                 },
             ));
+        }
+        if self.tail > 0 && r.below(2) == 0 {
+            let a = r.below(self.tail);
+            e.actors
+                .push(annals::Actor::new(format!("Tail actor {a}"), "source"));
         }
         let len = 100 + r.below(300);
         let mut text = String::with_capacity(len + 10);
@@ -156,21 +174,29 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
+/// Bytes of the files under `p`, a file with several names (a view run
+/// hard-linked into a snapshot) counted once, as `du` does.
 pub fn dir_bytes(p: &Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| {
-                    let m = e.metadata().unwrap();
-                    if m.is_dir() {
-                        dir_bytes(&e.path())
-                    } else {
-                        m.len()
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    fn walk(p: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let m = e.metadata().unwrap();
+                        if m.is_dir() {
+                            walk(&e.path(), seen)
+                        } else if seen.insert((m.dev(), m.ino())) {
+                            m.len()
+                        } else {
+                            0
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(p, &mut Default::default())
 }
 
 pub fn peak_rss_kib() -> u64 {

@@ -544,8 +544,11 @@ impl Database {
 
     /// A built-in view (`by-country`, `by-actor`, `by-date` at
     /// `granularity` year, month or day) as of `as_of` on main or
-    /// `branch`: a `View` result, an Arrow stream of its rows.
-    #[pyo3(signature = (name, granularity="month", as_of=None, branch=None))]
+    /// `branch`: a `View` result, an Arrow stream of its rows. `country`
+    /// (by-country) or `actor` (by-actor) reads that one row alone;
+    /// `after` and `limit` page the by-actor view.
+    #[pyo3(signature = (name, granularity="month", as_of=None, branch=None, country=None, actor=None, after=None, limit=None))]
+    #[allow(clippy::too_many_arguments)]
     fn view(
         &self,
         py: Python<'_>,
@@ -553,8 +556,32 @@ impl Database {
         granularity: &str,
         as_of: Option<&Bound<'_, PyAny>>,
         branch: Option<String>,
+        country: Option<String>,
+        actor: Option<String>,
+        after: Option<String>,
+        limit: Option<usize>,
     ) -> PyResult<View> {
         let kind = view_kind(name, granularity)?;
+        match kind {
+            ViewKind::ByCountry if actor.is_some() || after.is_some() || limit.is_some() => {
+                return Err(InvalidInput::new_err(
+                    "by-country takes country= (page its actors with country_actors)",
+                ))
+            }
+            ViewKind::ByActor if country.is_some() => {
+                return Err(InvalidInput::new_err(
+                    "by-actor takes actor=, after=, limit=",
+                ))
+            }
+            ViewKind::ByDate(_)
+                if country.is_some() || actor.is_some() || after.is_some() || limit.is_some() =>
+            {
+                return Err(InvalidInput::new_err(
+                    "by-date takes no row or page arguments",
+                ))
+            }
+            _ => {}
+        }
         let at = at(branch.filter(|b| b != "main"), as_of_from(as_of)?);
         let db = self.handle.get()?;
         let (batch, rows) = py
@@ -562,11 +589,20 @@ impl Database {
                 let r = db.reader(&at)?;
                 Ok(match kind {
                     ViewKind::ByCountry => {
-                        let v = r.by_country()?;
+                        let v: Vec<_> = match &country {
+                            Some(c) => r.country(c)?.into_iter().collect(),
+                            None => r.by_country()?.to_vec(),
+                        };
                         (columnar::country_batch(&v)?, row_values(&v))
                     }
                     ViewKind::ByActor => {
-                        let v = r.by_actor()?;
+                        let v: Vec<_> = match &actor {
+                            Some(a) => r.actor(a)?.into_iter().collect(),
+                            None if after.is_some() || limit.is_some() => {
+                                r.actors_page(after.as_deref(), limit.unwrap_or(usize::MAX))?
+                            }
+                            None => r.by_actor()?.to_vec(),
+                        };
                         (columnar::actor_batch(&v)?, row_values(&v))
                     }
                     ViewKind::ByDate(g) => {
@@ -577,6 +613,30 @@ impl Database {
             })
             .map_err(py_err)?;
         Ok(View { batch, rows })
+    }
+
+    /// The actors of `country` with their counts, by key, a page at a
+    /// time: those after actor `after`, at most `limit` (a by-country row
+    /// lists the first 50): `[{"actor", "key", "count"}]`.
+    #[pyo3(signature = (country, after=None, limit=100, as_of=None, branch=None))]
+    fn country_actors<'py>(
+        &self,
+        py: Python<'py>,
+        country: &str,
+        after: Option<String>,
+        limit: usize,
+        as_of: Option<&Bound<'py, PyAny>>,
+        branch: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let at = at(branch.filter(|b| b != "main"), as_of_from(as_of)?);
+        let db = self.handle.get()?;
+        let rows = py
+            .detach(|| {
+                db.reader(&at)?
+                    .country_actors(country, after.as_deref(), limit)
+            })
+            .map_err(py_err)?;
+        json_list(py, &row_values(&rows))
     }
 
     /// The events matching the filters (as in `query`), counted per

@@ -124,6 +124,28 @@ def test_views_as_arrow(db):
         db.view("by-planet")
 
 
+def test_single_rows_and_pages(db):
+    many = []
+    for i in range(1, 8):
+        e = event(i, "PL")
+        e["actors"] = [{"name": f"Actor {i}", "role": "perpetrator"}]
+        many.append(e)
+    db.append(many)
+    row = db.view("by-country", country="PL").to_pylist()
+    assert len(row) == 1 and row[0]["count"] == 7 and row[0]["more_actors"] is False
+    assert db.view("by-country", country="RO").to_pylist() == []
+    first = db.country_actors("PL", limit=3)
+    assert [a["actor"] for a in first] == ["Actor 1", "Actor 2", "Actor 3"]
+    rest = db.country_actors("PL", after=first[-1]["actor"], limit=100)
+    assert [a["count"] for a in rest] == [1, 1, 1, 1]
+    one = db.view("by-actor", actor="actor 5").to_pylist()
+    assert [r["actor"] for r in one] == ["Actor 5"]
+    page = db.view("by-actor", after="Actor 2", limit=2).to_pylist()
+    assert [r["actor"] for r in page] == ["Actor 3", "Actor 4"]
+    with pytest.raises(annals.InvalidInput):
+        db.view("by-date", country="PL")
+
+
 def test_branches_and_diff(db):
     db.append([event(1, "PL"), event(2, "RO")])
     info = db.create_branch("what-if")

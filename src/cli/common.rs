@@ -153,7 +153,7 @@ impl AtArgs {
 }
 
 /// The built-in views, as the CLI names them.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 #[allow(clippy::enum_variant_names)] // the names are the CLI's words
 pub enum ViewName {
     ByCountry,

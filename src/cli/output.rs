@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use annals::{ActorRow, BranchInfo, CountryRow, DatasetRow, DateRow, DiffRow, Record, Version};
+use annals::{
+    ActorRow, BranchInfo, CountryActor, CountryRow, DatasetRow, DateRow, DiffRow, Record, Version,
+};
 use serde_json::{json, Value};
 
 /// Output format of every command that prints data.
@@ -241,6 +243,17 @@ pub fn by_country(out: &mut dyn Write, format: Format, rows: &[CountryRow]) -> s
             ]
         },
     )
+}
+
+/// Prints a page of a country's actors.
+pub fn country_actors(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[CountryActor],
+) -> std::io::Result<()> {
+    rows_or_table(out, format, rows, &["ACTOR", "COUNT"], |r| {
+        vec![r.actor.clone(), r.count.to_string()]
+    })
 }
 
 /// Prints the by-actor view.

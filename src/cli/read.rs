@@ -56,6 +56,25 @@ pub enum Command {
         /// Bucket size of the by-date view.
         #[arg(long, default_value = "month")]
         granularity: String,
+        /// by-country: only this country's row (read alone, however large
+        /// the view).
+        #[arg(long, value_name = "CC")]
+        country: Option<String>,
+        /// by-country --country CC: list all of the country's actors with
+        /// their counts (a row lists the first 50), a page at a time with
+        /// --after and --limit.
+        #[arg(long)]
+        actors: bool,
+        /// by-actor: only this actor's row.
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        /// Paging (by-actor rows, a country's actors): start after this
+        /// actor (the last one of the previous page).
+        #[arg(long, value_name = "NAME")]
+        after: Option<String>,
+        /// Paging: at most this many rows.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
         #[command(flatten)]
         at: AtArgs,
     },
@@ -190,13 +209,56 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
         Command::View {
             view,
             granularity,
+            country,
+            actors,
+            actor,
+            after,
+            limit,
             at,
         } => {
             let (format, db) = (ctx.output()?, ctx.open()?);
+            let usage = |what: &str| Err(CliError::Usage(format!("view: {what}")));
+            match (view, &country, actors, &actor) {
+                (ViewName::ByCountry, _, _, Some(_)) | (ViewName::ByDate, _, _, Some(_)) => {
+                    return usage("--actor goes with by-actor");
+                }
+                (ViewName::ByActor, Some(_), _, _) | (ViewName::ByDate, Some(_), _, _) => {
+                    return usage("--country goes with by-country");
+                }
+                (_, None, true, _) => return usage("--actors needs --country CC"),
+                _ => {}
+            }
+            let paged = view == ViewName::ByActor && actor.is_none() || actors;
+            if !paged && (after.is_some() || limit.is_some()) {
+                return usage("--after and --limit page the by-actor view or a country's --actors");
+            }
             let reader = db.reader(&at.at()?)?;
+            let limit = limit.unwrap_or(usize::MAX);
             match view {
-                ViewName::ByCountry => output::by_country(out, format, &reader.by_country()?)?,
-                ViewName::ByActor => output::by_actor(out, format, &reader.by_actor()?)?,
+                ViewName::ByCountry => match &country {
+                    Some(c) if actors => output::country_actors(
+                        out,
+                        format,
+                        &reader.country_actors(c, after.as_deref(), limit)?,
+                    )?,
+                    Some(c) => {
+                        let row: Vec<_> = reader.country(c)?.into_iter().collect();
+                        output::by_country(out, format, &row)?
+                    }
+                    None => output::by_country(out, format, &reader.by_country()?)?,
+                },
+                ViewName::ByActor => match &actor {
+                    Some(a) => {
+                        let row: Vec<_> = reader.actor(a)?.into_iter().collect();
+                        output::by_actor(out, format, &row)?
+                    }
+                    None if after.is_some() || limit != usize::MAX => output::by_actor(
+                        out,
+                        format,
+                        &reader.actors_page(after.as_deref(), limit)?,
+                    )?,
+                    None => output::by_actor(out, format, &reader.by_actor()?)?,
+                },
                 ViewName::ByDate => {
                     let g: Granularity = granularity.parse()?;
                     output::by_date(out, format, &reader.by_date(g)?)?

@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::intern::Names;
 use crate::log::{Entry, Head, Log};
-use crate::projection::Views;
+use crate::projection::Layered;
 use crate::store::Storage;
 use crate::sync::{lock, read, write};
 use crate::time::{format_micros, Micros};
@@ -63,8 +62,8 @@ pub struct BranchInfo {
     pub created_at: String,
 }
 
-/// Built-in views with the string table they refer to.
-pub(crate) type NamedViews = Arc<(Names, Views)>;
+/// Built-in views as layers (the parent's, then the branch's changes).
+pub(crate) type NamedViews = Arc<Layered>;
 
 /// An open branch.
 pub(crate) struct Branch {

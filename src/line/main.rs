@@ -11,11 +11,10 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::follow::Followers;
 use crate::index::Meta;
-use crate::intern::Names;
 use crate::json::Position;
 use crate::log::{Entry, Head, Log};
 use crate::model::Event;
-use crate::projection::{ActorRow, CountryRow, DateRow, Views};
+use crate::projection::{ActorRow, CountryRow, DateRow, Layered, Part};
 use crate::query::Query;
 use crate::record::Record;
 use crate::snapshot::Snapshots;
@@ -42,6 +41,8 @@ pub(crate) struct Cadence {
     pub(crate) checkpoint_every_entries: u64,
     /// Entries between view snapshots.
     pub(crate) snapshot_every_entries: u64,
+    /// Changed view cells held in memory before they are written out.
+    pub(crate) view_cells_in_memory: usize,
 }
 
 /// Main's log and everything derived from it.
@@ -51,6 +52,7 @@ pub(crate) struct Main {
     /// while it applies a committed batch.
     state: RwLock<State>,
     index_dir: PathBuf,
+    snapshot_dir: PathBuf,
     /// The views' rows at the head, built on first read.
     rows: Mutex<RowCache>,
     snapshots: Snapshots,
@@ -69,12 +71,18 @@ impl Main {
         snapshot_dir: &Path,
         cadence: Cadence,
     ) -> Result<Main> {
-        let state = state::open(index_dir, &log, cadence.checkpoint_every_entries)?;
+        let state = state::open(
+            index_dir,
+            &log,
+            cadence.checkpoint_every_entries,
+            cadence.view_cells_in_memory,
+        )?;
         let excised = crate::excise::excised_ids(log.store())?;
         Ok(Main {
             log,
             state: RwLock::new(state),
             index_dir: index_dir.to_path_buf(),
+            snapshot_dir: snapshot_dir.to_path_buf(),
             rows: Mutex::new(RowCache::default()),
             snapshots: Snapshots::open(snapshot_dir),
             followers: Followers::default(),
@@ -109,7 +117,7 @@ impl Main {
     }
 
     /// The view snapshot at or before `seq` (see [`Snapshots`]).
-    pub(crate) fn snapshot_at_or_before(&self, seq: u64) -> (Head, Views) {
+    pub(crate) fn snapshot_at_or_before(&self, seq: u64) -> (Head, Layered) {
         self.snapshots.at_or_before(&self.log, seq)
     }
 
@@ -119,14 +127,15 @@ impl Main {
     }
 
     /// The views at the least valid snapshot after `seq`, or at the head.
-    /// With the string table to fold with: taken together with the head's
-    /// views, since entries committed in between may have added names.
-    pub(crate) fn views_at_or_after(&self, seq: u64) -> Result<(Head, Views, Names)> {
-        if let Some((head, views)) = self.snapshots.after(&self.log, seq) {
-            return Ok((head, views, self.state().names.clone()));
+    pub(crate) fn views_at_or_after(&self, seq: u64) -> Result<(Head, Layered)> {
+        if let Some(found) = self.snapshots.after(&self.log, seq) {
+            return Ok(found);
         }
         let state = self.state();
-        Ok((state.head, state.views.to_views()?, state.names.clone()))
+        Ok((
+            state.head,
+            state.layered(&[Part::Country, Part::Actor, Part::Date])?,
+        ))
     }
 
     /// What main's index holds of event `id` (`None`: unknown): the one
@@ -209,7 +218,7 @@ impl Main {
 
     /// Bytes of the derived state on disk.
     pub(crate) fn derived_bytes(&self) -> u64 {
-        state::disk_bytes(&self.index_dir)
+        state::disk_bytes(&[&self.index_dir, &self.snapshot_dir])
     }
 
     /// Brings the derived state, followers, snapshots and checkpoint up to
@@ -270,11 +279,14 @@ impl Main {
     /// and its files. The caller holds the writer lock.
     pub(crate) fn rebuild(&self, _writer: &Writer) -> Result<()> {
         self.log.store().sync()?;
+        // Snapshots are derived too: a damaged one is only met when read.
+        self.snapshots.clear()?;
         state::discard(&self.index_dir)?;
         let fresh = RwLock::new(state::open(
             &self.index_dir,
             &self.log,
             self.cadence.checkpoint_every_entries,
+            self.cadence.view_cells_in_memory,
         )?);
         state::flush(&fresh, &self.index_dir)?;
         *write(&self.state) = fresh.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -1,47 +1,14 @@
 //! The by-actor view: per actor, counts by kind and by role, countries,
-//! first and last occurrence.
+//! first and last occurrence. Read from the views' cells: the whole view
+//! in one pass, or one actor's cells.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::fold::{bump, named, Extent};
-use crate::intern::{Keys, Name, Names};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct ActorAgg {
-    count: u64,
-    by_kind: BTreeMap<Name, u64>,
-    by_role: BTreeMap<Name, u64>,
-    countries: BTreeMap<Name, u64>,
-    extent: Extent,
-}
-
-/// State of the by-actor view.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ByActor {
-    rows: BTreeMap<Name, ActorAgg>,
-}
-
-/// The name each actor key was first seen under in the log. Never
-/// forgotten, so that it does not depend on later retractions. Kept apart
-/// from the by-actor rows because the by-country view shows it too.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Display {
-    names: BTreeMap<Name, Name>,
-}
-
-impl Display {
-    pub(crate) fn remember(&mut self, k: &Keys) {
-        for (key, shown) in &k.display {
-            self.names.entry(*key).or_insert(*shown);
-        }
-    }
-
-    pub(crate) fn name<'a>(&self, names: &'a Names, key: Name) -> &'a str {
-        names.name(self.names.get(&key).copied().unwrap_or(key))
-    }
-}
+use super::cells::{counts, field, past, past_field, put_str, then, Dec, Layered, Part};
+use super::fold::unpack;
+use crate::error::Result;
 
 /// One row of the by-actor view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,61 +29,125 @@ pub struct ActorRow {
     pub last: Option<String>,
 }
 
-impl ByActor {
-    pub(crate) fn bump(&mut self, k: &Keys, delta: i64) {
-        for (key, role) in &k.actors {
-            bump(
-                &mut self.rows.entry(*key).or_default().by_role,
-                *role,
-                delta,
-            );
-        }
-        // An actor named in two roles counts once per event.
-        for key in &k.actor_keys {
-            let agg = self.rows.entry(*key).or_default();
-            agg.count = agg.count.saturating_add_signed(delta);
-            bump(&mut agg.by_kind, k.kind, delta);
-            for c in &k.countries {
-                bump(&mut agg.countries, *c, delta);
-            }
-            agg.extent.bump(&k.occurred, delta);
-            if agg.count == 0 {
-                self.rows.remove(key);
-            }
-        }
-    }
+fn actor_prefix(key: &str) -> Vec<u8> {
+    let mut p = vec![Part::Actor.byte()];
+    put_str(&mut p, key);
+    p
+}
 
-    /// Number of rows, without building them.
-    pub(crate) fn len(&self) -> usize {
-        self.rows.len()
-    }
+fn point(key: &[u8], at: usize, desc: bool) -> Option<String> {
+    unpack(Dec::new(key.get(at..)?).i64(desc)?).map(|p| p.to_string())
+}
 
-    pub(crate) fn rows(&self, names: &Names, display: &Display) -> Vec<ActorRow> {
-        let mut rows: Vec<(&str, ActorRow)> = self
-            .rows
-            .iter()
-            .map(|(key, agg)| {
-                let mut countries: Vec<String> = agg
-                    .countries
-                    .keys()
-                    .map(|c| names.name(*c).to_string())
-                    .collect();
-                countries.sort();
-                (
-                    names.name(*key),
-                    ActorRow {
-                        actor: display.name(names, *key).to_string(),
-                        count: agg.count,
-                        by_kind: named(names, &agg.by_kind),
-                        by_role: named(names, &agg.by_role),
-                        countries,
-                        first: agg.extent.first(),
-                        last: agg.extent.last(),
-                    },
-                )
-            })
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(b.0));
-        rows.into_iter().map(|(_, r)| r).collect()
+/// The row of one actor, by key (none if no current event names it).
+pub(crate) fn actor_row(v: &Layered, key: &str) -> Result<Option<ActorRow>> {
+    let p = actor_prefix(key);
+    let lo = then(&p, field::COUNT);
+    let Some((k, n)) = v.first(&lo, &past_field(&lo))? else {
+        return Ok(None);
+    };
+    let actor = k
+        .get(lo.len()..)
+        .and_then(|r| Dec::new(r).str())
+        .unwrap_or_else(|| key.to_string());
+    let first = v
+        .first(&then(&p, field::A_FIRST), &then(&p, field::A_FIRST + 1))?
+        .and_then(|(k, _)| point(&k, p.len() + 1, false));
+    let last = v
+        .first(&then(&p, field::A_LAST), &then(&p, field::A_LAST + 1))?
+        .and_then(|(k, _)| point(&k, p.len() + 1, true));
+    Ok(Some(ActorRow {
+        actor,
+        count: n as u64,
+        by_kind: counts(v, &then(&p, field::KIND))?,
+        by_role: counts(v, &then(&p, field::A_ROLE))?,
+        countries: counts(v, &then(&p, field::A_COUNTRY))?
+            .into_keys()
+            .collect(),
+        first,
+        last,
+    }))
+}
+
+/// Rows of the by-actor view whose keys sort after `after` (from the
+/// first if none), at most `limit` (all if none), by key: one pass over
+/// the cells.
+pub(crate) fn actor_rows(
+    v: &Layered,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Vec<ActorRow>> {
+    let mut lo = vec![Part::Actor.byte()];
+    if let Some(a) = after {
+        lo = past(&actor_prefix(a));
     }
+    let hi = vec![Part::Actor.byte() + 1];
+    let mut rows: Vec<ActorRow> = Vec::new();
+    // The prefix of the row being read (its actor key, written).
+    let mut current: Vec<u8> = Vec::new();
+    for c in v.scan(&lo, Some(&hi)) {
+        let (k, n) = c?;
+        if n <= 0 {
+            continue;
+        }
+        let mut d = Dec::new(&k[1..]);
+        let Some(_key) = d.str() else { continue };
+        let plen = 1 + d.pos();
+        let (prefix, rest) = k.split_at(plen);
+        if prefix != current.as_slice() {
+            if limit.is_some_and(|l| rows.len() == l) {
+                break;
+            }
+            current = prefix.to_vec();
+            rows.push(ActorRow {
+                actor: String::new(),
+                count: 0,
+                by_kind: BTreeMap::new(),
+                by_role: BTreeMap::new(),
+                countries: Vec::new(),
+                first: None,
+                last: None,
+            });
+        }
+        let Some(row) = rows.last_mut() else { continue };
+        let mut d = Dec::new(rest);
+        match d.byte() {
+            Some(field::COUNT) => {
+                row.count = n as u64;
+                row.actor = d.str().unwrap_or_default();
+            }
+            Some(field::KIND) => {
+                row.by_kind.insert(d.str().unwrap_or_default(), n as u64);
+            }
+            Some(field::A_ROLE) => {
+                row.by_role.insert(d.str().unwrap_or_default(), n as u64);
+            }
+            Some(field::A_COUNTRY) => row.countries.push(d.str().unwrap_or_default()),
+            Some(field::A_FIRST) if row.first.is_none() => {
+                row.first = point(rest, 1, false);
+            }
+            Some(field::A_LAST) if row.last.is_none() => {
+                row.last = point(rest, 1, true);
+            }
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
+/// Actors with current events (without building their rows).
+pub(crate) fn actor_count(v: &Layered) -> Result<u64> {
+    let mut n = 0;
+    let mut lo = vec![Part::Actor.byte()];
+    let hi = vec![Part::Actor.byte() + 1];
+    while let Some(c) = v.scan(&lo, Some(&hi)).next() {
+        let (k, _) = c?;
+        let mut d = Dec::new(&k[1..]);
+        if d.str().is_none() {
+            break;
+        }
+        n += 1;
+        lo = past(&k[..1 + d.pos()]);
+    }
+    Ok(n)
 }

@@ -7,27 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::fold::{bump, named};
-use crate::intern::{Keys, Name, Names};
-use crate::time::{Granularity, Micros, Occurred, Precision, TimePoint};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct DateAgg {
-    count: u64,
-    by_kind: BTreeMap<Name, u64>,
-    by_country: BTreeMap<Name, u64>,
-}
-
-/// A bucket: its first microsecond and its precision.
-type Bucket = (Micros, Precision);
-
-/// State of the by-date view, one map per granularity.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ByDate {
-    grains: [BTreeMap<Bucket, DateAgg>; 3],
-}
+use super::cells::{field, Dec, Layered, Part};
+use crate::error::Result;
+use crate::time::{Granularity, Precision, TimePoint};
 
 /// One row of the by-date view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,13 +35,8 @@ fn precision_name<S: serde::Serializer>(p: &Precision, s: S) -> Result<S::Ok, S:
     s.serialize_str(p.name())
 }
 
-/// The bucket of an occurrence at a granularity.
-pub(crate) fn bucket(occurred: &Occurred, g: Granularity) -> Bucket {
-    let precision = g.precision().max(occurred.precision());
-    (occurred.from.truncate(precision).start, precision)
-}
-
-fn slot(g: Granularity) -> usize {
+/// The slot of a granularity in the cells' keys.
+pub(crate) fn slot(g: Granularity) -> u8 {
     match g {
         Granularity::Day => 0,
         Granularity::Month => 1,
@@ -65,40 +44,46 @@ fn slot(g: Granularity) -> usize {
     }
 }
 
-impl ByDate {
-    pub(crate) fn bump(&mut self, k: &Keys, delta: i64) {
-        for g in Granularity::ALL {
-            let Some(map) = self.grains.get_mut(slot(g)) else {
+/// Rows of the by-date view at a granularity, by bucket: one pass over
+/// that granularity's cells.
+pub(crate) fn date_rows(v: &Layered, g: Granularity) -> Result<Vec<DateRow>> {
+    let lo = vec![Part::Date.byte(), b'0' + slot(g)];
+    let hi = vec![Part::Date.byte(), b'0' + slot(g) + 1];
+    let mut rows: Vec<DateRow> = Vec::new();
+    let mut current: Option<i64> = None;
+    for c in v.scan(&lo, Some(&hi)) {
+        let (k, n) = c?;
+        if n <= 0 {
+            continue;
+        }
+        let mut d = Dec::new(k.get(2..).unwrap_or_default());
+        let Some(b) = d.i64(false) else { continue };
+        if current != Some(b) {
+            let code = u8::try_from(b.rem_euclid(8)).ok();
+            let Some(precision) = code.and_then(Precision::from_code) else {
                 continue;
             };
-            let key = bucket(&k.occurred, g);
-            let agg = map.entry(key).or_default();
-            agg.count = agg.count.saturating_add_signed(delta);
-            bump(&mut agg.by_kind, k.kind, delta);
-            for c in &k.countries {
-                bump(&mut agg.by_country, *c, delta);
+            let start = b.div_euclid(8);
+            current = Some(b);
+            rows.push(DateRow {
+                bucket: TimePoint::at(start, precision.min(Precision::Year)).to_string(),
+                precision,
+                count: 0,
+                by_kind: BTreeMap::new(),
+                by_country: BTreeMap::new(),
+            });
+        }
+        let Some(row) = rows.last_mut() else { continue };
+        match d.byte() {
+            Some(field::COUNT) => row.count = n as u64,
+            Some(field::KIND) => {
+                row.by_kind.insert(d.str().unwrap_or_default(), n as u64);
             }
-            if agg.count == 0 {
-                map.remove(&key);
+            Some(field::D_COUNTRY) => {
+                row.by_country.insert(d.str().unwrap_or_default(), n as u64);
             }
+            _ => {}
         }
     }
-
-    pub(crate) fn rows(&self, names: &Names, g: Granularity) -> Vec<DateRow> {
-        let Some(map) = self.grains.get(slot(g)) else {
-            return Vec::new();
-        };
-        map.iter()
-            .map(|(&(start, precision), agg)| {
-                let label_precision = precision.min(Precision::Year);
-                DateRow {
-                    bucket: TimePoint::at(start, label_precision).to_string(),
-                    precision,
-                    count: agg.count,
-                    by_kind: named(names, &agg.by_kind),
-                    by_country: named(names, &agg.by_country),
-                }
-            })
-            .collect()
-    }
+    Ok(rows)
 }

@@ -1,16 +1,12 @@
 //! What every view is built from: the change one entry makes to one
-//! event, the trait of user projections, and the counters and extents
-//! the built-in views keep.
+//! event, the trait of user projections, and the packing of time points
+//! into the built-in views' keys.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::intern::{Name, Names};
 use crate::log::Entry;
 use crate::model::Event;
-use crate::time::{Micros, Occurred, TimePoint};
+use crate::time::{Granularity, Micros, Occurred, Precision, TimePoint};
 
 /// What one log entry did to one event, as fed to projections.
 #[derive(Debug, Clone, Copy)]
@@ -61,44 +57,6 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
-/// Adds `delta` to a counter, dropping it at zero so that a view after a
-/// retraction equals one that never saw the event. Counters are `u64`,
-/// or `u32` where there are many of them.
-pub(crate) fn bump<K: Ord, V: Copy + Into<i128> + TryFrom<i128>>(
-    map: &mut BTreeMap<K, V>,
-    key: K,
-    delta: i64,
-) {
-    use std::collections::btree_map::Entry as Slot;
-    match map.entry(key) {
-        Slot::Occupied(mut slot) => {
-            let new = (*slot.get()).into() + i128::from(delta);
-            if new <= 0 {
-                slot.remove();
-            } else if let Ok(v) = V::try_from(new) {
-                // (Past the counter's range it stays at its last value.)
-                *slot.get_mut() = v;
-            }
-        }
-        Slot::Vacant(slot) => {
-            if let (true, Ok(v)) = (delta > 0, V::try_from(i128::from(delta))) {
-                slot.insert(v);
-            }
-        }
-    }
-}
-
-/// Smallest and largest of a multiset of time points, kept under removal.
-/// A point is packed into one `i64` (start × 8 + precision code, which
-/// keeps the order of (start, precision)) and counted in a `u32`: these
-/// multisets are most of the views' memory (one entry per distinct day
-/// an actor or a country was active), so each entry is kept small.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Extent {
-    firsts: BTreeMap<i64, u32>,
-    lasts: BTreeMap<i64, u32>,
-}
-
 /// Valid starts (years 1-9999) are within ±2^58 µs, so the packing never
 /// overflows; anything else saturates (and would only misorder itself).
 pub(crate) fn pack(p: TimePoint) -> i64 {
@@ -112,36 +70,13 @@ pub(crate) fn unpack(k: i64) -> Option<TimePoint> {
     TimePoint::from_parts(k.div_euclid(8), crate::time::Precision::from_code(code)?)
 }
 
-impl Extent {
-    pub(crate) fn bump(&mut self, occurred: &Occurred, delta: i64) {
-        bump(&mut self.firsts, pack(occurred.from), delta);
-        bump(&mut self.lasts, pack(occurred.to), delta);
-    }
+/// A bucket of the by-date view: its first microsecond and its precision.
+pub(crate) type Bucket = (Micros, Precision);
 
-    /// The earliest `from` point, as text at its own precision.
-    pub(crate) fn first(&self) -> Option<String> {
-        self.firsts
-            .keys()
-            .next()
-            .and_then(|k| unpack(*k))
-            .map(|p| p.to_string())
-    }
-
-    /// The latest `to` point, as text at its own precision.
-    pub(crate) fn last(&self) -> Option<String> {
-        self.lasts
-            .keys()
-            .next_back()
-            .and_then(|k| unpack(*k))
-            .map(|p| p.to_string())
-    }
-}
-
-/// Turns a count map keyed by interned names into one keyed by strings.
-pub(crate) fn named(names: &Names, m: &BTreeMap<Name, u64>) -> BTreeMap<String, u64> {
-    m.iter()
-        .map(|(k, v)| (names.name(*k).to_string(), *v))
-        .collect()
+/// The bucket of an occurrence at a granularity.
+pub(crate) fn bucket(occurred: &Occurred, g: Granularity) -> Bucket {
+    let precision = g.precision().max(occurred.precision());
+    (occurred.from.truncate(precision).start, precision)
 }
 
 #[cfg(test)]

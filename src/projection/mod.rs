@@ -1,7 +1,9 @@
 //! Projections: views folded from the log in seq order.
 //!
-//! The built-in views (by country, by actor, by date) live in their own
-//! files; [`Projection`] is the trait for user-defined ones. Every view is a
+//! The built-in views (by country, by actor, by date) are counts under
+//! keys (`cells`), summed over the layers that hold them (runs on disk,
+//! changes in memory); each view's file reads its rows from those cells.
+//! [`Projection`] is the trait for user-defined ones. Every view is a
 //! fold over [`Change`]s, and each change removes the event's previous
 //! version (if any) and adds its new one (if any), so that corrections and
 //! retractions need no special cases and a replay from scratch reaches
@@ -10,77 +12,54 @@
 mod by_actor;
 mod by_country;
 mod by_date;
+mod cells;
 mod fold;
 mod user;
 
-use serde::{Deserialize, Serialize};
-
 use crate::intern::{Keys, Names};
-use crate::time::Granularity;
+use crate::runfile::Cell;
 
 pub use by_actor::ActorRow;
-pub(crate) use by_actor::{ByActor, Display};
-pub(crate) use by_country::ByCountry;
-pub use by_country::CountryRow;
+pub(crate) use by_actor::{actor_count, actor_row, actor_rows};
+pub(crate) use by_country::{country_actors, country_count, country_row, country_rows};
+pub use by_country::{CountryActor, CountryRow, ACTORS_IN_ROW};
+pub(crate) use by_date::date_rows;
 pub use by_date::DateRow;
-pub(crate) use by_date::{bucket, ByDate};
+pub(crate) use cells::{Cells, Display, Layered, Part};
+pub(crate) use fold::bucket;
 pub use fold::{Change, Projection};
 pub use user::Registered;
 pub(crate) use user::{parse_checkpoint, projection_key, Changes, Fed, Feed};
 
-/// The built-in views, kept together because every change feeds all three.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A fold of changes in memory: the cells they changed, and the display
+/// names of the actors they named (on top of those known before).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Views {
-    pub(crate) by_country: by_country::ByCountry,
-    pub(crate) by_actor: by_actor::ByActor,
-    pub(crate) by_date: by_date::ByDate,
+    pub(crate) cells: Cells,
     pub(crate) display: Display,
 }
 
-/// Removes `before`'s contribution to each view and adds `after`'s.
-pub(crate) fn apply_to(
-    by_country: &mut by_country::ByCountry,
-    by_actor: &mut by_actor::ByActor,
-    by_date: &mut by_date::ByDate,
-    display: &mut Display,
-    before: Option<&Keys>,
-    after: Option<&Keys>,
-) {
-    if let Some(k) = before {
-        by_country.bump(k, -1);
-        by_actor.bump(k, -1);
-        by_date.bump(k, -1);
-    }
-    if let Some(k) = after {
-        display.remember(k);
-        by_country.bump(k, 1);
-        by_actor.bump(k, 1);
-        by_date.bump(k, 1);
-    }
-}
-
 impl Views {
+    /// Changes folded on top of views whose actors are shown as in
+    /// `display`.
+    pub(crate) fn over(display: Display) -> Views {
+        Views {
+            cells: Cells::default(),
+            display,
+        }
+    }
+
     /// Removes `before`'s contribution and adds `after`'s.
     pub(crate) fn apply(&mut self, before: Option<&Keys>, after: Option<&Keys>) {
-        apply_to(
-            &mut self.by_country,
-            &mut self.by_actor,
-            &mut self.by_date,
-            &mut self.display,
-            before,
-            after,
-        );
+        self.cells.apply(&mut self.display, before, after);
     }
 
-    pub(crate) fn country_rows(&self, names: &Names) -> Vec<CountryRow> {
-        self.by_country.rows(names, &self.display)
-    }
-
-    pub(crate) fn actor_rows(&self, names: &Names) -> Vec<ActorRow> {
-        self.by_actor.rows(names, &self.display)
-    }
-
-    pub(crate) fn date_rows(&self, names: &Names, g: Granularity) -> Vec<DateRow> {
-        self.by_date.rows(names, g)
+    /// The changed cells, as sorted keys.
+    pub(crate) fn encode(&self, names: &Names) -> Vec<Cell> {
+        self.cells.encode(
+            names,
+            &self.display,
+            &[Part::Country, Part::Actor, Part::Date],
+        )
     }
 }

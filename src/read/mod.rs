@@ -22,8 +22,9 @@ use crate::json::Position;
 use crate::line::branch::{Branch, NamedViews};
 use crate::line::{Line, Lines};
 use crate::log::{Body, Entry, Head, Log};
+use crate::model::actor_key;
 use crate::model::Event;
-use crate::projection::{ActorRow, CountryRow, DateRow, Views};
+use crate::projection::{self, ActorRow, CountryActor, CountryRow, DateRow, Layered, Part, Views};
 use crate::query::Query;
 use crate::record::{Record, Version};
 use crate::time::{parse_rfc3339, Granularity, Micros, TimePoint};
@@ -290,9 +291,12 @@ impl<'a> Reader<'a> {
             let state = self.lines.main.state();
             let prefix = state.index.created_upto(self.seq)?;
             let changed = state.index.changed_after(self.seq, prefix)?;
-            let unchanged = state.index.select_where(&state.names, q, |n| {
-                (n as usize) < prefix && !changed.contains(&n)
-            })?;
+            let empty = Names::default();
+            let unchanged = state
+                .index
+                .select_where(state.names_for(q, &empty)?, q, |n| {
+                    (n as usize) < prefix && !changed.contains(&n)
+                })?;
             let mut at_seq: Vec<(crate::index::Meta, u64)> = Vec::new();
             for n in changed {
                 if let (Some(m), Some(v)) =
@@ -326,8 +330,7 @@ impl<'a> Reader<'a> {
         if self.at_main_head() {
             return self.lines.main.by_country();
         }
-        let v = self.views()?;
-        Ok(v.1.country_rows(&v.0).into())
+        Ok(projection::country_rows(&*self.views()?)?.into())
     }
 
     /// The by-actor view.
@@ -335,8 +338,7 @@ impl<'a> Reader<'a> {
         if self.at_main_head() {
             return self.lines.main.by_actor();
         }
-        let v = self.views()?;
-        Ok(v.1.actor_rows(&v.0).into())
+        Ok(projection::actor_rows(&*self.views()?, None, None)?.into())
     }
 
     /// The by-date view at a granularity.
@@ -344,8 +346,54 @@ impl<'a> Reader<'a> {
         if self.at_main_head() {
             return self.lines.main.by_date(g);
         }
-        let v = self.views()?;
-        Ok(v.1.date_rows(&v.0, g).into())
+        Ok(projection::date_rows(&*self.views()?, g)?.into())
+    }
+
+    /// The views' cells of `part` as of this reader's seq: at main's
+    /// head straight from the runs (no fold, no string table).
+    fn layers(&self, part: Part) -> Result<Arc<Layered>> {
+        if self.at_main_head() {
+            return Ok(Arc::new(self.lines.main.state().layered(&[part])?));
+        }
+        self.views()
+    }
+
+    /// One row of the by-country view (none if no current event concerns
+    /// the country): a few reads, whatever the view's size.
+    pub fn country(&self, country: &str) -> Result<Option<CountryRow>> {
+        projection::country_row(&*self.layers(Part::Country)?, country)
+    }
+
+    /// A page of a country's actors, by key: those after `after` (from
+    /// the first when none), at most `limit`. The full list behind a
+    /// by-country row's `actors`.
+    pub fn country_actors(
+        &self,
+        country: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CountryActor>> {
+        let after = after.map(actor_key);
+        projection::country_actors(
+            &*self.layers(Part::Country)?,
+            country,
+            after.as_deref(),
+            limit,
+        )
+    }
+
+    /// One row of the by-actor view, by name (matched as queries match
+    /// actors: trimmed, case-insensitively); none if no current event
+    /// names the actor.
+    pub fn actor(&self, name: &str) -> Result<Option<ActorRow>> {
+        projection::actor_row(&*self.layers(Part::Actor)?, &actor_key(name))
+    }
+
+    /// A page of the by-actor view, by key: the rows after actor `after`
+    /// (from the first when none), at most `limit`.
+    pub fn actors_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<ActorRow>> {
+        let after = after.map(actor_key);
+        projection::actor_rows(&*self.layers(Part::Actor)?, after.as_deref(), Some(limit))
     }
 
     /// The built-in views' state as of this reader's seq.
@@ -374,15 +422,21 @@ impl<'a> Reader<'a> {
     fn main_views(&self) -> Result<NamedViews> {
         if self.at_main_head() {
             let state = self.lines.main.state();
-            return Ok(Arc::new((state.names.clone(), state.views.to_views()?)));
+            return Ok(Arc::new(state.layered(&[
+                Part::Country,
+                Part::Actor,
+                Part::Date,
+            ])?));
         }
         // Start from whichever fold is nearer: a snapshot at or before the
-        // seq (then replay forward), or one after it or the head (then
+        // seq (then fold forward), or one after it or the head (then
         // undo backward). Undoing applies each change in reverse, which
-        // the views support because every change is remove-then-add.
+        // the views support because every change is remove-then-add and
+        // their cells are counts that add up.
         let (earlier, later) = self.lines.main.snapshot_seqs_around(self.seq);
+        let (mut names, display) = self.head_names()?;
         if later.saturating_sub(self.seq) < self.seq - earlier {
-            let (start, mut views, mut names) = self.lines.main.views_at_or_after(self.seq)?;
+            let (start, base) = self.lines.main.views_at_or_after(self.seq)?;
             let entries: Vec<Entry> = self
                 .lines
                 .main
@@ -391,24 +445,32 @@ impl<'a> Reader<'a> {
                 .take_while(|r| r.as_ref().map_or(true, |(e, _)| e.seq <= start.seq))
                 .map(|r| r.map(|(e, _)| e))
                 .collect::<Result<_>>()?;
+            let mut views = Views::over(display);
             for entry in entries.iter().rev() {
                 let before = self.main_before(entry)?;
                 let before = before.as_ref().map(|e| Keys::of(&mut names, e));
                 let after = entry.body.event().map(|e| Keys::of(&mut names, e));
                 views.apply(after.as_ref(), before.as_ref());
             }
-            return Ok(Arc::new((names, views)));
+            return Ok(Arc::new(base.with(views.encode(&names))));
         }
-        // Names are only ever added, so a table taken now names everything
-        // the entries up to this reader's seq mention.
-        let mut names = self.lines.main.state().names.clone();
-        let (start, views) = self.lines.main.snapshot_at_or_before(self.seq);
-        let views = self.fold_forward(start, views, &mut names)?;
-        Ok(Arc::new((names, views)))
+        let (start, base) = self.lines.main.snapshot_at_or_before(self.seq);
+        let views = self.fold_forward(start, Views::over(display), &mut names)?;
+        Ok(Arc::new(base.with(views.encode(&names))))
+    }
+
+    /// A copy of main's string table and display names: names are only
+    /// ever added, so the head's table names everything any seq and any
+    /// branch forked from main mentions, and an actor's display name is
+    /// the same at every seq.
+    pub(crate) fn head_names(&self) -> Result<(Names, crate::projection::Display)> {
+        let state = self.lines.main.state();
+        let t = state.names.get()?;
+        Ok((t.names.clone(), t.display.clone()))
     }
 
     /// Folds main's entries after `start` up to this reader's seq into
-    /// `views` (which must be the views at `start`).
+    /// `views` (changes on top of the views at `start`).
     pub(crate) fn fold_forward(
         &self,
         start: Head,
@@ -444,10 +506,11 @@ impl<'a> Reader<'a> {
         v.map(|s| self.lines.main.log().read_event(s)).transpose()
     }
 
-    fn branch_views(&self, b: &Branch) -> Result<(Names, Views)> {
+    fn branch_views(&self, b: &Branch) -> Result<Layered> {
         let parent = self.parent(b)?;
         let base = parent.views()?;
-        let (mut names, mut views) = (base.0.clone(), base.1.clone());
+        let (mut names, display) = self.head_names()?;
+        let mut views = Views::over(display);
         let mut current: HashMap<Uuid, Option<Event>> = HashMap::new();
         for entry in b.entries_upto(self.seq) {
             let id = entry.body.id();
@@ -467,7 +530,7 @@ impl<'a> Reader<'a> {
             views.apply(bk.as_ref(), ak.as_ref());
             current.insert(id, after);
         }
-        Ok((names, views))
+        Ok(base.with(views.encode(&names)))
     }
 }
 

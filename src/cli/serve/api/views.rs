@@ -14,19 +14,84 @@ use super::http::{
 };
 use crate::cli::serve::shared::Checked;
 
+/// The most rows a page of a view holds.
+const MAX_PAGE: usize = 10_000;
+
+/// `after` and `limit`, which page the by-actor view and a country's
+/// actors: checked, and refused where nothing is paged.
+fn page(p: &Params, paged: bool) -> Result<(Option<String>, usize), ApiError> {
+    let after = p.one("after")?.map(str::to_string);
+    if after.as_deref() == Some("") {
+        return Err(ApiError::bad_param("after", "is empty"));
+    }
+    let limit = p.parse::<usize>("limit")?;
+    if !paged {
+        for (name, given) in [("after", after.is_some()), ("limit", limit.is_some())] {
+            if given {
+                return Err(ApiError::bad_param(
+                    name,
+                    "pages the by-actor view or a country's actors (with actors=true)",
+                ));
+            }
+        }
+    }
+    match limit {
+        Some(n) if !(1..=MAX_PAGE).contains(&n) => Err(ApiError::bad_param(
+            "limit",
+            format!("`{n}`: expected 1 to {MAX_PAGE}"),
+        )),
+        _ => Ok((after, limit.unwrap_or(100))),
+    }
+}
+
 pub(super) async fn by_country(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
-    let at = Params::new(p, &AT_PARAMS)?.at()?;
+    let p = Params::new(
+        p,
+        &known(&[&AT_PARAMS, &["country", "actors", "after", "limit"]]),
+    )?;
+    let at = p.at()?;
+    let country = p.one("country")?.map(str::to_string);
+    if let Some(c) = country.as_deref().filter(|c| !annals::is_country_code(c)) {
+        return Err(ApiError::bad_param(
+            "country",
+            format!("`{c}`: expected an ISO 3166-1 alpha-2 code"),
+        ));
+    }
+    let actors = p.flag("actors")?;
+    if actors && country.is_none() {
+        return Err(ApiError::bad_param("actors", "needs a country"));
+    }
+    let (after, limit) = page(&p, actors)?;
     let rows = blocking(&db, move |db| {
-        Ok(serde_json::to_value(&*db.reader(&at)?.by_country()?))
+        let reader = db.reader(&at)?;
+        Ok(match country {
+            Some(c) if actors => {
+                serde_json::to_value(reader.country_actors(&c, after.as_deref(), limit)?)
+            }
+            Some(c) => serde_json::to_value(reader.country(&c)?.into_iter().collect::<Vec<_>>()),
+            None => serde_json::to_value(&*reader.by_country()?),
+        })
     })
     .await?;
     ok(StatusCode::OK, rows.map_err(unserialisable)?)
 }
 
 pub(super) async fn by_actor(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
-    let at = Params::new(p, &AT_PARAMS)?.at()?;
+    let p = Params::new(p, &known(&[&AT_PARAMS, &["actor", "after", "limit"]]))?;
+    let at = p.at()?;
+    let actor = p.one("actor")?.map(str::to_string);
+    if actor.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(ApiError::bad_param("actor", "is blank"));
+    }
+    let paged = p.one("after")?.is_some() || p.one("limit")?.is_some();
+    let (after, limit) = page(&p, actor.is_none())?;
     let rows = blocking(&db, move |db| {
-        Ok(serde_json::to_value(&*db.reader(&at)?.by_actor()?))
+        let reader = db.reader(&at)?;
+        Ok(match actor {
+            Some(a) => serde_json::to_value(reader.actor(&a)?.into_iter().collect::<Vec<_>>()),
+            None if paged => serde_json::to_value(reader.actors_page(after.as_deref(), limit)?),
+            None => serde_json::to_value(&*reader.by_actor()?),
+        })
     })
     .await?;
     ok(StatusCode::OK, rows.map_err(unserialisable)?)

@@ -1,0 +1,560 @@
+//! The built-in views as cells: every figure a view shows is a count
+//! under a key (a country's events of one kind, an actor's events on one
+//! day, a month's events in one country), so a change is a few +1/-1 on
+//! keys and views add up: the views at the head are the sum of the runs
+//! on disk and the cells changed since (see `runfile`).
+//!
+//! In memory, between flushes, a cell's key is a few interned numbers
+//! (no allocation per event; hashed with [`Fx`], not SipHash). On disk and
+//! when read, it is bytes that sort like the rows: a tag, the row's name
+//! (a country code, an actor's key, a date bucket), then the field. A
+//! row's cells are contiguous, so one row is one range read; the display
+//! name of an actor travels in its keys, so reads never need the string
+//! table.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::intern::{Keys, Name, Names};
+use crate::projection::fold::{bucket, pack};
+use crate::runfile::Cell;
+use crate::time::{Granularity, Occurred};
+
+/// A small, fast hasher for keys of a few integers (FxHash, as rustc
+/// uses): the cells' maps are hashed on every change, and SipHash's
+/// resistance to chosen keys buys nothing for keys made of our own
+/// numbers.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map hashed with [`Fx`].
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+/// A cell's key in memory: its tag's map holds it, and `a`, `b`, `t` are
+/// the tag's fields (unused ones zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct K {
+    a: Name,
+    b: Name,
+    t: i64,
+}
+
+// Tags. Country rows: count, by kind, first points, last points, actors.
+const CN: usize = 0;
+const CK: usize = 1;
+const CF: usize = 2;
+const CL: usize = 3;
+const CA: usize = 4;
+// Actor rows: count, by kind, by role, countries, first and last points.
+const AN: usize = 5;
+const AK: usize = 6;
+const AR: usize = 7;
+const AC: usize = 8;
+const AF: usize = 9;
+const AL: usize = 10;
+// Date rows (per granularity): count, by kind, by country.
+const DN: usize = 11;
+const DK: usize = 12;
+const DC: usize = 13;
+const TAGS: usize = 14;
+
+/// Which view a cell belongs to (its key's first byte on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Rows of the by-country view.
+    Country,
+    /// Rows of the by-actor view.
+    Actor,
+    /// Rows of the by-date view.
+    Date,
+}
+
+impl Part {
+    fn of(tag: usize) -> Part {
+        match tag {
+            CN..=CA => Part::Country,
+            AN..=AL => Part::Actor,
+            _ => Part::Date,
+        }
+    }
+
+    /// The first byte of the part's keys.
+    pub(crate) fn byte(self) -> u8 {
+        match self {
+            Part::Country => b'C',
+            Part::Actor => b'A',
+            Part::Date => b'D',
+        }
+    }
+}
+
+/// The display name each actor key was first seen under in the log. Never
+/// forgotten, so that it does not depend on later retractions; kept in
+/// first-seen order so that it can be persisted by appending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Display {
+    shown: FxMap<Name, Name>,
+    order: Vec<(Name, Name)>,
+}
+
+impl Display {
+    /// Remembers the names an event's actors are shown under (those not
+    /// yet known).
+    pub(crate) fn remember(&mut self, k: &Keys) {
+        for (key, shown) in &k.display {
+            if let std::collections::hash_map::Entry::Vacant(v) = self.shown.entry(*key) {
+                v.insert(*shown);
+                self.order.push((*key, *shown));
+            }
+        }
+    }
+
+    /// The name actor `key` is shown under.
+    pub(crate) fn name<'a>(&self, names: &'a Names, key: Name) -> &'a str {
+        names.name(self.shown.get(&key).copied().unwrap_or(key))
+    }
+
+    /// Pairs in first-seen order, from the `from`-th.
+    pub(crate) fn pairs_from(&self, from: usize) -> &[(Name, Name)] {
+        self.order.get(from..).unwrap_or(&[])
+    }
+
+    /// How many actor keys are known.
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Rebuilds from persisted pairs.
+    pub(crate) fn from_pairs(pairs: Vec<(Name, Name)>) -> Display {
+        let mut d = Display::default();
+        for (k, s) in pairs {
+            if let std::collections::hash_map::Entry::Vacant(v) = d.shown.entry(k) {
+                v.insert(s);
+                d.order.push((k, s));
+            }
+        }
+        d
+    }
+}
+
+/// Changed cells, keyed by interned numbers: the views' changes since the
+/// last flush, or a fold of part of a log (as-of views, branches).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cells {
+    maps: [FxMap<K, i64>; TAGS],
+}
+
+impl PartialEq for Cells {
+    fn eq(&self, other: &Cells) -> bool {
+        self.maps == other.maps
+    }
+}
+
+impl Cells {
+    fn add(&mut self, tag: usize, a: Name, b: Name, t: i64, d: i64) {
+        let Some(map) = self.maps.get_mut(tag) else {
+            return;
+        };
+        let slot = map.entry(K { a, b, t }).or_insert(0);
+        *slot += d;
+        if *slot == 0 {
+            map.remove(&K { a, b, t });
+        }
+    }
+
+    /// Removes `before`'s contribution and adds `after`'s, remembering
+    /// the display names of their actors.
+    pub(crate) fn apply(
+        &mut self,
+        display: &mut Display,
+        before: Option<&Keys>,
+        after: Option<&Keys>,
+    ) {
+        if let Some(k) = before {
+            // Known already, except on a branch of a branch, whose
+            // parent named an actor main never did.
+            display.remember(k);
+            self.bump(k, -1);
+        }
+        if let Some(k) = after {
+            display.remember(k);
+            self.bump(k, 1);
+        }
+    }
+
+    fn bump(&mut self, k: &Keys, d: i64) {
+        let (from, to) = (pack(k.occurred.from), pack(k.occurred.to));
+        for &c in &k.countries {
+            self.add(CN, c, 0, 0, d);
+            self.add(CK, c, k.kind, 0, d);
+            self.add(CF, c, 0, from, d);
+            self.add(CL, c, 0, to, d);
+            for &a in &k.actor_keys {
+                self.add(CA, c, a, 0, d);
+            }
+        }
+        for &(a, role) in &k.actors {
+            self.add(AR, a, role, 0, d);
+        }
+        // An actor named in two roles counts once per event.
+        for &a in &k.actor_keys {
+            self.add(AN, a, 0, 0, d);
+            self.add(AK, a, k.kind, 0, d);
+            self.add(AF, a, 0, from, d);
+            self.add(AL, a, 0, to, d);
+            for &c in &k.countries {
+                self.add(AC, a, c, 0, d);
+            }
+        }
+        for (g, slot) in Granularity::ALL.into_iter().zip(0u32..) {
+            let b = date_key(&k.occurred, g);
+            self.add(DN, slot, 0, b, d);
+            self.add(DK, slot, k.kind, b, d);
+            for &c in &k.countries {
+                self.add(DC, slot, c, b, d);
+            }
+        }
+    }
+
+    /// Changed cells held.
+    pub(crate) fn len(&self) -> usize {
+        self.maps.iter().map(HashMap::len).sum()
+    }
+
+    /// Whether nothing changed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.maps.iter().all(HashMap::is_empty)
+    }
+
+    /// The cells of `parts` as sorted byte keys (names resolved through
+    /// `names` and `display`).
+    pub(crate) fn encode(&self, names: &Names, display: &Display, parts: &[Part]) -> Vec<Cell> {
+        let mut out: Vec<Cell> = Vec::new();
+        let mut kb = Vec::with_capacity(64);
+        for (tag, map) in self.maps.iter().enumerate() {
+            if !parts.contains(&Part::of(tag)) {
+                continue;
+            }
+            out.reserve(map.len());
+            for (k, v) in map {
+                kb.clear();
+                encode_key(&mut kb, tag, k, names, display);
+                out.push((kb.as_slice().into(), *v));
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// A bucket of the by-date view, packed like an extent's points.
+fn date_key(occurred: &Occurred, g: Granularity) -> i64 {
+    let (start, precision) = bucket(occurred, g);
+    start
+        .saturating_mul(8)
+        .saturating_add(i64::from(precision.code()))
+}
+
+/// Sub-field bytes, in the order a row's cells are stored.
+pub(crate) mod field {
+    pub(crate) const COUNT: u8 = b'1';
+    pub(crate) const KIND: u8 = b'2';
+    pub(crate) const C_FIRST: u8 = b'3';
+    pub(crate) const C_LAST: u8 = b'4';
+    pub(crate) const C_ACTOR: u8 = b'5';
+    pub(crate) const A_ROLE: u8 = b'3';
+    pub(crate) const A_COUNTRY: u8 = b'4';
+    pub(crate) const A_FIRST: u8 = b'5';
+    pub(crate) const A_LAST: u8 = b'6';
+    pub(crate) const D_COUNTRY: u8 = b'3';
+}
+
+/// Appends a string so that keys sort by it and it can be read back:
+/// NUL is escaped as `00 FF`, and `00 01` ends it.
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 1]);
+}
+
+/// Appends an `i64` so that keys sort by it.
+pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+/// Appends an `i64` so that keys sort by it, greatest first.
+pub(crate) fn put_i64_desc(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(&(!((v as u64) ^ (1 << 63))).to_be_bytes());
+}
+
+fn encode_key(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names, display: &Display) {
+    use field::*;
+    let part = Part::of(tag);
+    out.push(part.byte());
+    match part {
+        Part::Country => put_str(out, names.name(k.a)),
+        Part::Actor => put_str(out, names.name(k.a)),
+        Part::Date => {
+            out.push(b'0' + k.a as u8);
+            put_i64(out, k.t);
+        }
+    }
+    match tag {
+        CN => out.push(COUNT),
+        CK | AK | DK => {
+            out.push(KIND);
+            put_str(out, names.name(k.b));
+        }
+        CF => {
+            out.push(C_FIRST);
+            put_i64(out, k.t);
+        }
+        CL => {
+            out.push(C_LAST);
+            put_i64_desc(out, k.t);
+        }
+        CA => {
+            out.push(C_ACTOR);
+            put_str(out, names.name(k.b));
+            put_str(out, display.name(names, k.b));
+        }
+        AN => {
+            out.push(COUNT);
+            put_str(out, display.name(names, k.a));
+        }
+        AR => {
+            out.push(A_ROLE);
+            put_str(out, names.name(k.b));
+        }
+        AC => {
+            out.push(A_COUNTRY);
+            put_str(out, names.name(k.b));
+        }
+        AF => {
+            out.push(A_FIRST);
+            put_i64(out, k.t);
+        }
+        AL => {
+            out.push(A_LAST);
+            put_i64_desc(out, k.t);
+        }
+        DN => out.push(COUNT),
+        _ => {
+            out.push(D_COUNTRY);
+            put_str(out, names.name(k.b));
+        }
+    }
+}
+
+/// Reads keys written with [`put_str`] and [`put_i64`].
+pub(crate) struct Dec<'a> {
+    b: &'a [u8],
+    p: usize,
+}
+
+impl<'a> Dec<'a> {
+    /// Reads `b` from its start.
+    pub(crate) fn new(b: &'a [u8]) -> Dec<'a> {
+        Dec { b, p: 0 }
+    }
+
+    /// Bytes read so far.
+    pub(crate) fn pos(&self) -> usize {
+        self.p
+    }
+
+    /// The next byte.
+    pub(crate) fn byte(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.p)?;
+        self.p += 1;
+        Some(v)
+    }
+
+    /// The next string.
+    pub(crate) fn str(&mut self) -> Option<String> {
+        let mut s = Vec::new();
+        loop {
+            let b = self.byte()?;
+            if b != 0 {
+                s.push(b);
+                continue;
+            }
+            match self.byte()? {
+                0xFF => s.push(0),
+                1 => break,
+                _ => return None,
+            }
+        }
+        String::from_utf8(s).ok()
+    }
+
+    /// The next `i64` (`desc`: written with [`put_i64_desc`]).
+    pub(crate) fn i64(&mut self, desc: bool) -> Option<i64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.b.get(self.p..self.p + 8)?);
+        self.p += 8;
+        let u = u64::from_be_bytes(a);
+        Some(((if desc { !u } else { u }) ^ (1 << 63)) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_like_their_fields_and_read_back() {
+        let strs = ["", "\0", "\0a", "a", "a\0", "ab", "b", "é"];
+        for x in strs {
+            for y in strs {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                put_str(&mut a, x);
+                put_str(&mut b, y);
+                a.push(b'9');
+                assert_eq!(
+                    a.cmp(&b),
+                    x.cmp(y).then(std::cmp::Ordering::Greater),
+                    "{x:?} {y:?}"
+                );
+                assert_eq!(Dec::new(&a).str().as_deref(), Some(x));
+            }
+        }
+        let ints = [i64::MIN, -5, -1, 0, 1, 7, i64::MAX];
+        for x in ints {
+            for y in ints {
+                let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                put_i64(&mut a, x);
+                put_i64(&mut b, y);
+                put_i64_desc(&mut c, x);
+                put_i64_desc(&mut d, y);
+                assert_eq!(a.cmp(&b), x.cmp(&y));
+                assert_eq!(c.cmp(&d), y.cmp(&x));
+                assert_eq!(Dec::new(&a).i64(false), Some(x));
+                assert_eq!(Dec::new(&c).i64(true), Some(x));
+            }
+        }
+    }
+}
+
+/// Views as a stack of sorted layers (runs on disk, cells in memory)
+/// read as their sum: the views at the head, or at a snapshot plus the
+/// fold of the entries after it, or a branch's parent plus the branch.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Layered {
+    /// Runs, oldest first.
+    pub(crate) runs: Vec<std::sync::Arc<crate::runfile::Run>>,
+    /// Sorted cells held in memory, added on top.
+    pub(crate) mems: Vec<std::sync::Arc<[Cell]>>,
+}
+
+impl Layered {
+    /// The summed cells with keys in `lo..hi` (`hi` none: to the end).
+    pub(crate) fn scan<'a>(&'a self, lo: &[u8], hi: Option<&[u8]>) -> crate::runfile::Merge<'a> {
+        let mut sources: Vec<Box<dyn Iterator<Item = crate::error::Result<Cell>> + 'a>> =
+            Vec::with_capacity(self.runs.len() + self.mems.len());
+        for r in &self.runs {
+            sources.push(Box::new(r.scan(lo, hi)));
+        }
+        for m in &self.mems {
+            let start = m.partition_point(|(k, _)| &**k < lo);
+            let hi = hi.map(<[u8]>::to_vec);
+            sources.push(Box::new(
+                m[start..]
+                    .iter()
+                    .take_while(move |(k, _)| hi.as_deref().is_none_or(|h| &**k < h))
+                    .cloned()
+                    .map(Ok),
+            ));
+        }
+        crate::runfile::Merge::new(sources)
+    }
+
+    /// The first positive cell in `lo..hi`.
+    pub(crate) fn first(&self, lo: &[u8], hi: &[u8]) -> crate::error::Result<Option<Cell>> {
+        for c in self.scan(lo, Some(hi)) {
+            let c = c?;
+            if c.1 > 0 {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    /// These layers with `cells` on top.
+    pub(crate) fn with(&self, cells: Vec<Cell>) -> Layered {
+        let mut l = self.clone();
+        if !cells.is_empty() {
+            l.mems.push(cells.into());
+        }
+        l
+    }
+}
+
+/// `prefix` followed by `byte`.
+pub(crate) fn then(prefix: &[u8], byte: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(prefix.len() + 1);
+    k.extend_from_slice(prefix);
+    k.push(byte);
+    k
+}
+
+/// The least key after every key starting with `prefix` (which ends a
+/// string written by [`put_str`]): its final `01` becomes `02`.
+pub(crate) fn past(prefix: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    if let Some(last) = k.last_mut() {
+        *last += 1;
+    }
+    k
+}
+
+/// Counts by name: cells `prefix` + string, as a map.
+pub(crate) fn counts(
+    v: &Layered,
+    prefix: &[u8],
+) -> crate::error::Result<std::collections::BTreeMap<String, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in v.scan(prefix, Some(&past_field(prefix))) {
+        let (k, n) = c?;
+        if n > 0 {
+            if let Some(s) = k.get(prefix.len()..).and_then(|r| Dec::new(r).str()) {
+                out.insert(s, n as u64);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The least key after every key that starts with `prefix`, whose last
+/// byte is a field byte.
+pub(crate) fn past_field(prefix: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    if let Some(last) = k.last_mut() {
+        *last += 1;
+    }
+    k
+}
