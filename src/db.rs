@@ -83,7 +83,8 @@ impl Builder {
 
     /// How many entries may pass between snapshots of the built-in views,
     /// kept on disk so that a view as of any seq replays at most this many
-    /// entries (default 50,000).
+    /// entries (default 100,000, as flushes: a snapshot is taken right
+    /// after a flush, of the runs it left, and taking one flushes).
     pub fn snapshot_every_entries(mut self, n: u64) -> Builder {
         self.snapshot_every_entries = n.max(1);
         self
@@ -161,7 +162,7 @@ impl Annals {
             durability: Durability::Durable,
             cache_capacity_bytes: 32 * 1024 * 1024,
             checkpoint_every_entries: 100_000,
-            snapshot_every_entries: 50_000,
+            snapshot_every_entries: 100_000,
             view_cells_in_memory: 400_000,
             create: true,
         }

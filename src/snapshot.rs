@@ -83,6 +83,11 @@ impl Snapshots {
         (earlier, later)
     }
 
+    /// The seq of the latest snapshot, if any.
+    pub(crate) fn latest(&self) -> Option<u64> {
+        lock(&self.files).keys().next_back().copied()
+    }
+
     /// Removes every snapshot (a rebuild starts them again).
     pub(crate) fn clear(&self) -> Result<()> {
         let mut files = lock(&self.files);

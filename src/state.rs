@@ -453,13 +453,22 @@ fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
 /// replay of the entries after it, or (when missing, damaged or of an
 /// older format) a rebuild from the whole log. Flushes every
 /// `flush_every` entries while replaying, so memory stays bounded.
-pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64, spill_cells: usize) -> Result<State> {
+///
+/// `flushed` is called after each of those flushes (view snapshots are
+/// taken there).
+pub(crate) fn open(
+    dir: &Path,
+    log: &Log,
+    flush_every: u64,
+    spill_cells: usize,
+    flushed: &mut dyn FnMut(&State),
+) -> Result<State> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let log_head = log.head()?;
     let loaded = load(dir, log, log_head)?;
     if let Some(mut loaded) = loaded {
         loaded.views.spill_cells = spill_cells;
-        match replay(loaded, dir, log, log_head, flush_every) {
+        match replay(loaded, dir, log, log_head, flush_every, flushed) {
             Ok(state) => return Ok(state),
             // Damage in a derived file (a segment block, a run, the
             // string table) means a rebuild from the log. Damage in the
@@ -479,12 +488,19 @@ pub(crate) fn open(dir: &Path, log: &Log, flush_every: u64, spill_cells: usize) 
         },
         ..State::default()
     };
-    replay(fresh, dir, log, log_head, flush_every)
+    replay(fresh, dir, log, log_head, flush_every, flushed)
 }
 
 /// Replays the log from `state`'s head to `log_head`, flushing every
-/// `flush_every` entries.
-fn replay(state: State, dir: &Path, log: &Log, log_head: Head, flush_every: u64) -> Result<State> {
+/// `flush_every` entries (and calling `flushed` after each flush).
+fn replay(
+    state: State,
+    dir: &Path,
+    log: &Log,
+    log_head: Head,
+    flush_every: u64,
+    flushed: &mut dyn FnMut(&State),
+) -> Result<State> {
     let state = RwLock::new(state);
     loop {
         let upto = read(&state).head.seq + flush_every.max(1);
@@ -494,6 +510,7 @@ fn replay(state: State, dir: &Path, log: &Log, log_head: Head, flush_every: u64)
         }
         log.store().sync()?;
         flush(&state, dir)?;
+        flushed(&read(&state));
     }
     let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
     if state.head != log_head {

@@ -71,11 +71,13 @@ impl Main {
         snapshot_dir: &Path,
         cadence: Cadence,
     ) -> Result<Main> {
+        let snapshots = Snapshots::open(snapshot_dir);
         let state = state::open(
             index_dir,
             &log,
             cadence.checkpoint_every_entries,
             cadence.view_cells_in_memory,
+            &mut snapshot_when_due(&snapshots, cadence),
         )?;
         let excised = crate::excise::excised_ids(log.store())?;
         Ok(Main {
@@ -84,7 +86,7 @@ impl Main {
             index_dir: index_dir.to_path_buf(),
             snapshot_dir: snapshot_dir.to_path_buf(),
             rows: Mutex::new(RowCache::default()),
-            snapshots: Snapshots::open(snapshot_dir),
+            snapshots,
             followers: Followers::default(),
             excised,
             cadence,
@@ -252,12 +254,16 @@ impl Main {
         self.followers.notify(entries, befores);
         // Snapshots and flushes are caches of the log: a failure here is
         // retried at the next batch, at close, or rebuilt on open.
+        // A snapshot is taken right after a flush, so that it is only
+        // links to the runs the flush left (with the defaults, flushes and
+        // snapshots coincide).
         let every = self.cadence.snapshot_every_entries;
-        if new_head.seq / every > before.seq / every {
-            let _ = self.snapshots.save(&self.state());
-        }
-        if self.state().index.tail_entries() >= self.cadence.checkpoint_every_entries {
-            let _ = self.checkpoint(writer);
+        let snapshot = new_head.seq / every > before.seq / every;
+        if snapshot || self.state().index.tail_entries() >= self.cadence.checkpoint_every_entries {
+            let flushed = self.checkpoint(writer);
+            if snapshot && flushed.is_ok() && !writer.is_poisoned() {
+                let _ = self.snapshots.save(&self.state());
+            }
         }
     }
 
@@ -287,10 +293,24 @@ impl Main {
             &self.log,
             self.cadence.checkpoint_every_entries,
             self.cadence.view_cells_in_memory,
+            &mut snapshot_when_due(&self.snapshots, self.cadence),
         )?);
         state::flush(&fresh, &self.index_dir)?;
         *write(&self.state) = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
         *lock(&self.rows) = RowCache::default();
         Ok(())
+    }
+}
+
+/// What a replay (open, rebuild) does after each flush: a snapshot each
+/// time it has passed another `snapshot_every_entries` entries, as the
+/// writer takes them.
+fn snapshot_when_due(snapshots: &Snapshots, cadence: Cadence) -> impl FnMut(&State) + '_ {
+    let every = cadence.snapshot_every_entries.max(1);
+    let mut last = snapshots.latest().unwrap_or(0);
+    move |state: &State| {
+        if state.head.seq / every > last / every && snapshots.save(state).is_ok() {
+            last = state.head.seq;
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::cells::{counts, field, past, past_field, put_str, then, Dec, Layered, Part};
+use super::cells::{counts, field, past, past_field, put_str, shown, then, Dec, Layered, Part};
 use super::fold::unpack;
 use crate::error::Result;
 
@@ -46,10 +46,8 @@ pub(crate) fn actor_row(v: &Layered, key: &str) -> Result<Option<ActorRow>> {
     let Some((k, n)) = v.first(&lo, &past_field(&lo))? else {
         return Ok(None);
     };
-    let actor = k
-        .get(lo.len()..)
-        .and_then(|r| Dec::new(r).str())
-        .unwrap_or_else(|| key.to_string());
+    let how = k.get(lo.len()..).and_then(|r| Dec::new(r).str());
+    let actor = shown(key, how.as_deref().unwrap_or_default());
     let first = v
         .first(&then(&p, field::A_FIRST), &then(&p, field::A_FIRST + 1))?
         .and_then(|(k, _)| point(&k, p.len() + 1, false));
@@ -91,7 +89,7 @@ pub(crate) fn actor_rows(
             continue;
         }
         let mut d = Dec::new(&k[1..]);
-        let Some(_key) = d.str() else { continue };
+        let Some(key) = d.str() else { continue };
         let plen = 1 + d.pos();
         let (prefix, rest) = k.split_at(plen);
         if prefix != current.as_slice() {
@@ -114,7 +112,7 @@ pub(crate) fn actor_rows(
         match d.byte() {
             Some(field::COUNT) => {
                 row.count = n as u64;
-                row.actor = d.str().unwrap_or_default();
+                row.actor = shown(&key, &d.str().unwrap_or_default());
             }
             Some(field::KIND) => {
                 row.by_kind.insert(d.str().unwrap_or_default(), n as u64);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::cells::{counts, field, past, past_field, put_str, then, Dec, Layered, Part};
+use super::cells::{counts, field, past, past_field, put_str, shown, then, Dec, Layered, Part};
 use super::fold::unpack;
 use crate::error::Result;
 
@@ -87,8 +87,8 @@ pub(crate) fn country_row(v: &Layered, country: &str) -> Result<Option<CountryRo
             break;
         }
         let mut d = Dec::new(k.get(lo.len()..).unwrap_or_default());
-        if let (Some(_key), Some(shown)) = (d.str(), d.str()) {
-            actors.push(shown);
+        if let (Some(key), Some(how)) = (d.str(), d.str()) {
+            actors.push(shown(&key, &how));
         }
     }
     Ok(Some(CountryRow {
@@ -150,9 +150,9 @@ pub(crate) fn country_actors(
             break;
         }
         let mut d = Dec::new(k.get(lo.len()..).unwrap_or_default());
-        if let (Some(key), Some(actor)) = (d.str(), d.str()) {
+        if let (Some(key), Some(how)) = (d.str(), d.str()) {
             out.push(CountryActor {
-                actor,
+                actor: shown(&key, &how),
                 key,
                 count: n as u64,
             });

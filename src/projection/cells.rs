@@ -289,6 +289,57 @@ pub(crate) mod field {
     pub(crate) const D_COUNTRY: u8 = b'3';
 }
 
+/// How an actor is shown, relative to its key (which every cell naming
+/// it holds anyway): empty when the same, `~` and the characters that
+/// differ (position `:` character) when only their case differs, as it
+/// mostly does, else `=` and the name. Saves most of a name's bytes in
+/// each of the actor's cells.
+pub(crate) fn shown_as(key: &str, shown: &str) -> String {
+    if key == shown {
+        return String::new();
+    }
+    if key.chars().count() == shown.chars().count() {
+        let mut out = String::from("~");
+        for (i, (k, s)) in key.chars().zip(shown.chars()).enumerate() {
+            if k != s {
+                out.push_str(&format!("{i}:{s}"));
+            }
+        }
+        return out;
+    }
+    format!("={shown}")
+}
+
+/// The name an actor is shown under, from its key and [`shown_as`].
+pub(crate) fn shown(key: &str, how: &str) -> String {
+    if let Some(name) = how.strip_prefix('=') {
+        return name.to_string();
+    }
+    let Some(diffs) = how.strip_prefix('~') else {
+        return key.to_string();
+    };
+    let mut chars: Vec<char> = key.chars().collect();
+    let mut rest = diffs.chars().peekable();
+    loop {
+        let mut pos = 0usize;
+        let mut digits = false;
+        while let Some(d) = rest.peek().and_then(|c| c.to_digit(10)) {
+            pos = pos.saturating_mul(10).saturating_add(d as usize);
+            digits = true;
+            rest.next();
+        }
+        match (digits, rest.next(), rest.next()) {
+            (true, Some(':'), Some(c)) => {
+                if let Some(slot) = chars.get_mut(pos) {
+                    *slot = c;
+                }
+            }
+            _ => break,
+        }
+    }
+    chars.into_iter().collect()
+}
+
 /// Appends a string so that keys sort by it and it can be read back:
 /// NUL is escaped as `00 FF`, and `00 01` ends it.
 pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -339,12 +390,13 @@ fn encode_key(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names, display: &Dis
         }
         CA => {
             out.push(C_ACTOR);
-            put_str(out, names.name(k.b));
-            put_str(out, display.name(names, k.b));
+            let key = names.name(k.b);
+            put_str(out, key);
+            put_str(out, &shown_as(key, display.name(names, k.b)));
         }
         AN => {
             out.push(COUNT);
-            put_str(out, display.name(names, k.a));
+            put_str(out, &shown_as(names.name(k.a), display.name(names, k.a)));
         }
         AR => {
             out.push(A_ROLE);
@@ -425,6 +477,22 @@ impl<'a> Dec<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_round_trip_through_their_keys() {
+        for (key, name) in [
+            ("russia", "Russia"),
+            ("russia", "russia"),
+            ("mark rutte", "Mark RUTTE"),
+            ("ü:1", "Ü:1"),
+            ("12:a", "12:A"),
+            ("nato", "  NATO "),
+            ("straße", "STRASSE"),
+        ] {
+            assert_eq!(shown(key, &shown_as(key, name)), name, "{key} {name}");
+        }
+        assert_eq!(shown_as("tail actor 7", "Tail actor 7"), "~0:T");
+    }
 
     #[test]
     fn keys_sort_like_their_fields_and_read_back() {
