@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::sync::{lock, sync_dir};
@@ -194,11 +194,13 @@ struct BlockRef {
     len: u64,
 }
 
-/// An open run: its index in memory, its blocks read on demand.
+/// An open run: its trailer read at open, its block index on first use
+/// (so that opening a database reads no view), its blocks on demand.
 pub(crate) struct Run {
     path: PathBuf,
     file: File,
-    blocks: Vec<BlockRef>,
+    index_at: (u64, u64, u32),
+    blocks: OnceLock<Vec<BlockRef>>,
     cells: u64,
     bytes: u64,
     cache: Mutex<HashMap<usize, Arc<[Cell]>>>,
@@ -214,7 +216,7 @@ impl std::fmt::Debug for Run {
 }
 
 impl Run {
-    /// Opens a run, reading and checking its trailer and index.
+    /// Opens a run, reading and checking its trailer.
     pub(crate) fn open(path: &Path) -> Result<Run> {
         let damaged = |why: &str| Error::derived(path, format!("view run: {why}"));
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
@@ -239,11 +241,36 @@ impl Run {
         if index_off.checked_add(index_len) != Some(bytes - TRAILER as u64) {
             return Err(damaged("index out of bounds"));
         }
+        Ok(Run {
+            path: path.to_path_buf(),
+            file,
+            index_at: (index_off, index_len, index_crc),
+            blocks: OnceLock::new(),
+            cells,
+            bytes,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The block index, read and checked on first use.
+    fn blocks(&self) -> Result<&[BlockRef]> {
+        if let Some(b) = self.blocks.get() {
+            return Ok(b);
+        }
+        let b = self.read_index()?;
+        Ok(self.blocks.get_or_init(|| b))
+    }
+
+    fn read_index(&self) -> Result<Vec<BlockRef>> {
+        let path = &self.path;
+        let damaged = |why: &str| Error::derived(path, format!("view run: {why}"));
+        let (index_off, index_len, index_crc) = self.index_at;
         let len = usize::try_from(index_len).map_err(|_| damaged("index too large"))?;
         let mut index = vec![0u8; len];
-        file.read_exact_at(&mut index, index_off)
+        self.file
+            .read_exact_at(&mut index, index_off)
             .map_err(|e| Error::io(path, e))?;
-        if self::index_crc(&index, cells) != index_crc {
+        if self::index_crc(&index, self.cells) != index_crc {
             return Err(damaged("index checksum mismatch"));
         }
         let mut blocks = Vec::new();
@@ -268,14 +295,7 @@ impl Run {
         if end != index_off {
             return Err(damaged("blocks do not fill the file"));
         }
-        Ok(Run {
-            path: path.to_path_buf(),
-            file,
-            blocks,
-            cells,
-            bytes,
-            cache: Mutex::new(HashMap::new()),
-        })
+        Ok(blocks)
     }
 
     /// The run's path.
@@ -293,7 +313,10 @@ impl Run {
             return Ok(b.clone());
         }
         let damaged = |why: &str| Error::derived(&self.path, format!("view run block {i}: {why}"));
-        let r = self.blocks.get(i).ok_or_else(|| damaged("no such block"))?;
+        let r = self
+            .blocks()?
+            .get(i)
+            .ok_or_else(|| damaged("no such block"))?;
         let len = usize::try_from(r.len).map_err(|_| damaged("too large"))?;
         let mut buf = vec![0u8; len];
         self.file
@@ -335,14 +358,9 @@ impl Run {
 
     /// The cells with keys in `lo..hi` (`hi` none: to the end), in order.
     pub(crate) fn scan<'a>(self: &'a Arc<Self>, lo: &[u8], hi: Option<&[u8]>) -> RunScan<'a> {
-        // The last block whose first key is at or below `lo`.
-        let i = self
-            .blocks
-            .partition_point(|b| &*b.first <= lo)
-            .saturating_sub(1);
         RunScan {
             run: self,
-            block: i,
+            block: None,
             cells: None,
             pos: 0,
             lo: lo.to_vec(),
@@ -355,7 +373,8 @@ impl Run {
 /// An iterator over a range of one run's cells.
 pub(crate) struct RunScan<'a> {
     run: &'a Arc<Run>,
-    block: usize,
+    /// The block being read (none: not started).
+    block: Option<usize>,
     cells: Option<Arc<[Cell]>>,
     pos: usize,
     lo: Vec<u8>,
@@ -371,14 +390,27 @@ impl Iterator for RunScan<'_> {
             if self.done {
                 return None;
             }
+            let blocks = match self.run.blocks() {
+                Ok(b) => b,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            // The last block whose first key is at or below `lo`.
+            let block = *self.block.get_or_insert_with(|| {
+                blocks
+                    .partition_point(|b| &*b.first <= self.lo.as_slice())
+                    .saturating_sub(1)
+            });
             let cells = match &self.cells {
                 Some(c) => c.clone(),
                 None => {
-                    if self.block >= self.run.blocks.len() {
+                    if block >= blocks.len() {
                         self.done = true;
                         return None;
                     }
-                    match self.run.block(self.block) {
+                    match self.run.block(block) {
                         Ok(c) => {
                             self.pos = c.partition_point(|(k, _)| **k < *self.lo);
                             self.cells = Some(c.clone());
@@ -402,7 +434,7 @@ impl Iterator for RunScan<'_> {
                 }
                 None => {
                     self.cells = None;
-                    self.block += 1;
+                    self.block = Some(block + 1);
                 }
             }
         }
@@ -488,7 +520,7 @@ mod tests {
             .map(|i| (format!("key{i:06}").into_bytes().into(), i as i64 - 2500))
             .collect();
         let run = Arc::new(write_run(&dir.path().join("a.run"), all.clone()).unwrap());
-        assert!(run.blocks.len() > 5, "{} blocks", run.blocks.len());
+        assert!(run.blocks().unwrap().len() > 5);
         assert_eq!(run.cells, 5000);
         let got: Vec<Cell> = run.scan(&[], None).map(|c| c.unwrap()).collect();
         assert_eq!(got, all);

@@ -13,42 +13,11 @@
 //! table.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::intern::{Keys, Name, Names};
+use crate::intern::{FxMap, Keys, Name, Names};
 use crate::projection::fold::{bucket, pack};
 use crate::runfile::Cell;
 use crate::time::{Granularity, Occurred};
-
-/// A small, fast hasher for keys of a few integers (FxHash, as rustc
-/// uses): the cells' maps are hashed on every change, and SipHash's
-/// resistance to chosen keys buys nothing for keys made of our own
-/// numbers.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64);
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A map hashed with [`Fx`].
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// A cell's key in memory: its tag's map holds it, and `a`, `b`, `t` are
 /// the tag's fields (unused ones zero).
