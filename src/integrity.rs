@@ -212,12 +212,9 @@ fn verify_locked(db: &Engine, from: u64) -> Result<VerifyReport> {
         let (start, base) = db.main().snapshot_at_or_before(from - 1);
         (start, base, reader.head_names()?.1)
     };
-    let folded = reader.fold_forward(start, Views::over(display), &mut names)?;
+    let folded = reader.fold_forward(start, Views::over(display, &Part::ALL), &mut names)?;
     let folded = base.with(folded.encode(&names));
-    let kept = db
-        .main()
-        .state()
-        .layered(&[Part::Country, Part::Actor, Part::Date])?;
+    let kept = db.main().state().layered(&Part::ALL)?;
     let mut theirs = kept.scan(&[], None);
     for ours in folded.scan(&[], None) {
         let ours = ours?;

@@ -120,7 +120,7 @@ impl Snapshots {
             }
             names.push(name);
         }
-        let all = [Part::Country, Part::Actor, Part::Date];
+        let all = Part::ALL;
         if let Some(delta) = state.layered(&all)?.mems.first() {
             runfile::write_run(&tmp.join("delta.run"), delta.iter().cloned())?;
             names.push("delta.run".to_string());

@@ -228,11 +228,7 @@ impl HeadViews {
         let Some((lo, hi)) = self.delta_seqs else {
             return Ok(());
         };
-        let cells = self.delta.encode(
-            &t.names,
-            &t.display,
-            &[Part::Country, Part::Actor, Part::Date],
-        );
+        let cells = self.delta.encode(&t.names, &t.display, &Part::ALL);
         let run = runfile::write_run(&run_path(&self.dir, lo, hi), cells)?;
         self.runs.push(Arc::new(run));
         self.delta = Cells::default();

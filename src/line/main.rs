@@ -134,10 +134,7 @@ impl Main {
             return Ok(found);
         }
         let state = self.state();
-        Ok((
-            state.head,
-            state.layered(&[Part::Country, Part::Actor, Part::Date])?,
-        ))
+        Ok((state.head, state.layered(&Part::ALL)?))
     }
 
     /// What main's index holds of event `id` (`None`: unknown): the one

@@ -59,6 +59,9 @@ pub(crate) enum Part {
 }
 
 impl Part {
+    /// Every part: all three views.
+    pub(crate) const ALL: [Part; 3] = [Part::Country, Part::Actor, Part::Date];
+
     fn of(tag: usize) -> Part {
         match tag {
             CN..=CA => Part::Country,
@@ -128,9 +131,17 @@ impl Display {
 
 /// Changed cells, keyed by interned numbers: the views' changes since the
 /// last flush, or a fold of part of a log (as-of views, branches).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Cells {
     maps: [FxMap<K, i64>; TAGS],
+    /// The parts kept (an as-of view folds only the view it reads).
+    keep: [bool; 3],
+}
+
+impl Default for Cells {
+    fn default() -> Cells {
+        Cells::only(&Part::ALL)
+    }
 }
 
 impl PartialEq for Cells {
@@ -139,8 +150,31 @@ impl PartialEq for Cells {
     }
 }
 
+fn part_slot(p: Part) -> usize {
+    match p {
+        Part::Country => 0,
+        Part::Actor => 1,
+        Part::Date => 2,
+    }
+}
+
 impl Cells {
+    /// Cells that keep only the changes to `parts`.
+    pub(crate) fn only(parts: &[Part]) -> Cells {
+        let mut keep = [false; 3];
+        for p in parts {
+            keep[part_slot(*p)] = true;
+        }
+        Cells {
+            maps: Default::default(),
+            keep,
+        }
+    }
+
     fn add(&mut self, tag: usize, a: Name, b: Name, t: i64, d: i64) {
+        if !self.keep[part_slot(Part::of(tag))] {
+            return;
+        }
         let Some(map) = self.maps.get_mut(tag) else {
             return;
         };

@@ -40,11 +40,11 @@ pub(crate) struct Views {
 }
 
 impl Views {
-    /// Changes folded on top of views whose actors are shown as in
-    /// `display`.
-    pub(crate) fn over(display: Display) -> Views {
+    /// Changes to the cells of `parts`, folded on top of views whose
+    /// actors are shown as in `display`.
+    pub(crate) fn over(display: Display, parts: &[Part]) -> Views {
         Views {
-            cells: Cells::default(),
+            cells: Cells::only(parts),
             display,
         }
     }
@@ -56,10 +56,6 @@ impl Views {
 
     /// The changed cells, as sorted keys.
     pub(crate) fn encode(&self, names: &Names) -> Vec<Cell> {
-        self.cells.encode(
-            names,
-            &self.display,
-            &[Part::Country, Part::Actor, Part::Date],
-        )
+        self.cells.encode(names, &self.display, &Part::ALL)
     }
 }

@@ -330,7 +330,7 @@ impl<'a> Reader<'a> {
         if self.at_main_head() {
             return self.lines.main.by_country();
         }
-        Ok(projection::country_rows(&*self.views()?)?.into())
+        Ok(projection::country_rows(&*self.layers(Part::Country)?)?.into())
     }
 
     /// The by-actor view.
@@ -338,7 +338,7 @@ impl<'a> Reader<'a> {
         if self.at_main_head() {
             return self.lines.main.by_actor();
         }
-        Ok(projection::actor_rows(&*self.views()?, None, None)?.into())
+        Ok(projection::actor_rows(&*self.layers(Part::Actor)?, None, None)?.into())
     }
 
     /// The by-date view at a granularity.
@@ -346,16 +346,20 @@ impl<'a> Reader<'a> {
         if self.at_main_head() {
             return self.lines.main.by_date(g);
         }
-        Ok(projection::date_rows(&*self.views()?, g)?.into())
+        Ok(projection::date_rows(&*self.layers(Part::Date)?, g)?.into())
     }
 
     /// The views' cells of `part` as of this reader's seq: at main's
-    /// head straight from the runs (no fold, no string table).
+    /// head straight from the runs (no fold, no string table); as of a
+    /// seq on main, folding only that part's cells.
     fn layers(&self, part: Part) -> Result<Arc<Layered>> {
         if self.at_main_head() {
             return Ok(Arc::new(self.lines.main.state().layered(&[part])?));
         }
-        self.views()
+        match self.line {
+            Line::Main => self.main_views(&[part]),
+            Line::Branch(_) => self.views(),
+        }
     }
 
     /// One row of the by-country view (none if no current event concerns
@@ -399,7 +403,7 @@ impl<'a> Reader<'a> {
     /// The built-in views' state as of this reader's seq.
     pub(crate) fn views(&self) -> Result<NamedViews> {
         match &self.line {
-            Line::Main => self.main_views(),
+            Line::Main => self.main_views(&Part::ALL),
             Line::Branch(b) => {
                 // The cache is for one seq, so a write racing this read can
                 // never leave views of an older head behind as the new one's.
@@ -419,7 +423,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn main_views(&self) -> Result<NamedViews> {
+    fn main_views(&self, parts: &[Part]) -> Result<NamedViews> {
         if self.at_main_head() {
             let state = self.lines.main.state();
             return Ok(Arc::new(state.layered(&[
@@ -445,7 +449,7 @@ impl<'a> Reader<'a> {
                 .take_while(|r| r.as_ref().map_or(true, |(e, _)| e.seq <= start.seq))
                 .map(|r| r.map(|(e, _)| e))
                 .collect::<Result<_>>()?;
-            let mut views = Views::over(display);
+            let mut views = Views::over(display, parts);
             for entry in entries.iter().rev() {
                 let before = self.main_before(entry)?;
                 let before = before.as_ref().map(|e| Keys::of(&mut names, e));
@@ -455,7 +459,7 @@ impl<'a> Reader<'a> {
             return Ok(Arc::new(base.with(views.encode(&names))));
         }
         let (start, base) = self.lines.main.snapshot_at_or_before(self.seq);
-        let views = self.fold_forward(start, Views::over(display), &mut names)?;
+        let views = self.fold_forward(start, Views::over(display, parts), &mut names)?;
         Ok(Arc::new(base.with(views.encode(&names))))
     }
 
@@ -510,7 +514,7 @@ impl<'a> Reader<'a> {
         let parent = self.parent(b)?;
         let base = parent.views()?;
         let (mut names, display) = self.head_names()?;
-        let mut views = Views::over(display);
+        let mut views = Views::over(display, &Part::ALL);
         let mut current: HashMap<Uuid, Option<Event>> = HashMap::new();
         for entry in b.entries_upto(self.seq) {
             let id = entry.body.id();
