@@ -178,10 +178,17 @@ impl Cells {
         let Some(map) = self.maps.get_mut(tag) else {
             return;
         };
-        let slot = map.entry(K { a, b, t }).or_insert(0);
-        *slot += d;
-        if *slot == 0 {
-            map.remove(&K { a, b, t });
+        // One hash per change: counters that reach zero go at once.
+        match map.entry(K { a, b, t }) {
+            std::collections::hash_map::Entry::Occupied(mut o) => {
+                *o.get_mut() += d;
+                if *o.get() == 0 {
+                    o.remove();
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(d);
+            }
         }
     }
 
