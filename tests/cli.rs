@@ -155,6 +155,52 @@ fn views_in_each_format() {
     assert!(table.starts_with("ACTOR"));
     let bad = annals(&db, &["view", "by-date", "--granularity", "week"], None);
     assert_eq!(bad.status.code(), Some(1));
+    // One row alone, and pages of a country's actors and of the by-actor
+    // view, give what the whole views give.
+    let run = |args: &[&str]| {
+        let mut all = vec!["view"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--format", "jsonl"]);
+        jsonl(&annals(&db, &all, None))
+    };
+    assert_eq!(run(&["by-country", "--country", "PL"]), vec![pl.clone()]);
+    assert_eq!(pl["more_actors"], false);
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["by-country", "--country", "PL", "--actors", "--limit", "2"];
+        if let Some(a) = &after {
+            args.extend_from_slice(&["--after", a]);
+        }
+        let page = run(&args);
+        let Some(last) = page.last() else { break };
+        after = last["actor"].as_str().map(str::to_string);
+        paged.extend(page.iter().map(|r| r["actor"].clone()));
+    }
+    assert_eq!(Value::Array(paged), pl["actors"]);
+    assert_eq!(
+        run(&["by-actor", "--actor", "RUSSIA"]),
+        vec![russia.clone()]
+    );
+    let first_two = run(&["by-actor", "--limit", "2"]);
+    assert_eq!(first_two, actors[..2].to_vec());
+    let next = run(&[
+        "by-actor",
+        "--after",
+        first_two[1]["actor"].as_str().unwrap(),
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(next, actors[2..3].to_vec());
+    for misuse in [
+        &["view", "by-actor", "--country", "PL"][..],
+        &["view", "by-country", "--actors"],
+        &["view", "by-country", "--limit", "3"],
+        &["view", "by-date", "--actor", "Russia"],
+    ] {
+        let out = annals(&db, misuse, None);
+        assert_eq!(out.status.code(), Some(2), "{misuse:?}: {}", stderr(&out));
+    }
 }
 
 #[test]

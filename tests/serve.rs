@@ -181,6 +181,50 @@ fn reads_mirror_the_cli() {
             .len()
             > 3
     );
+    // One row alone, a page of a country's actors, a page of actors.
+    let countries = get(addr, "/views/by-country").json();
+    let pl = countries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["country"] == "PL")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        get(addr, "/views/by-country?country=PL").json(),
+        json!([pl])
+    );
+    assert_eq!(get(addr, "/views/by-country?country=AQ").json(), json!([]));
+    let page = get(addr, "/views/by-country?country=PL&actors=true&limit=1").json();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["actor"], pl["actors"][0]);
+    let actors = get(addr, "/views/by-actor").json();
+    let first = &actors[0]["actor"];
+    assert_eq!(
+        get(
+            addr,
+            &format!(
+                "/views/by-actor?actor={}",
+                first.as_str().unwrap().replace(' ', "%20")
+            )
+        )
+        .json(),
+        json!([actors[0]])
+    );
+    assert_eq!(
+        get(addr, "/views/by-actor?limit=2").json(),
+        json!(actors.as_array().unwrap()[..2])
+    );
+    for bad in [
+        "/views/by-country?country=ZZ",
+        "/views/by-country?actors=true",
+        "/views/by-country?limit=2",
+        "/views/by-country?country=PL&actors=true&limit=0",
+        "/views/by-actor?actor=%20",
+        "/views/by-actor?after=",
+    ] {
+        assert_eq!(get(addr, bad).status, 400, "{bad}");
+    }
     let sources = get(addr, "/views/by-source?country=PL&granularity=month").json();
     assert!(sources
         .as_array()
