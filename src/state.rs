@@ -180,6 +180,8 @@ fn read_names(path: &Path, mark: NamesMark) -> Result<NameTable> {
     })
 }
 
+/// Changed cells held in memory when no other number was given.
+const DEFAULT_SPILL_CELLS: usize = 400_000;
 /// Most runs kept before the newest two are merged whatever their sizes.
 const MAX_RUNS: usize = 8;
 
@@ -252,7 +254,11 @@ impl State {
             Some((lo, _)) => (lo, entry.seq),
             None => (entry.seq, entry.seq),
         });
-        if v.delta.len() >= v.spill_cells.max(1) {
+        let limit = match v.spill_cells {
+            0 => DEFAULT_SPILL_CELLS,
+            n => n,
+        };
+        if v.delta.len() >= limit {
             v.spill(t)?;
         }
         Ok(())
