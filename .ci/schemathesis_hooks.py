@@ -5,7 +5,11 @@ state, so that the positive checks test what the schema can promise.
 - `from` after `to` is refused (400: the range is inverted);
 - a `cursor` belongs to the page and filters it came with: one made up
   (any other) is refused (400). Paging is tested in tests/serve.rs;
-- a branch is not merged into itself (400).
+- a branch is not merged into itself (400);
+- the views' paging: on `/views/by-country`, `actors` needs a `country`
+  and `after`/`limit` need `actors=true`; on `/views/by-actor`, one
+  `actor` is not paged (`after`/`limit` go without it). Each misuse is
+  refused (400), tested in tests/serve.rs.
 """
 
 import re
@@ -23,9 +27,28 @@ def _bound(text, month, day):
     return (int(m.group(1)), int(m.group(2) or month), int(m.group(3) or day))
 
 
+def _true(v):
+    return v is True or (isinstance(v, str) and v == "true")
+
+
+def _views_paging_ok(path, query):
+    paged = "after" in query or "limit" in query
+    if path == "/views/by-country":
+        actors = _true(query.get("actors"))
+        if actors and "country" not in query:
+            return False
+        return actors or not paged
+    if path == "/views/by-actor":
+        return not ("actor" in query and paged)
+    return True
+
+
 @schemathesis.hook
 def filter_case(ctx, case):
     query = case.query if isinstance(case.query, dict) else {}
+    op_path = getattr(getattr(case, "operation", None), "path", "")
+    if not _views_paging_ok(op_path, query):
+        return False
     if "cursor" in query:
         return False
     f, t = _bound(query.get("from"), 1, 1), _bound(query.get("to"), 12, 31)
