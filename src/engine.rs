@@ -312,8 +312,11 @@ impl Engine {
             current: current as u64,
             corrected: corrected as u64,
             retracted: events - current as u64,
-            countries: crate::projection::country_count(&state.layered(&[Part::Country])?)?,
-            actors: crate::projection::actor_count(&state.layered(&[Part::Actor])?)?,
+            countries: crate::projection::count_rows(
+                &state.layered(&[Part::Country])?,
+                Part::Country,
+            )?,
+            actors: crate::projection::count_rows(&state.layered(&[Part::Actor])?, Part::Actor)?,
             disk_bytes: self.log().store().disk_bytes() + self.main.derived_bytes(),
         })
     }

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::cells::{counts, field, past, past_field, put_str, shown, then, Dec, Layered, Part};
-use super::fold::unpack;
+use super::cells::{counts, field, past, point_at, put_str, shown, then, Dec, Layered, Part};
 use crate::error::Result;
 
 /// One row of the by-actor view.
@@ -35,25 +34,21 @@ fn actor_prefix(key: &str) -> Vec<u8> {
     p
 }
 
-fn point(key: &[u8], at: usize, desc: bool) -> Option<String> {
-    unpack(Dec::new(key.get(at..)?).i64(desc)?).map(|p| p.to_string())
-}
-
 /// The row of one actor, by key (none if no current event names it).
 pub(crate) fn actor_row(v: &Layered, key: &str) -> Result<Option<ActorRow>> {
     let p = actor_prefix(key);
     let lo = then(&p, field::COUNT);
-    let Some((k, n)) = v.first(&lo, &past_field(&lo))? else {
+    let Some((k, n)) = v.first(&lo, &past(&lo))? else {
         return Ok(None);
     };
     let how = k.get(lo.len()..).and_then(|r| Dec::new(r).str());
     let actor = shown(key, how.as_deref().unwrap_or_default());
     let first = v
         .first(&then(&p, field::A_FIRST), &then(&p, field::A_FIRST + 1))?
-        .and_then(|(k, _)| point(&k, p.len() + 1, false));
+        .and_then(|(k, _)| point_at(&k, p.len() + 1, false));
     let last = v
         .first(&then(&p, field::A_LAST), &then(&p, field::A_LAST + 1))?
-        .and_then(|(k, _)| point(&k, p.len() + 1, true));
+        .and_then(|(k, _)| point_at(&k, p.len() + 1, true));
     Ok(Some(ActorRow {
         actor,
         count: n as u64,
@@ -122,30 +117,13 @@ pub(crate) fn actor_rows(
             }
             Some(field::A_COUNTRY) => row.countries.push(d.str().unwrap_or_default()),
             Some(field::A_FIRST) if row.first.is_none() => {
-                row.first = point(rest, 1, false);
+                row.first = point_at(rest, 1, false);
             }
             Some(field::A_LAST) if row.last.is_none() => {
-                row.last = point(rest, 1, true);
+                row.last = point_at(rest, 1, true);
             }
             _ => {}
         }
     }
     Ok(rows)
-}
-
-/// Actors with current events (without building their rows).
-pub(crate) fn actor_count(v: &Layered) -> Result<u64> {
-    let mut n = 0;
-    let mut lo = vec![Part::Actor.byte()];
-    let hi = vec![Part::Actor.byte() + 1];
-    while let Some(c) = v.scan(&lo, Some(&hi)).next() {
-        let (k, _) = c?;
-        let mut d = Dec::new(&k[1..]);
-        if d.str().is_none() {
-            break;
-        }
-        n += 1;
-        lo = past(&k[..1 + d.pos()]);
-    }
-    Ok(n)
 }

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::cells::{counts, field, past, past_field, put_str, shown, then, Dec, Layered, Part};
-use super::fold::unpack;
+use super::cells::{counts, field, past, point_at, put_str, shown, then, Dec, Layered, Part};
 use crate::error::Result;
 
 /// Actors listed in a by-country row; past that, the row says there are
@@ -54,12 +53,6 @@ fn country_prefix(country: &str) -> Vec<u8> {
     p
 }
 
-/// Reads a time point written as a packed `i64` at the end of a key.
-fn point(key: &[u8], at: usize, desc: bool) -> Option<String> {
-    let mut d = Dec::new(key.get(at..)?);
-    unpack(d.i64(desc)?).map(|p| p.to_string())
-}
-
 /// The row of one country (none if no current event concerns it).
 pub(crate) fn country_row(v: &Layered, country: &str) -> Result<Option<CountryRow>> {
     let p = country_prefix(country);
@@ -70,14 +63,14 @@ pub(crate) fn country_row(v: &Layered, country: &str) -> Result<Option<CountryRo
     let by_kind = counts(v, &then(&p, field::KIND))?;
     let first = v
         .first(&then(&p, field::C_FIRST), &then(&p, field::C_FIRST + 1))?
-        .and_then(|(k, _)| point(&k, p.len() + 1, false));
+        .and_then(|(k, _)| point_at(&k, p.len() + 1, false));
     let last = v
         .first(&then(&p, field::C_LAST), &then(&p, field::C_LAST + 1))?
-        .and_then(|(k, _)| point(&k, p.len() + 1, true));
+        .and_then(|(k, _)| point_at(&k, p.len() + 1, true));
     let mut actors = Vec::new();
     let mut more_actors = false;
     let lo = then(&p, field::C_ACTOR);
-    for c in v.scan(&lo, Some(&past_field(&lo))) {
+    for c in v.scan(&lo, Some(&past(&lo))) {
         let (k, n) = c?;
         if n <= 0 {
             continue;
@@ -133,7 +126,7 @@ pub(crate) fn country_actors(
     limit: usize,
 ) -> Result<Vec<CountryActor>> {
     let lo = then(&country_prefix(country), field::C_ACTOR);
-    let hi = past_field(&lo);
+    let hi = past(&lo);
     let mut start = lo.clone();
     if let Some(a) = after {
         put_str(&mut start, a);
@@ -159,20 +152,4 @@ pub(crate) fn country_actors(
         }
     }
     Ok(out)
-}
-
-/// Countries with current events (without building their rows).
-pub(crate) fn country_count(v: &Layered) -> Result<u64> {
-    let mut n = 0;
-    let mut lo = vec![Part::Country.byte()];
-    let hi = vec![Part::Country.byte() + 1];
-    while let Some(c) = v.scan(&lo, Some(&hi)).next() {
-        let (k, _) = c?;
-        let Some(country) = k.get(1..).and_then(|r| Dec::new(r).str()) else {
-            break;
-        };
-        n += 1;
-        lo = past(&country_prefix(&country));
-    }
-    Ok(n)
 }

@@ -600,8 +600,9 @@ pub(crate) fn then(prefix: &[u8], byte: u8) -> Vec<u8> {
     k
 }
 
-/// The least key after every key starting with `prefix` (which ends a
-/// string written by [`put_str`]): its final `01` becomes `02`.
+/// The least key after every key starting with `prefix`: its last byte
+/// plus one. `prefix` ends with a field byte or the `01` that ends a
+/// string written by [`put_str`], never with `FF`.
 pub(crate) fn past(prefix: &[u8]) -> Vec<u8> {
     let mut k = prefix.to_vec();
     if let Some(last) = k.last_mut() {
@@ -616,7 +617,7 @@ pub(crate) fn counts(
     prefix: &[u8],
 ) -> crate::error::Result<std::collections::BTreeMap<String, u64>> {
     let mut out = std::collections::BTreeMap::new();
-    for c in v.scan(prefix, Some(&past_field(prefix))) {
+    for c in v.scan(prefix, Some(&past(prefix))) {
         let (k, n) = c?;
         if n > 0 {
             if let Some(s) = k.get(prefix.len()..).and_then(|r| Dec::new(r).str()) {
@@ -627,12 +628,26 @@ pub(crate) fn counts(
     Ok(out)
 }
 
-/// The least key after every key that starts with `prefix`, whose last
-/// byte is a field byte.
-pub(crate) fn past_field(prefix: &[u8]) -> Vec<u8> {
-    let mut k = prefix.to_vec();
-    if let Some(last) = k.last_mut() {
-        *last += 1;
+/// The time point written as a packed `i64` at byte `at` of a key
+/// (`desc`: written with [`put_i64_desc`]), as text at its precision.
+pub(crate) fn point_at(key: &[u8], at: usize, desc: bool) -> Option<String> {
+    crate::projection::fold::unpack(Dec::new(key.get(at..)?).i64(desc)?).map(|p| p.to_string())
+}
+
+/// How many rows a part holds (countries, or actors), without building
+/// them: one read per row, skipping to the next row's key.
+pub(crate) fn count_rows(v: &Layered, part: Part) -> crate::error::Result<u64> {
+    let mut n = 0;
+    let mut lo = vec![part.byte()];
+    let hi = vec![part.byte() + 1];
+    while let Some(c) = v.scan(&lo, Some(&hi)).next() {
+        let (k, _) = c?;
+        let mut d = Dec::new(k.get(1..).unwrap_or_default());
+        if d.str().is_none() {
+            break;
+        }
+        n += 1;
+        lo = past(k.get(..1 + d.pos()).unwrap_or_default());
     }
-    k
+    Ok(n)
 }

@@ -20,12 +20,12 @@ use crate::intern::{Keys, Names};
 use crate::runfile::Cell;
 
 pub use by_actor::ActorRow;
-pub(crate) use by_actor::{actor_count, actor_row, actor_rows};
-pub(crate) use by_country::{country_actors, country_count, country_row, country_rows};
+pub(crate) use by_actor::{actor_row, actor_rows};
+pub(crate) use by_country::{country_actors, country_row, country_rows};
 pub use by_country::{CountryActor, CountryRow, ACTORS_IN_ROW};
 pub(crate) use by_date::date_rows;
 pub use by_date::DateRow;
-pub(crate) use cells::{Cells, Display, Layered, Part};
+pub(crate) use cells::{count_rows, Cells, Display, Layered, Part};
 pub(crate) use fold::bucket;
 pub use fold::{Change, Projection};
 pub use user::Registered;
