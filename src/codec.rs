@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::entry::{Body, Entry, Hash, Origin};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Event, Location, Source};
+use crate::model::{Actor, Event, Location, PlacePrecision, Source};
 use crate::time::{Mark, Micros, Occurred, Precision, TimePoint};
 
 /// Version byte of the entry envelope written now. Version 2 chains a
@@ -33,6 +33,12 @@ pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
 /// Largest encoded entry, so that an entry always fits one chunk and a
 /// chunk stays a modest sled value.
 pub const MAX_ENTRY_BYTES: usize = 96 * 1024;
+
+/// The tag of the one payload extension so far: a location's precision
+/// code after the entry (and origin). Written only when an event gives a
+/// precision, so that every other entry stays byte for byte what earlier
+/// versions wrote; covered by the chain like the rest of the payload.
+const EXT_PLACE_PRECISION: u8 = 1;
 
 const HASH_DOMAIN: &[u8] = b"annals/entry/v1";
 const HASH_DOMAIN_V2: &[u8] = b"annals/entry/v2";
@@ -179,6 +185,7 @@ fn event_from(seq: u64, s: StoredEvent<'_>) -> Result<Event> {
             country: l.country.map(Cow::into_owned),
             lat: l.lat,
             lon: l.lon,
+            precision: None,
         }),
         actors: s
             .actors
@@ -258,6 +265,13 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
             FORMAT_MERGED
         }
     };
+    let precision = match &entry.body {
+        Body::Event(e) | Body::Correction(e) => e.location.as_ref().and_then(|l| l.precision),
+        _ => None,
+    };
+    if let Some(p) = precision {
+        bytes.extend_from_slice(&[EXT_PLACE_PRECISION, p.code()]);
+    }
     if bytes.len() > MAX_ENTRY_BYTES {
         return Err(Error::invalid(
             "-",
@@ -383,12 +397,31 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
             hash,
         });
     }
+    let mut precision = None;
+    if let [EXT_PLACE_PRECISION, code] = env.payload.get(used..).unwrap_or_default() {
+        precision = Some(PlacePrecision::from_code(*code).ok_or_else(|| {
+            Error::corruption(seq, format!("unknown place precision code {code}"))
+        })?);
+        used += 2;
+    }
     if used != env.payload.len() {
         return Err(Error::corruption(seq, "trailing bytes after the entry"));
     }
+    let with_precision = |mut e: Event| -> Result<Event> {
+        if let Some(p) = precision {
+            e.location
+                .as_mut()
+                .ok_or_else(|| Error::corruption(seq, "a place precision without a location"))?
+                .precision = Some(p);
+        }
+        Ok(e)
+    };
     let body = match stored.body {
-        StoredBody::Event(e) => Body::Event(event_from(seq, e)?),
-        StoredBody::Correction(e) => Body::Correction(event_from(seq, e)?),
+        StoredBody::Event(e) => Body::Event(with_precision(event_from(seq, e)?)?),
+        StoredBody::Correction(e) => Body::Correction(with_precision(event_from(seq, e)?)?),
+        StoredBody::Retraction { .. } if precision.is_some() => {
+            return Err(Error::corruption(seq, "a place precision on a retraction"))
+        }
         StoredBody::Retraction { id, reason } => Body::Retraction {
             id: Uuid::from_bytes(id),
             reason: reason.into_owned(),

@@ -15,7 +15,7 @@
 //! later source moves the event's home, which silently retires the older
 //! postings; merging two segments drops them for good.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,7 +24,8 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::intern::{Keys, Name, Names};
 use crate::log::{Body, Entry};
-use crate::model::actor_key;
+use crate::model::{actor_key, PlacePrecision};
+use crate::place::{key_ranges, place_of_key, Area, PlaceMatch};
 use crate::query::Query;
 use crate::segment::{self, Changed, Created, Parts, Segment};
 use crate::time::Micros;
@@ -137,6 +138,7 @@ fn lists_of(k: &Keys) -> Vec<u64> {
     }
     out.extend(k.actor_keys.iter().map(|a| list(ACTOR, *a)));
     out.push(list(KIND, k.kind));
+    out.extend(k.place);
     out
 }
 
@@ -188,10 +190,15 @@ pub(crate) struct Tail {
     changes: BTreeMap<EventNo, Vec<(u64, Changed)>>,
     /// Exact postings of the versions the tail made current.
     postings: HashMap<u64, Vec<EventNo>>,
+    /// The place lists among `postings`, in order, for range reads.
+    places: BTreeSet<u64>,
 }
 
 impl Tail {
     fn post(&mut self, n: EventNo, k: &Keys) {
+        if let Some(p) = k.place {
+            self.places.insert(p);
+        }
         for l in lists_of(k) {
             let list = self.postings.entry(l).or_default();
             if list.last().is_none_or(|&last| last < n) {
@@ -210,6 +217,7 @@ impl Tail {
                 }
                 if list.is_empty() {
                     self.postings.remove(&l);
+                    self.places.remove(&l);
                 }
             }
         }
@@ -630,7 +638,10 @@ impl Index {
             named(ACTOR, &mut q.actors.iter().map(|a| actor_key(a))),
             named(KIND, &mut q.kinds.iter().cloned()),
         ];
-        let mut candidates: Option<Vec<EventNo>> = None;
+        let mut candidates: Option<Vec<EventNo>> = match &q.area {
+            Some(area) => Some(self.placed(area, q.place)?),
+            None => None,
+        };
         for lists in filters.into_iter().flatten() {
             let list = self.live(&lists)?;
             candidates = Some(match candidates {
@@ -662,6 +673,49 @@ impl Index {
                 Ok(())
             })?,
         }
+        Ok(out)
+    }
+
+    /// Live events whose place answers `how` for the area, sorted and
+    /// distinct: per precision, the key ranges of the boxes that can hold
+    /// an answer, each place tested on its key's point.
+    fn placed(&self, area: &Area, how: PlaceMatch) -> Result<Vec<EventNo>> {
+        let scale = area.scale_km();
+        let mut out = Vec::new();
+        for p in PlacePrecision::ALL {
+            let r = p.radius_km();
+            if how == PlaceMatch::Point && r > scale {
+                continue;
+            }
+            // Many events share a place (a town's point): test each once.
+            let mut last: Option<(u64, bool)> = None;
+            let mut admits = |key: u64| match last {
+                Some((k, yes)) if k == key => yes,
+                _ => {
+                    let yes = place_of_key(key)
+                        .is_some_and(|(lat, lon, p)| area.admits_at(how, scale, lat, lon, p));
+                    last = Some((key, yes));
+                    yes
+                }
+            };
+            for (lo, hi) in key_ranges(&area.search_boxes(how, r), p) {
+                for key in self.tail.places.range(lo..=hi) {
+                    if admits(*key) {
+                        out.extend(self.tail.postings.get(key).into_iter().flatten());
+                    }
+                }
+                for (i, s) in self.segments.iter().enumerate() {
+                    for r in s.postings_between(lo, hi) {
+                        let (key, n) = r?;
+                        if admits(key) && self.home(n)? == Home::Segment(i) {
+                            out.push(n);
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
         Ok(out)
     }
 

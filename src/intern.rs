@@ -102,6 +102,8 @@ pub(crate) struct Keys {
     /// (actor key, display name) in the event's order.
     pub display: Vec<(Name, Name)>,
     pub occurred: Occurred,
+    /// The place list of the location's point, if it has one.
+    pub place: Option<u64>,
 }
 
 impl Keys {
@@ -129,6 +131,10 @@ impl Keys {
             actor_keys,
             display,
             occurred: e.occurred,
+            place: e.location.as_ref().and_then(|l| match (l.lat, l.lon) {
+                (Some(lat), Some(lon)) => Some(crate::place::place_key(lat, lon, l.precision)),
+                _ => None,
+            }),
         }
     }
 }

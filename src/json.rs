@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Actor, Event, Location, Source};
+use crate::model::{Actor, Event, Location, PlacePrecision, Source};
 use crate::time::{format_micros, Micros, Occurred, TimePoint};
 
 /// Longest accepted input line, in bytes.
@@ -214,7 +214,11 @@ pub fn parse_occurred(v: &Value) -> Result<Occurred> {
 }
 
 fn parse_location(v: &Value) -> Result<Location> {
-    let m = object("location", v, &["name", "country", "lat", "lon"])?;
+    let m = object(
+        "location",
+        v,
+        &["name", "country", "lat", "lon", "precision"],
+    )?;
     let coord = |k: &str| -> Result<Option<f64>> {
         match m.get(k).filter(|v| !v.is_null()) {
             None => Ok(None),
@@ -229,6 +233,18 @@ fn parse_location(v: &Value) -> Result<Location> {
         country: opt_str(m, "location", "country")?,
         lat: coord("lat")?,
         lon: coord("lon")?,
+        precision: opt_str(m, "location", "precision")?
+            .map(|p| {
+                PlacePrecision::parse(&p).ok_or_else(|| {
+                    Error::invalid(
+                        "location.precision",
+                        format!(
+                            "`{p}` is not a place precision (exact, near, admin2, admin1, country)"
+                        ),
+                    )
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -290,6 +306,8 @@ struct LocationJson<'a> {
     lat: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lon: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -348,6 +366,7 @@ pub fn event_to_value(e: &Event, pos: Option<Position>) -> Value {
             country: l.country.as_deref(),
             lat: l.lat,
             lon: l.lon,
+            precision: l.precision.map(PlacePrecision::as_str),
         }),
         actors: e
             .actors

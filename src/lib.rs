@@ -66,6 +66,7 @@ mod log;
 mod logfile;
 mod merge;
 mod model;
+mod place;
 pub mod projection;
 mod query;
 mod read;
@@ -106,9 +107,11 @@ pub use json::{
 pub use line::branch::{check_branch_name, BranchInfo, MAX_BRANCH_ENTRIES, MAX_BRANCH_NAME_BYTES};
 pub use merge::{MergeChange, MergeConflict, MergeOptions, MergeReport, OnConflict};
 pub use model::{
-    actor_key, Actor, Event, Location, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES, MAX_LIST_ITEMS,
-    MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES, MAX_URL_BYTES,
+    actor_key, Actor, Event, Location, PlacePrecision, Source, MAX_ATTRS_BYTES, MAX_KIND_BYTES,
+    MAX_LIST_ITEMS, MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES,
+    MAX_URL_BYTES,
 };
+pub use place::{distance_km, Area, PlaceMatch, EARTH_RADIUS_KM, MAX_AREA_VERTICES, MAX_RADIUS_KM};
 pub use projection::{
     ActorRow, Change, CountryActor, CountryRow, DateRow, Projection, Registered, ACTORS_IN_ROW,
 };

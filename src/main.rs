@@ -47,7 +47,7 @@ enum Command {
     /// skipped, so a re-run or an updated export adds only what changed.
     Import(cli::import::Args),
     #[command(flatten)]
-    Read(cli::read::Command),
+    Read(Box<cli::read::Command>),
     /// Publish the log into a table format other engines read.
     #[command(subcommand)]
     Publish(cli::publish::Command),
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Command::Serve(opts) => cli::serve::run(opts, &ctx, &mut out),
         Command::Write(cmd) => cli::write::run(cmd, &ctx, &mut out),
         Command::Import(args) => cli::import::run(args, &ctx, &mut out),
-        Command::Read(cmd) => cli::read::run(cmd, &ctx, &mut out),
+        Command::Read(cmd) => cli::read::run(*cmd, &ctx, &mut out),
         Command::Publish(cmd) => cli::publish::run(cmd, &ctx, &mut out),
         Command::Branch(cmd) => cli::branch::run(cmd, &ctx, &mut out),
         Command::Check(cmd) => cli::check::run(cmd, &ctx, &mut out),

@@ -65,6 +65,88 @@ pub struct Location {
     pub lat: Option<f64>,
     /// Longitude in degrees, in [-180, 180].
     pub lon: Option<f64>,
+    /// How precisely `lat`/`lon` place the event (none: as given, treated
+    /// as exact; see docs/places.md).
+    pub precision: Option<PlacePrecision>,
+}
+
+/// How precisely a location's point places an event, from an exact spot
+/// to a country's centroid. Spatial filters treat a place as a disc of
+/// the precision's nominal radius around its point, as fuzzy dates are
+/// intervals (docs/places.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlacePrecision {
+    /// The point is where it happened (a village, a street, coordinates).
+    Exact,
+    /// Near a named settlement, or in its district.
+    Near,
+    /// Somewhere in a second-level administrative unit (a district, a
+    /// county); the point is its centroid.
+    Admin2,
+    /// Somewhere in a first-level unit (a province, an oblast); the point
+    /// is its centroid.
+    Admin1,
+    /// Somewhere in the country; the point is its centroid.
+    Country,
+}
+
+impl PlacePrecision {
+    /// Every precision, finest first.
+    pub const ALL: [PlacePrecision; 5] = [
+        PlacePrecision::Exact,
+        PlacePrecision::Near,
+        PlacePrecision::Admin2,
+        PlacePrecision::Admin1,
+        PlacePrecision::Country,
+    ];
+
+    /// The name used in JSON, the CLI, HTTP and Python.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacePrecision::Exact => "exact",
+            PlacePrecision::Near => "near",
+            PlacePrecision::Admin2 => "admin2",
+            PlacePrecision::Admin1 => "admin1",
+            PlacePrecision::Country => "country",
+        }
+    }
+
+    /// The precision named `s` (one of [`PlacePrecision::as_str`]).
+    pub fn parse(s: &str) -> Option<PlacePrecision> {
+        PlacePrecision::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The radius, in km, of the disc the place stands for: how far from
+    /// its point the event may have been. Nominal figures (a district is
+    /// some 25 km across, a province some hundreds), chosen so that a
+    /// coarse place never counts as certainly inside a small area.
+    pub fn radius_km(self) -> f64 {
+        match self {
+            PlacePrecision::Exact => 0.0,
+            PlacePrecision::Near => 10.0,
+            PlacePrecision::Admin2 => 50.0,
+            PlacePrecision::Admin1 => 250.0,
+            PlacePrecision::Country => 1000.0,
+        }
+    }
+
+    /// A small stable number for storage (1-5).
+    pub(crate) fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// The precision stored as `code`.
+    pub(crate) fn from_code(code: u8) -> Option<PlacePrecision> {
+        PlacePrecision::ALL
+            .get(usize::from(code).checked_sub(1)?)
+            .copied()
+    }
+}
+
+impl std::fmt::Display for PlacePrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A report an event is based on.

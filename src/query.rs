@@ -2,7 +2,8 @@
 
 use crate::country::is_country_code;
 use crate::error::{Error, Result};
-use crate::model::{actor_key, check_snake, Event};
+use crate::model::{actor_key, check_snake, Event, PlacePrecision};
+use crate::place::{tested_point, Area, PlaceMatch};
 use crate::time::{Micros, TimePoint};
 
 /// Which events to return. Values of one filter match any of them (`PL` or
@@ -25,6 +26,12 @@ pub struct Query {
     /// Only events entirely inside the range (certainly then), instead of
     /// every event whose interval overlaps it (possibly then).
     pub within: bool,
+    /// Only events whose place answers `place` for this area (a box, a
+    /// disc, polygons); events without coordinates never do.
+    pub area: Option<Area>,
+    /// How a place must relate to `area`: by default its point lies
+    /// inside and it is no coarser than the area.
+    pub place: PlaceMatch,
     /// At most this many events.
     pub limit: Option<usize>,
 }
@@ -46,6 +53,17 @@ pub struct Filters {
     pub to: Option<String>,
     /// `within`: only events certainly inside the range.
     pub within: bool,
+    /// `bbox`: `W,S,E,N` in degrees (`W > E` crosses the antimeridian).
+    pub bbox: Option<String>,
+    /// `near`: `LAT,LON`, with `radius_km`.
+    pub near: Option<String>,
+    /// `radius_km`: the radius around `near`, in km.
+    pub radius_km: Option<String>,
+    /// `area`: GeoJSON text of a Polygon, MultiPolygon, Feature or
+    /// FeatureCollection.
+    pub area: Option<String>,
+    /// `place`: `point` (default), `possible` or `certain`.
+    pub place: Option<String>,
     /// `limit`: at most this many events.
     pub limit: Option<usize>,
 }
@@ -71,6 +89,42 @@ impl Filters {
         }
         if self.within {
             query = query.within();
+        }
+        let areas = [
+            self.bbox.is_some(),
+            self.near.is_some(),
+            self.area.is_some(),
+        ];
+        if areas.iter().filter(|a| **a).count() > 1 {
+            return Err(Error::invalid(
+                "bbox",
+                "give one of bbox, near (with radius_km) and area",
+            ));
+        }
+        if let Some(b) = &self.bbox {
+            query.area = Some(Area::parse_bbox(b)?);
+        }
+        match (&self.near, &self.radius_km) {
+            (Some(n), Some(r)) => {
+                let km = r.trim().parse::<f64>().map_err(|_| {
+                    Error::invalid("radius_km", format!("`{r}` is not a number of km"))
+                })?;
+                query.area = Some(Area::parse_near(n, km)?)
+            }
+            (Some(_), None) => {
+                return Err(Error::invalid("radius_km", "missing: near needs radius_km"))
+            }
+            (None, Some(_)) => return Err(Error::invalid("near", "missing: radius_km needs near")),
+            (None, None) => {}
+        }
+        if let Some(a) = &self.area {
+            query.area = Some(Area::parse_geojson(a)?);
+        }
+        if let Some(p) = &self.place {
+            if query.area.is_none() {
+                return Err(Error::invalid("place", "needs an area: bbox, near or area"));
+            }
+            query.place = PlaceMatch::parse(p)?;
         }
         if let Some(n) = self.limit {
             query = query.limit(n);
@@ -121,6 +175,37 @@ impl Query {
         self
     }
 
+    /// Keeps events placed in the box `W,S,E,N` (degrees; `W > E` crosses
+    /// the antimeridian).
+    pub fn bbox(mut self, bbox: &str) -> Result<Query> {
+        self.area = Some(Area::parse_bbox(bbox)?);
+        Ok(self)
+    }
+
+    /// Keeps events placed within `radius_km` (great-circle) of a point.
+    pub fn near(mut self, lat: f64, lon: f64, radius_km: f64) -> Result<Query> {
+        let a = Area::Near {
+            lat,
+            lon,
+            radius_km,
+        };
+        a.validate()?;
+        self.area = Some(a);
+        Ok(self)
+    }
+
+    /// Keeps events placed in an area.
+    pub fn area(mut self, area: Area) -> Query {
+        self.area = Some(area);
+        self
+    }
+
+    /// Sets how a place must relate to the area.
+    pub fn place(mut self, how: PlaceMatch) -> Query {
+        self.place = how;
+        self
+    }
+
     /// Caps the number of results.
     pub fn limit(mut self, n: usize) -> Query {
         self.limit = Some(n);
@@ -152,6 +237,21 @@ impl Query {
                         .iter()
                         .any(|name| actor_key(name) == actor_key(&a.name))
                 }))
+            && self.area.as_ref().is_none_or(|area| {
+                let Some(l) = &e.location else {
+                    return false;
+                };
+                let (Some(lat), Some(lon)) = (l.lat, l.lon) else {
+                    return false;
+                };
+                let (lat, lon) = tested_point(lat, lon);
+                area.admits(
+                    self.place,
+                    lat,
+                    lon,
+                    l.precision.unwrap_or(PlacePrecision::Exact),
+                )
+            })
     }
 
     /// Checks the filters: known country codes, snake_case kinds, a range
@@ -177,6 +277,9 @@ impl Query {
                     "empty: name an actor",
                 ));
             }
+        }
+        if let Some(a) = &self.area {
+            a.validate()?;
         }
         if let (Some(f), Some(t)) = (self.from, self.to) {
             if t.end() <= f.start {

@@ -769,6 +769,24 @@ impl Segment {
             .flat_map(|r| expand(r.map(|((_, first), gaps)| (first, gaps))))
     }
 
+    /// The postings of every list numbered `lo..=hi`, sorted by (list,
+    /// event number).
+    pub(crate) fn postings_between(
+        &self,
+        lo: u64,
+        hi: u64,
+    ) -> impl Iterator<Item = Result<(u64, u32)>> + '_ {
+        self.postings
+            .scan(&self.file, &self.path, Some((lo, 0)))
+            .take_while(move |r| r.as_ref().map_or(true, |((l, _), _)| *l <= hi))
+            .flat_map(|r| match r {
+                Ok(((list, first), gaps)) => expand(Ok((first, gaps)))
+                    .map(|n| n.map(|n| (list, n)))
+                    .collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+    }
+
     /// Every posting, sorted by (list, event number).
     pub(crate) fn scan_postings(&self) -> impl Iterator<Item = Result<(u64, u32)>> + '_ {
         self.postings

@@ -375,7 +375,13 @@ struct Manifest {
     segments: Vec<String>,
     runs: Vec<String>,
     names: NamesMark,
+    /// What the segments' posting lists hold ([`INDEX_FORMAT`]).
+    format: u32,
 }
+
+/// The index format: 2 adds the place lists. A manifest of another format
+/// (or none, before format 2) makes the derived state rebuild from the log.
+const INDEX_FORMAT: u32 = 2;
 
 fn file_name(path: &Path) -> String {
     path.file_name()
@@ -392,7 +398,9 @@ fn segment_path(dir: &Path, seq_lo: u64, seq_hi: u64) -> PathBuf {
 /// only when the state proves the log lost acknowledged entries. Reads
 /// the manifest and the segments' and runs' footers and indexes only.
 fn load(dir: &Path, log: &Log, log_head: Head) -> Result<Option<State>> {
-    let Some(m) = load_checkpoint::<Manifest>(&dir.join(MANIFEST_FILE)) else {
+    let Some(m) =
+        load_checkpoint::<Manifest>(&dir.join(MANIFEST_FILE)).filter(|m| m.format == INDEX_FORMAT)
+    else {
         return Ok(None);
     };
     if m.head.seq > log_head.seq || log.head_at(m.head.seq).ok() != Some(m.head) {
@@ -629,6 +637,7 @@ pub(crate) fn flush(state: &RwLock<State>, dir: &Path) -> Result<()> {
         segments,
         runs,
         names: mark,
+        format: INDEX_FORMAT,
     };
     save_checkpoint(&dir.join(MANIFEST_FILE), &manifest, false)?;
     write(state).names.file = Some((dir.join(NAMES_FILE), mark));

@@ -81,6 +81,11 @@ class Database:
         limit: Optional[int] = None,
         as_of: AsOf = None,
         branch: Optional[str] = None,
+        bbox: Union[str, Sequence[float], None] = None,
+        near: Union[str, Sequence[float], None] = None,
+        radius_km: Optional[float] = None,
+        area: Union[str, dict, None] = None,
+        place: Optional[str] = None,
     ) -> Events: ...
     def view(self, name: str, granularity: str = "month", as_of: AsOf = None, branch: Optional[str] = None) -> View: ...
     def sources(

@@ -245,6 +245,68 @@ fn occurrence_text(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     }
 }
 
+/// The spatial filter arguments of `query`: `bbox` (`"W,S,E,N"` or four
+/// numbers), `near` (`"LAT,LON"` or two numbers) with `radius_km`, `area`
+/// (GeoJSON text, or a dict, which is serialised) and `place`.
+#[derive(Default)]
+struct Where {
+    bbox: Option<String>,
+    near: Option<String>,
+    radius_km: Option<String>,
+    area: Option<String>,
+    place: Option<String>,
+}
+
+/// Numbers given as a string `"a,b,..."` or as a sequence of numbers.
+fn numbers_text(obj: Option<&Bound<'_, PyAny>>, field: &str, n: usize) -> PyResult<Option<String>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Some(s.to_cow()?.into_owned()));
+    }
+    let v: Vec<f64> = obj
+        .extract()
+        .map_err(|_| invalid(field, format!("expected a string or {n} numbers")))?;
+    if v.len() != n {
+        return Err(invalid(
+            field,
+            format!("expected {n} numbers, got {}", v.len()),
+        ));
+    }
+    Ok(Some(
+        v.iter().map(f64::to_string).collect::<Vec<_>>().join(","),
+    ))
+}
+
+impl Where {
+    fn of(
+        bbox: Option<&Bound<'_, PyAny>>,
+        near: Option<&Bound<'_, PyAny>>,
+        radius_km: Option<f64>,
+        area: Option<&Bound<'_, PyAny>>,
+        place: Option<String>,
+    ) -> PyResult<Where> {
+        let area = match area.filter(|o| !o.is_none()) {
+            None => None,
+            Some(a) if a.cast::<PyString>().is_ok() => Some(a.extract::<String>()?),
+            Some(a) => Some(
+                a.py()
+                    .import("json")?
+                    .call_method1("dumps", (a,))?
+                    .extract::<String>()?,
+            ),
+        };
+        Ok(Where {
+            bbox: numbers_text(bbox, "bbox", 4)?,
+            near: numbers_text(near, "near", 2)?,
+            radius_km: radius_km.map(|r| r.to_string()),
+            area,
+            place,
+        })
+    }
+}
+
 /// The handle shared by a database and the results made from it, so that
 /// closing the database closes them too.
 struct Handle {
@@ -273,6 +335,7 @@ fn at(branch: Option<String>, as_of: Option<AsOf>) -> At {
 }
 
 /// The query of the filter arguments `query` and `sources` share.
+#[allow(clippy::too_many_arguments)] // one per filter keyword
 fn build_query(
     country: Option<&Bound<'_, PyAny>>,
     actor: Option<&Bound<'_, PyAny>>,
@@ -281,6 +344,7 @@ fn build_query(
     end: Option<&Bound<'_, PyAny>>,
     within: bool,
     limit: Option<usize>,
+    place: Where,
 ) -> PyResult<Query> {
     let q = annals::Filters {
         countries: strings(country, "country")?,
@@ -289,6 +353,11 @@ fn build_query(
         from: occurrence_text(start)?,
         to: occurrence_text(end)?,
         within,
+        bbox: place.bbox,
+        near: place.near,
+        radius_km: place.radius_km,
+        area: place.area,
+        place: place.place,
         limit,
     }
     .to_query()
@@ -510,9 +579,13 @@ impl Database {
     /// an RFC 3339 time or an aware datetime) on main or `branch`. `start`
     /// and `end` bound occurrence time (`"2025"`, `"2025-09"`,
     /// `"2025-09-10"`, ...); `within=True` keeps only events certainly
-    /// inside. Returns an `Events` result: an Arrow stream, read when
-    /// consumed, pinned to the seq the query was made at.
-    #[pyo3(signature = (country=None, actor=None, kind=None, start=None, end=None, within=false, limit=None, as_of=None, branch=None))]
+    /// inside. Where: `bbox` (`"W,S,E,N"` or four numbers; west > east
+    /// crosses the antimeridian), `near` (`(lat, lon)`) with `radius_km`,
+    /// or `area` (GeoJSON polygons, as text or a dict); `place` is
+    /// `"point"` (default), `"possible"` or `"certain"` (docs/places.md).
+    /// Returns an `Events` result: an Arrow stream, read when consumed,
+    /// pinned to the seq the query was made at.
+    #[pyo3(signature = (country=None, actor=None, kind=None, start=None, end=None, within=false, limit=None, as_of=None, branch=None, bbox=None, near=None, radius_km=None, area=None, place=None))]
     #[allow(clippy::too_many_arguments)]
     fn query(
         &self,
@@ -525,8 +598,14 @@ impl Database {
         limit: Option<usize>,
         as_of: Option<&Bound<'_, PyAny>>,
         branch: Option<String>,
+        bbox: Option<&Bound<'_, PyAny>>,
+        near: Option<&Bound<'_, PyAny>>,
+        radius_km: Option<f64>,
+        area: Option<&Bound<'_, PyAny>>,
+        place: Option<String>,
     ) -> PyResult<Events> {
-        let q = build_query(country, actor, kind, start, end, within, limit)?;
+        let place = Where::of(bbox, near, radius_km, area, place)?;
+        let q = build_query(country, actor, kind, start, end, within, limit, place)?;
         let branch = branch.filter(|b| b != "main");
         let db = self.handle.get()?;
         // Pinned: consuming the result later reads what was there now.
@@ -657,7 +736,16 @@ impl Database {
         as_of: Option<&Bound<'py, PyAny>>,
         branch: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let q = build_query(country, actor, kind, start, end, within, None)?;
+        let q = build_query(
+            country,
+            actor,
+            kind,
+            start,
+            end,
+            within,
+            None,
+            Where::default(),
+        )?;
         let g = granularity.parse().map_err(py_err)?;
         let at = at(branch.filter(|b| b != "main"), as_of_from(as_of)?);
         let db = self.handle.get()?;

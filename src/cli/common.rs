@@ -45,6 +45,28 @@ pub struct QueryArgs {
     /// Only events certainly inside the range (not merely overlapping it).
     #[arg(long)]
     pub within: bool,
+    /// Events placed in this box: W,S,E,N in degrees (W > E crosses the
+    /// antimeridian).
+    #[arg(long, value_name = "W,S,E,N", allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// Events placed within --radius km of this point.
+    #[arg(
+        long,
+        value_name = "LAT,LON",
+        allow_hyphen_values = true,
+        requires = "radius"
+    )]
+    pub near: Option<String>,
+    /// The radius around --near, in km.
+    #[arg(long, value_name = "KM", requires = "near")]
+    pub radius: Option<String>,
+    /// Events placed inside the polygons of this GeoJSON file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["bbox", "near"])]
+    pub area: Option<PathBuf>,
+    /// How a place must relate to the area: point (its point inside, and
+    /// no coarser than the area; the default), possible or certain.
+    #[arg(long, value_name = "HOW")]
+    pub place: Option<String>,
     /// At most this many events.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -52,6 +74,14 @@ pub struct QueryArgs {
 
 /// The query the filters describe.
 pub fn build_query(q: QueryArgs) -> Result<Query, Error> {
+    let area = match &q.area {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| Error::Invalid {
+            at: "--area".into(),
+            field: "area".into(),
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?),
+        None => None,
+    };
     Filters {
         countries: q.countries,
         actors: q.actors,
@@ -59,6 +89,11 @@ pub fn build_query(q: QueryArgs) -> Result<Query, Error> {
         from: q.from,
         to: q.to,
         within: q.within,
+        bbox: q.bbox,
+        near: q.near,
+        radius_km: q.radius,
+        area,
+        place: q.place,
         limit: q.limit,
     }
     .to_query()

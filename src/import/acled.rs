@@ -11,7 +11,7 @@ use super::codes::{iso_from_name, iso_from_numeric};
 use super::row::{Item, Row, Rows};
 use super::table::{self, Fields, Table};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Event, Location};
+use crate::model::{Actor, Event, Location, PlacePrecision};
 use crate::time::{day_point, format_micros, Occurred, TimePoint};
 
 /// Namespace of ACLED event ids: UUID v5 of
@@ -45,6 +45,17 @@ const INTEGERS: &[&str] = &[
 
 /// `event_date` in the forms ACLED's channels write: `2022-02-23` (API,
 /// acledR), `9-May-20` (through Excel), `23 February 2022` (web export).
+/// ACLED's `geo_precision`: 1 the named town, 2 near it or part of a
+/// region, 3 a larger region (the point is its capital).
+fn acled_precision(code: &str) -> Option<PlacePrecision> {
+    match code.trim() {
+        "1" => Some(PlacePrecision::Exact),
+        "2" => Some(PlacePrecision::Near),
+        "3" => Some(PlacePrecision::Admin1),
+        _ => None,
+    }
+}
+
 fn parse_date(v: &str) -> Result<NaiveDate> {
     for fmt in ["%Y-%m-%d", "%d-%b-%y", "%d-%b-%Y", "%d %B %Y", "%d-%m-%Y"] {
         if let Ok(d) = NaiveDate::parse_from_str(v, fmt) {
@@ -142,6 +153,7 @@ fn event(f: &Fields) -> Result<Event> {
         country: Some(iso.to_string()),
         lat,
         lon,
+        precision: f.opt("geo_precision").and_then(acled_precision),
     });
     let mut actors = Vec::new();
     for (cols, role) in [

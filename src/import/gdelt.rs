@@ -15,7 +15,7 @@ use super::codes::{iso_from_cameo, iso_from_fips, kind_of_cameo_root};
 use super::input::CrlfToLf;
 use super::row::{read_line, Item, Row, Rows};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Event, Location, Source};
+use crate::model::{Actor, Event, Location, PlacePrecision, Source};
 use crate::time::{day_point, Occurred, Precision, TimePoint};
 
 /// Namespace of GDELT event ids: UUID v5 of
@@ -154,6 +154,17 @@ impl Fields<'_> {
 }
 
 /// Says where a value lost its form in a spreadsheet, if it looks so.
+/// GDELT's geo type: 1 a country, 2 a US state, 3 a US city, 4 a world
+/// city, 5 a world state (ADM1); the point is the place's centroid.
+fn gdelt_precision(code: &str) -> Option<PlacePrecision> {
+    match code.trim() {
+        "1" => Some(PlacePrecision::Country),
+        "2" | "5" => Some(PlacePrecision::Admin1),
+        "3" | "4" => Some(PlacePrecision::Exact),
+        _ => None,
+    }
+}
+
 fn spreadsheet_damage(field: &str, v: &str) -> Error {
     Error::invalid(
         field,
@@ -292,6 +303,7 @@ fn event(f: &Fields) -> Result<Event> {
             country: iso_from_fips(action_fips).map(str::to_string),
             lat: f.number("ActionGeo_Lat")?,
             lon: f.number("ActionGeo_Long")?,
+            precision: gdelt_precision(geo_type),
         })
     };
     let mut actors = Vec::new();

@@ -12,7 +12,7 @@ use super::codes::iso_from_alpha3;
 use super::row::{Item, Row, Rows};
 use super::table::{self, Fields, Table};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Event, Location, Source};
+use crate::model::{Actor, Event, Location, PlacePrecision, Source};
 use crate::time::{day_point, Bound, Mark, Occurred, TimePoint};
 
 /// Namespace of POLECAT event ids: UUID v5 of
@@ -45,6 +45,22 @@ const INTEGERS: &[&str] = &["geonames_id"];
 /// The attribute saying where an event's date came from when POLECAT
 /// could not resolve it from the story.
 const DATE_FALLBACK: &str = "date_fallback";
+
+/// POLECAT's GeoNames feature code: a populated place (`PPL...`) is the
+/// town itself; `ADM1`/`ADM2` a unit's centroid, finer units near; a
+/// country (`PCL...`) its centroid; any other feature (a river, a
+/// mountain) near its point.
+fn polecat_precision(code: &str) -> Option<PlacePrecision> {
+    let code = code.trim().to_ascii_uppercase();
+    Some(match code.as_str() {
+        "" => return None,
+        c if c.starts_with("PPL") => PlacePrecision::Exact,
+        "ADM1" | "ADM1H" => PlacePrecision::Admin1,
+        "ADM2" | "ADM2H" => PlacePrecision::Admin2,
+        c if c.starts_with("PCL") => PlacePrecision::Country,
+        _ => PlacePrecision::Near,
+    })
+}
 
 fn day(field: &str, v: &str) -> Result<TimePoint> {
     let d = NaiveDate::parse_from_str(v.get(..10).unwrap_or(v), "%Y-%m-%d")
@@ -125,6 +141,7 @@ fn event(f: &Fields) -> Result<Event> {
         country: here.into_iter().next(),
         lat,
         lon,
+        precision: f.opt("feature_type").and_then(polecat_precision),
     });
     let mut actors: Vec<Actor> = names(f, "actor_name")
         .map(|n| Actor::new(n, "actor"))

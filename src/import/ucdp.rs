@@ -11,7 +11,7 @@ use super::codes::{iso_from_gleditsch_ward, iso_from_name};
 use super::row::{day_range, Item, Row, Rows};
 use super::table::{self, Fields, Table};
 use crate::error::{Error, Result};
-use crate::model::{Actor, Event, Location};
+use crate::model::{Actor, Event, Location, PlacePrecision};
 use crate::time::{day_point, Occurred, Precision};
 
 /// Namespace of UCDP GED event ids: UUID v5 of
@@ -44,6 +44,21 @@ const INTEGERS: &[&str] = &[
 
 /// `date_start`/`date_end`: `2022-02-24`, or with the time UCDP's CSV
 /// adds (`2022-02-24 00:00:00.000`).
+/// UCDP GED's `where_prec`: 1 the exact location, 2 within some 25 km of
+/// a known point, 3 a second-order and 4 a first-order administrative
+/// unit, 5 a linear feature (a road, a river, a border: as coarse as a
+/// province), 6 the country, 7 international waters or airspace.
+fn ucdp_precision(code: &str) -> Option<PlacePrecision> {
+    match code.trim() {
+        "1" => Some(PlacePrecision::Exact),
+        "2" => Some(PlacePrecision::Near),
+        "3" => Some(PlacePrecision::Admin2),
+        "4" | "5" => Some(PlacePrecision::Admin1),
+        "6" | "7" => Some(PlacePrecision::Country),
+        _ => None,
+    }
+}
+
 fn date(field: &str, v: &str) -> Result<NaiveDate> {
     let day = v.get(..10).unwrap_or(v);
     NaiveDate::parse_from_str(day, "%Y-%m-%d")
@@ -150,6 +165,7 @@ fn event(f: &Fields) -> Result<Event> {
         country: home,
         lat,
         lon,
+        precision: f.opt("where_prec").and_then(ucdp_precision),
     });
     let actors = [("side_a", "side_a"), ("side_b", "side_b")]
         .into_iter()

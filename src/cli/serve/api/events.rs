@@ -7,15 +7,15 @@ use annals::{AsOf, At, Error};
 
 use crate::cli::serve::shared::SEND_TIMEOUT;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::http::{
-    blocking, known, ok, parse_id, ApiError, Channel, Db, Pairs, Params, PathText, Reply,
-    AT_PARAMS, QUERY_PARAMS,
+    blocking, body_bytes, known, ok, parse_id, ApiError, Channel, Db, Pairs, Params, PathText,
+    Reply, AT_PARAMS, QUERY_PARAMS,
 };
 
 /// Events per page of `GET /events` unless `limit` says otherwise, and the
@@ -63,7 +63,7 @@ pub(super) fn cursor_of(s: &str) -> Result<(u64, usize, u64), ApiError> {
 /// The filters and branch of a page request, as a number: FNV-1a over
 /// the sorted name=value pairs (order and repetition of the same filters
 /// do not change which events match).
-pub(super) fn fingerprint(p: &Params) -> u64 {
+pub(super) fn fingerprint(p: &Params, body: &[u8]) -> u64 {
     let mut pairs: Vec<(&str, String)> = QUERY_PARAMS
         .iter()
         .chain(["branch"].iter())
@@ -76,6 +76,9 @@ pub(super) fn fingerprint(p: &Params) -> u64 {
         for b in k.bytes().chain([0]).chain(v.bytes()).chain([0]) {
             h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
+    }
+    for b in body {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
     }
     h
 }
@@ -90,9 +93,41 @@ pub(super) async fn list_events(
         &known(&[&QUERY_PARAMS, &AT_PARAMS, &["limit", "cursor"]]),
     )?;
     let query = p.query()?;
+    events_page(db, &headers, &p, query, &[]).await
+}
+
+/// `POST /events/area`: `GET /events` for the events placed in the area
+/// the body gives as GeoJSON (a Polygon, MultiPolygon, Feature or
+/// FeatureCollection), with the same filters, pages and streams.
+pub(super) async fn events_in_area(
+    State(db): State<Db>,
+    headers: HeaderMap,
+    Pairs(p): Pairs,
+    req: Request,
+) -> Reply {
+    let p = Params::new(
+        p,
+        &known(&[&QUERY_PARAMS, &AT_PARAMS, &["limit", "cursor"]]),
+    )?;
+    let body = body_bytes(&db, req).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_param("body", "the GeoJSON is not UTF-8"))?;
+    let query = p.query_in(text.to_string())?;
+    events_page(db, &headers, &p, query, &body).await
+}
+
+/// A page (or a stream) of the events `query` matches; `body` is what
+/// besides the parameters chose them, for the cursor's fingerprint.
+async fn events_page(
+    db: Db,
+    headers: &HeaderMap,
+    p: &Params,
+    query: annals::Query,
+    body: &[u8],
+) -> Reply {
     let mut at = p.at()?;
     let limit: Option<usize> = p.parse("limit")?;
-    if wants_ndjson(&headers) {
+    if wants_ndjson(headers) {
         if p.one("cursor")?.is_some() {
             return Err(ApiError::bad_param("cursor", "a stream has no pages"));
         }
@@ -109,7 +144,7 @@ pub(super) async fn list_events(
             format!("a page holds 1 to {MAX_PAGE} events"),
         ));
     }
-    let print = fingerprint(&p);
+    let print = fingerprint(p, body);
     let skip = match p.one("cursor")? {
         Some(c) => {
             let (seq, skip, given) = cursor_of(c)?;
@@ -310,24 +345,27 @@ mod tests {
 
     #[test]
     fn a_fingerprint_is_the_filters_not_their_order_or_the_page() {
-        let a = fingerprint(&params(&[
-            ("country", "PL"),
-            ("country", "RO"),
-            ("limit", "5"),
-        ]));
-        let b = fingerprint(&params(&[
-            ("country", "RO"),
-            ("country", "PL"),
-            ("cursor", "x"),
-        ]));
+        let a = fingerprint(
+            &params(&[("country", "PL"), ("country", "RO"), ("limit", "5")]),
+            b"",
+        );
+        let b = fingerprint(
+            &params(&[("country", "RO"), ("country", "PL"), ("cursor", "x")]),
+            b"",
+        );
         assert_eq!(a, b);
+        let area = br#"{"type":"Polygon","coordinates":[]}"#;
+        assert_ne!(
+            a,
+            fingerprint(&params(&[("country", "PL"), ("country", "RO")]), area)
+        );
         for other in [
             vec![("country", "PL")],
             vec![("country", "PL"), ("country", "RO"), ("branch", "b")],
             vec![("country", "PLRO")],
             vec![("actor", "PL"), ("country", "RO")],
         ] {
-            assert_ne!(a, fingerprint(&params(&other)), "{other:?}");
+            assert_ne!(a, fingerprint(&params(&other), b""), "{other:?}");
         }
     }
 

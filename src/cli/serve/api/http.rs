@@ -236,16 +236,38 @@ impl Params {
     }
 
     pub(super) fn query(&self) -> Result<annals::Query, ApiError> {
-        let filters = annals::Filters {
+        Ok(self.filters()?.to_query().map_err(|e| e.at("query"))?)
+    }
+
+    fn filters(&self) -> Result<annals::Filters, ApiError> {
+        Ok(annals::Filters {
             countries: self.all("country"),
             actors: self.all("actor"),
             kinds: self.all("kind"),
             from: self.one("from")?.map(str::to_string),
             to: self.one("to")?.map(str::to_string),
             within: self.flag("within")?,
+            bbox: self.one("bbox")?.map(str::to_string),
+            near: self.one("near")?.map(str::to_string),
+            radius_km: self.one("radius_km")?.map(str::to_string),
+            area: None,
+            place: self.one("place")?.map(str::to_string),
             limit: None,
-        };
-        Ok(filters.to_query().map_err(|e| e.at("query"))?)
+        })
+    }
+
+    /// The query's filters with an area given as GeoJSON text (a POST's
+    /// body).
+    pub(super) fn query_in(&self, area: String) -> Result<annals::Query, ApiError> {
+        if self.one("bbox")?.is_some() || self.one("near")?.is_some() {
+            return Err(ApiError::bad_param(
+                "bbox",
+                "the body already gives the area: leave out bbox and near",
+            ));
+        }
+        let mut filters = self.filters()?;
+        filters.area = Some(area);
+        Ok(filters.to_query().map_err(|e| e.at("body"))?)
     }
 
     pub(super) fn granularity(&self) -> Result<Granularity, ApiError> {
@@ -255,7 +277,18 @@ impl Params {
 
 pub(super) const AT_PARAMS: [&str; 2] = ["branch", "as_of"];
 
-pub(super) const QUERY_PARAMS: [&str; 6] = ["country", "actor", "kind", "from", "to", "within"];
+pub(super) const QUERY_PARAMS: [&str; 10] = [
+    "country",
+    "actor",
+    "kind",
+    "from",
+    "to",
+    "within",
+    "bbox",
+    "near",
+    "radius_km",
+    "place",
+];
 
 pub(super) fn known<'a>(groups: &[&[&'a str]]) -> Vec<&'a str> {
     groups.iter().flat_map(|g| g.iter().copied()).collect()

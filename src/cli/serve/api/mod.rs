@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use branches::{branches, create_branch, drop_branch, merge};
-use events::{get_event, head, history, list_events};
+use events::{events_in_area, get_event, head, history, list_events};
 use http::{ApiError, Db};
 use subscribe::subscribe;
 use views::{by_actor, by_country, by_date, by_source, diff, verify};
@@ -37,6 +37,7 @@ pub(crate) fn router(db: Db) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/head", get(head))
         .route("/events", get(list_events).post(append))
+        .route("/events/area", post(events_in_area))
         .route("/events/{id}", get(get_event))
         .route("/events/{id}/history", get(history))
         .route("/events/{id}/correct", post(correct))
