@@ -10,6 +10,10 @@ state, so that the positive checks test what the schema can promise.
   and `after`/`limit` need `actors=true`; on `/views/by-actor`, one
   `actor` is not paged (`after`/`limit` go without it). Each misuse is
   refused (400), tested in tests/serve.rs.
+- the spatial filters: one area at a time (bbox, near, or the body of
+  `POST /events/area`), `near` with `radius_km` and back, `place` only
+  with an area, a box's south at most its north. Each misuse is refused
+  (400), tested in tests/places.rs.
 """
 
 import re
@@ -43,11 +47,32 @@ def _views_paging_ok(path, query):
     return True
 
 
+def _spatial_ok(path, query):
+    areas = ("bbox" in query) + ("near" in query) + (path == "/events/area")
+    if areas > 1:
+        return False
+    if ("near" in query) != ("radius_km" in query):
+        return False
+    if "place" in query and areas == 0:
+        return False
+    bbox = query.get("bbox")
+    if isinstance(bbox, str):
+        try:
+            _, south, _, north = (float(x) for x in bbox.split(","))
+        except ValueError:
+            return True
+        if south > north:
+            return False
+    return True
+
+
 @schemathesis.hook
 def filter_case(ctx, case):
     query = case.query if isinstance(case.query, dict) else {}
     op_path = getattr(getattr(case, "operation", None), "path", "")
     if not _views_paging_ok(op_path, query):
+        return False
+    if not _spatial_ok(op_path, query):
         return False
     if "cursor" in query:
         return False

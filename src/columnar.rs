@@ -96,6 +96,7 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
     let mut confidence = Float64Builder::new();
     let (mut loc_name, mut loc_country) = (StringBuilder::new(), StringBuilder::new());
     let (mut lat, mut lon) = (Float64Builder::new(), Float64Builder::new());
+    let mut place_precision = StringBuilder::new();
     let mut loc_valid = Vec::with_capacity(rows.len());
     let (mut actor_name, mut actor_role) = (StringBuilder::new(), StringBuilder::new());
     let mut actor_lengths = Vec::with_capacity(rows.len());
@@ -123,6 +124,7 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
         loc_country.append_option(loc.and_then(|l| l.country.as_deref()));
         lat.append_option(loc.and_then(|l| l.lat));
         lon.append_option(loc.and_then(|l| l.lon));
+        place_precision.append_option(loc.and_then(|l| l.precision).map(|p| p.as_str()));
         actor_lengths.push(e.actors.len());
         for a in &e.actors {
             actor_name.append_value(&a.name);
@@ -144,12 +146,14 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
             utf8("country", true),
             Field::new("lat", DataType::Float64, true),
             Field::new("lon", DataType::Float64, true),
+            utf8("precision", true),
         ]),
         vec![
             Arc::new(loc_name.finish()),
             Arc::new(loc_country.finish()),
             Arc::new(lat.finish()),
             Arc::new(lon.finish()),
+            Arc::new(place_precision.finish()),
         ],
         Some(NullBuffer::from(loc_valid)),
     )

@@ -36,19 +36,25 @@ pub enum ExportFormat {
     /// and tags as lists of strings, occurred as start, end and precision,
     /// attrs as JSON text.
     Parquet,
+    /// GeoParquet 1.1: the Parquet export plus a `geometry` column of WKB
+    /// points (longitude, latitude; null without both), described by the
+    /// file's `geo` metadata (CRS OGC:CRS84, WGS 84), for GeoPandas, QGIS
+    /// and DuckDB's spatial extension.
+    GeoParquet,
 }
 
 impl ExportFormat {
-    /// Parses a format name: `jsonl`, `csv`, `parquet`.
+    /// Parses a format name: `jsonl`, `csv`, `parquet`, `geoparquet`.
     pub fn parse(name: &str) -> Result<ExportFormat> {
         Ok(match name {
             "jsonl" => ExportFormat::Jsonl,
             "csv" => ExportFormat::Csv,
             "parquet" => ExportFormat::Parquet,
+            "geoparquet" => ExportFormat::GeoParquet,
             other => {
                 return Err(Error::invalid(
                     "format",
-                    format!("`{other}`; expected jsonl, csv or parquet"),
+                    format!("`{other}`; expected jsonl, csv, parquet or geoparquet"),
                 ))
             }
         })
@@ -56,7 +62,7 @@ impl ExportFormat {
 }
 
 /// The columns of CSV exports (Parquet has the same, with structure).
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 21] = [
     "id",
     "seq",
     "recorded_at",
@@ -71,6 +77,7 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "location_country",
     "location_lat",
     "location_lon",
+    "location_precision",
     "actors",
     "summary",
     "sources",
@@ -98,6 +105,10 @@ pub(crate) fn export(
         }
         ExportFormat::Parquet => Box::new(Parquet {
             w: parquet_writer(out, events_schema()?)?,
+            page: Vec::new(),
+        }),
+        ExportFormat::GeoParquet => Box::new(GeoParquet {
+            w: Geo::new(out, events_schema()?)?,
             page: Vec::new(),
         }),
     };
@@ -154,7 +165,7 @@ impl<W: Write> Sink for Csv<W> {
 }
 
 /// One event's CSV cells, in [`CSV_COLUMNS`] order.
-fn csv_row(r: &Record) -> [String; 20] {
+fn csv_row(r: &Record) -> [String; 21] {
     let e = &r.event;
     let v = event_to_value(e, None);
     let loc = e.location.as_ref();
@@ -174,6 +185,7 @@ fn csv_row(r: &Record) -> [String; 20] {
         opt(loc.and_then(|l| l.country.clone())),
         opt(loc.and_then(|l| l.lat).map(|x| x.to_string())),
         opt(loc.and_then(|l| l.lon).map(|x| x.to_string())),
+        opt(loc.and_then(|l| l.precision).map(|p| p.to_string())),
         json_text(v.get("actors")),
         opt(e.summary.clone()),
         json_text(v.get("sources")),
@@ -203,6 +215,105 @@ impl<W: Write + Send> Sink for Parquet<W> {
             let batch = events_batch(&self.page)?;
             self.w.write(&batch).map_err(export_error)?;
         }
+        self.w.close().map_err(export_error)?;
+        Ok(())
+    }
+}
+
+struct GeoParquet<W: Write + Send> {
+    w: Geo<W>,
+    page: Vec<Record>,
+}
+
+impl<W: Write + Send> Sink for GeoParquet<W> {
+    fn put(&mut self, r: Record) -> Result<()> {
+        self.page.push(r);
+        if self.page.len() >= BATCH_ROWS {
+            let refs: Vec<&Record> = self.page.iter().collect();
+            self.w.write(events_batch(&self.page)?, &refs)?;
+            self.page.clear();
+        }
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        if !self.page.is_empty() {
+            let refs: Vec<&Record> = self.page.iter().collect();
+            self.w.write(events_batch(&self.page)?, &refs)?;
+        }
+        self.w.close()
+    }
+}
+
+/// A GeoParquet writer: batches gain a `geometry` column of WKB points,
+/// and the file the `geo` metadata with the points' bounding box.
+struct Geo<W: Write + Send> {
+    w: ArrowWriter<W>,
+    schema: arrow_schema::SchemaRef,
+    /// West, south, east, north of the points written.
+    bbox: Option<[f64; 4]>,
+}
+
+/// The WKB of a point: little-endian, type 1, x (longitude), y (latitude).
+fn wkb_point(lon: f64, lat: f64) -> [u8; 21] {
+    let mut b = [0u8; 21];
+    b[0] = 1;
+    b[1..5].copy_from_slice(&1u32.to_le_bytes());
+    b[5..13].copy_from_slice(&lon.to_le_bytes());
+    b[13..21].copy_from_slice(&lat.to_le_bytes());
+    b
+}
+
+impl<W: Write + Send> Geo<W> {
+    fn new(out: W, schema: arrow_schema::SchemaRef) -> Result<Geo<W>> {
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("geometry", DataType::Binary, true));
+        let schema = Arc::new(Schema::new(fields));
+        Ok(Geo {
+            w: parquet_writer(out, Arc::clone(&schema))?,
+            schema,
+            bbox: None,
+        })
+    }
+
+    fn write(&mut self, batch: RecordBatch, rows: &[&Record]) -> Result<()> {
+        let mut geometry = arrow_array::builder::BinaryBuilder::new();
+        for r in rows {
+            match r.event.location.as_ref().map(|l| (l.lon, l.lat)) {
+                Some((Some(lon), Some(lat))) => {
+                    geometry.append_value(wkb_point(lon, lat));
+                    let b = self.bbox.get_or_insert([lon, lat, lon, lat]);
+                    *b = [b[0].min(lon), b[1].min(lat), b[2].max(lon), b[3].max(lat)];
+                }
+                _ => geometry.append_null(),
+            }
+        }
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(geometry.finish()));
+        let batch =
+            RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(export_error)?;
+        self.w.write(&batch).map_err(export_error)
+    }
+
+    fn close(mut self) -> Result<()> {
+        let mut column = serde_json::json!({
+            "encoding": "WKB",
+            "geometry_types": ["Point"],
+        });
+        // No `crs` key: GeoParquet's default, OGC:CRS84 (WGS 84, longitude
+        // then latitude), which is what annals stores.
+        if let (Some(b), serde_json::Value::Object(m)) = (self.bbox, &mut column) {
+            m.insert("bbox".into(), serde_json::json!(b));
+        }
+        let geo = serde_json::json!({
+            "version": "1.1.0",
+            "primary_column": "geometry",
+            "columns": {"geometry": column},
+        });
+        self.w
+            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                "geo".to_string(),
+                geo.to_string(),
+            ));
         self.w.close().map_err(export_error)?;
         Ok(())
     }
@@ -252,6 +363,15 @@ pub(crate) fn export_changes(
                 w.write(&change_batch(chunk)?).map_err(export_error)?;
             }
             w.close().map_err(export_error)?;
+        }
+        ExportFormat::GeoParquet => {
+            let rows: Vec<_> = changes.iter().flat_map(sides).collect();
+            let mut w = Geo::new(out, change_batch(&[])?.schema())?;
+            for chunk in rows.chunks(BATCH_ROWS) {
+                let records: Vec<&Record> = chunk.iter().map(|r| r.3).collect();
+                w.write(change_batch(chunk)?, &records)?;
+            }
+            w.close()?;
         }
     }
     Ok(changes.len() as u64)

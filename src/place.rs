@@ -19,8 +19,9 @@ use crate::model::PlacePrecision;
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// Km per degree of latitude (and of longitude at the equator).
 const KM_PER_DEGREE: f64 = EARTH_RADIUS_KM * std::f64::consts::PI / 180.0;
-/// Half the Earth's circumference: no radius is larger.
-pub const MAX_RADIUS_KM: f64 = EARTH_RADIUS_KM * std::f64::consts::PI;
+/// The largest radius: about half the Earth's circumference (20,015 km),
+/// beyond which a disc holds the whole globe.
+pub const MAX_RADIUS_KM: f64 = 20_015.0;
 /// Most vertices an area's polygons may have together.
 pub const MAX_AREA_VERTICES: usize = 100_000;
 
@@ -230,6 +231,12 @@ impl Area {
             Area::Polygons(polys) => {
                 let mut vertices = 0;
                 for (i, p) in polys.iter().enumerate() {
+                    if p.is_empty() {
+                        return Err(Error::invalid(
+                            format!("area.polygon[{i}]"),
+                            "a polygon needs its outer ring",
+                        ));
+                    }
                     for (j, ring) in p.iter().enumerate() {
                         if ring.len() < 4 {
                             return Err(Error::invalid(
@@ -488,15 +495,16 @@ fn ring_of(field: &str, v: &Value) -> Result<Vec<[f64; 2]>> {
         .as_array()
         .ok_or_else(|| Error::invalid(field, "a ring must be an array of positions"))?;
     pts.iter()
-        .map(|p| match p.as_array().map(Vec::as_slice) {
-            Some([x, y, ..]) => match (x.as_f64(), y.as_f64()) {
-                (Some(x), Some(y)) => Ok([x, y]),
+        .map(|p| {
+            let xs = p.as_array().map(Vec::as_slice).unwrap_or_default();
+            let nums: Vec<f64> = xs.iter().filter_map(Value::as_f64).collect();
+            match nums.as_slice() {
+                [x, y] | [x, y, _] if nums.len() == xs.len() => Ok([*x, *y]),
                 _ => Err(Error::invalid(
                     field,
-                    "a position must be [lon, lat] numbers",
+                    "a position must be [lon, lat] or [lon, lat, altitude] numbers",
                 )),
-            },
-            _ => Err(Error::invalid(field, "a position must be [lon, lat]")),
+            }
         })
         .collect()
 }
@@ -526,22 +534,33 @@ fn collect_polygons(v: &Value, out: &mut Vec<Vec<Vec<[f64; 2]>>>) -> Result<()> 
             }
         }
         "Feature" => {
-            if let Some(g) = v.get("geometry").filter(|g| !g.is_null()) {
-                collect_polygons(g, out)?;
-            }
+            let g = v.get("geometry").filter(|g| {
+                matches!(
+                    g.get("type").and_then(Value::as_str),
+                    Some("Polygon" | "MultiPolygon")
+                )
+            });
+            let g = g.ok_or_else(|| {
+                Error::invalid(
+                    "area",
+                    "a Feature's geometry must be a Polygon or MultiPolygon",
+                )
+            })?;
+            collect_polygons(g, out)?;
         }
         "FeatureCollection" => {
-            for f in v
+            let features = v
                 .get("features")
                 .and_then(Value::as_array)
-                .ok_or_else(|| Error::invalid("area", "a FeatureCollection without features"))?
-            {
+                .ok_or_else(|| Error::invalid("area", "a FeatureCollection without features"))?;
+            for f in features {
+                if f.get("type").and_then(Value::as_str) != Some("Feature") {
+                    return Err(Error::invalid(
+                        "area",
+                        "a FeatureCollection's features must be Features",
+                    ));
+                }
                 collect_polygons(f, out)?;
-            }
-        }
-        "GeometryCollection" => {
-            for g in v.get("geometries").and_then(Value::as_array).into_iter().flatten() {
-                collect_polygons(g, out)?;
             }
         }
         other => {

@@ -65,6 +65,8 @@ fn gdelt_2_row_field_by_field() {
     assert_eq!(loc.name.as_deref(), Some("Ukraine"));
     assert_eq!(loc.country.as_deref(), Some("UA"));
     assert_eq!((loc.lat, loc.lon), (Some(49.0), Some(32.0)));
+    // Geo type 1: the country's centroid.
+    assert_eq!(loc.precision, Some(annals::PlacePrecision::Country));
     assert_eq!(e.sources[0].name, "talkingpointsmemo.com");
     assert_eq!(
         e.sources[0].reported_at.unwrap().to_string(),
@@ -203,6 +205,8 @@ fn acled_2022_row_field_by_field() {
     let loc = e.location.unwrap();
     assert_eq!(loc.name.as_deref(), Some("Bakhmut"));
     assert_eq!((loc.lat, loc.lon), (Some(48.5956), Some(38.0003)));
+    // geo_precision 2: near the town.
+    assert_eq!(loc.precision, Some(annals::PlacePrecision::Near));
     assert!(e.summary.unwrap().contains("week of 23 February"));
     let a = serde_json::Value::Object(e.attrs);
     assert_eq!(a["source_id"], json!("UKR9002"));
@@ -548,6 +552,8 @@ fn ucdp_ged_rows_field_by_field_and_every_date_precision() {
         (loc.country.as_deref(), loc.lat, loc.lon),
         (Some("UA"), Some(50.45), Some(30.52))
     );
+    // where_prec 1 (3 for another row of the village: see the CSV).
+    assert!(loc.precision.is_some());
     assert_eq!(e.summary.as_deref(), Some("Clashes near the border"));
     let a = attrs(&e);
     assert_eq!(a["dataset"], json!("ucdp-ged"));
@@ -727,6 +733,8 @@ fn polecat_rows_field_by_field() {
         ),
         (Some("Invented Town"), Some("PL"), Some(51.25), Some(22.57))
     );
+    // GeoNames feature PPL: the town itself.
+    assert_eq!(loc.precision, Some(annals::PlacePrecision::Exact));
     assert_eq!(
         e.summary.as_deref(),
         Some("Invented drones cross the border")

@@ -373,3 +373,112 @@ fn bad_areas_are_refused_with_the_field() {
     });
     assert!(db.query(&q).is_err());
 }
+
+/// The CLI's `--bbox`, `--near/--radius`, `--area FILE` and `--place`,
+/// and HTTP's `bbox`, `near`/`radius_km`, `place` and `POST /events/area`,
+/// give the library's answers; bad areas are usage errors or 400s.
+#[test]
+fn cli_and_http_share_the_spatial_words() {
+    use common::http::{get, request, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::db_path(&dir);
+    assert!(common::annals(&db, &["init"], None).status.success());
+    let lines = [
+        r#"{"kind":"shelling","occurred":"2025-09-10","location":{"name":"Kharkiv","lat":49.99,"lon":36.23,"precision":"exact"}}"#,
+        r#"{"kind":"shelling","occurred":"2025-09-11","location":{"name":"Ukraine","lat":49.0,"lon":32.0,"precision":"country"}}"#,
+        r#"{"kind":"storm","occurred":"2025-09-12","location":{"name":"Taveuni","lat":-16.8,"lon":-179.9}}"#,
+        r#"{"kind":"storm","occurred":"2025-09-12","summary":"no place"}"#,
+    ];
+    let o = common::annals(&db, &["append"], Some(lines.join("\n").as_bytes()));
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["query", "--format", "jsonl"];
+        a.extend_from_slice(args);
+        let o = common::annals(&db, &a, None);
+        assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
+        common::stdout(&o)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["location"]["name"].as_str().unwrap_or("").to_string()
+            })
+            .collect()
+    };
+    assert_eq!(names(&["--near", "50,36.2", "--radius", "20"]), ["Kharkiv"]);
+    assert_eq!(
+        names(&["--near", "50,36.2", "--radius", "20", "--place", "possible"]),
+        ["Kharkiv", "Ukraine"]
+    );
+    assert_eq!(names(&["--bbox", "170,-20,-170,-10"]), ["Taveuni"]);
+    assert_eq!(
+        names(&["--bbox", "20,40,40,55", "--kind", "storm"]),
+        Vec::<String>::new()
+    );
+    let area = dir.path().join("area.geojson");
+    std::fs::write(
+        &area,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Polygon","coordinates":[[[35,49],[37,49],[37,51],[35,51],[35,49]]]}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(names(&["--area", area.to_str().unwrap()]), ["Kharkiv"]);
+    for bad in [
+        &["query", "--bbox", "1,2,3"][..],
+        &["query", "--near", "50,36"],
+        &["query", "--near", "95,36", "--radius", "5"],
+        &["query", "--area", "/nonexistent.geojson"],
+        &["query", "--place", "certain"],
+    ] {
+        let o = common::annals(&db, bad, None);
+        assert!(!o.status.success(), "{bad:?}");
+        assert!(!common::stderr(&o).is_empty());
+    }
+
+    let server = Server::start(&db, &["--read-only"]);
+    let count = |r: common::http::Response| -> usize {
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["events"].as_array().unwrap().len()
+    };
+    assert_eq!(
+        count(get(server.addr, "/events?near=50,36.2&radius_km=20")),
+        1
+    );
+    assert_eq!(
+        count(get(
+            server.addr,
+            "/events?near=50,36.2&radius_km=20&place=possible"
+        )),
+        2
+    );
+    assert_eq!(count(get(server.addr, "/events?bbox=170,-20,-170,-10")), 1);
+    let polygon = r#"{"type":"Polygon","coordinates":[[[35,49],[37,49],[37,51],[35,51],[35,49]]]}"#;
+    let post = |path: &str, body: &str| {
+        request(
+            server.addr,
+            "POST",
+            path,
+            &[("Content-Type", "application/geo+json")],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    assert_eq!(count(post("/events/area", polygon)), 1);
+    assert_eq!(count(post("/events/area?kind=storm", polygon)), 0);
+    for (path, body) in [
+        ("/events?bbox=1,2", ""),
+        ("/events?near=50,36", ""),
+        ("/events?radius_km=5", ""),
+        ("/events?place=possible", ""),
+    ] {
+        let r = get(server.addr, &format!("{path}{body}"));
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+    }
+    for (path, body) in [
+        ("/events/area", "{"),
+        ("/events/area", r#"{"type":"Point","coordinates":[0,0]}"#),
+        ("/events/area?bbox=0,0,1,1", polygon),
+    ] {
+        let r = post(path, body);
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.text());
+    }
+    server.stop();
+}

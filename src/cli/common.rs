@@ -147,6 +147,7 @@ pub enum FormatArg {
     Polecat,
     Csv,
     Parquet,
+    Geoparquet,
 }
 
 impl FormatArg {
@@ -162,6 +163,7 @@ impl FormatArg {
             FormatArg::Polecat => "polecat",
             FormatArg::Csv => "csv",
             FormatArg::Parquet => "parquet",
+            FormatArg::Geoparquet => "geoparquet",
         }
     }
 }

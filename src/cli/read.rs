@@ -271,6 +271,9 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
 
 /// The file format of `export` or `changes --out`, from `--format`.
 fn export_format(ctx: &Ctx, command: &str) -> Result<annals::ExportFormat, CliError> {
-    annals::ExportFormat::parse(ctx.format_name())
-        .map_err(|_| CliError::Usage(format!("{command} needs --format jsonl, csv or parquet")))
+    annals::ExportFormat::parse(ctx.format_name()).map_err(|_| {
+        CliError::Usage(format!(
+            "{command} needs --format jsonl, csv, parquet or geoparquet"
+        ))
+    })
 }

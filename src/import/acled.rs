@@ -47,7 +47,7 @@ const INTEGERS: &[&str] = &[
 /// acledR), `9-May-20` (through Excel), `23 February 2022` (web export).
 /// ACLED's `geo_precision`: 1 the named town, 2 near it or part of a
 /// region, 3 a larger region (the point is its capital).
-fn acled_precision(code: &str) -> Option<PlacePrecision> {
+pub(crate) fn acled_precision(code: &str) -> Option<PlacePrecision> {
     match code.trim() {
         "1" => Some(PlacePrecision::Exact),
         "2" => Some(PlacePrecision::Near),

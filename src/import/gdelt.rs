@@ -156,7 +156,7 @@ impl Fields<'_> {
 /// Says where a value lost its form in a spreadsheet, if it looks so.
 /// GDELT's geo type: 1 a country, 2 a US state, 3 a US city, 4 a world
 /// city, 5 a world state (ADM1); the point is the place's centroid.
-fn gdelt_precision(code: &str) -> Option<PlacePrecision> {
+pub(crate) fn gdelt_precision(code: &str) -> Option<PlacePrecision> {
     match code.trim() {
         "1" => Some(PlacePrecision::Country),
         "2" | "5" => Some(PlacePrecision::Admin1),

@@ -647,3 +647,70 @@ fn sorted(v: serde_json::Value) -> serde_json::Value {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::PlacePrecision::{self, *};
+
+    /// A dataset's mapping and (code, precision) pairs it must give.
+    type Mapping = (
+        fn(&str) -> Option<PlacePrecision>,
+        &'static [(&'static str, Option<PlacePrecision>)],
+    );
+
+    #[test]
+    fn each_dataset_s_place_codes_map_to_a_precision() {
+        let cases: [Mapping; 4] = [
+            (
+                super::acled::acled_precision,
+                &[
+                    ("1", Some(Exact)),
+                    ("2", Some(Near)),
+                    ("3", Some(Admin1)),
+                    ("", None),
+                    ("9", None),
+                ],
+            ),
+            (
+                super::gdelt::gdelt_precision,
+                &[
+                    ("1", Some(Country)),
+                    ("2", Some(Admin1)),
+                    ("3", Some(Exact)),
+                    ("4", Some(Exact)),
+                    ("5", Some(Admin1)),
+                    ("0", None),
+                ],
+            ),
+            (
+                super::ucdp::ucdp_precision,
+                &[
+                    ("1", Some(Exact)),
+                    ("2", Some(Near)),
+                    ("3", Some(Admin2)),
+                    ("4", Some(Admin1)),
+                    ("5", Some(Admin1)),
+                    ("6", Some(Country)),
+                    ("7", Some(Country)),
+                    ("x", None),
+                ],
+            ),
+            (
+                super::polecat::polecat_precision,
+                &[
+                    ("PPLA", Some(Exact)),
+                    ("ADM1", Some(Admin1)),
+                    ("ADM2", Some(Admin2)),
+                    ("PCLI", Some(Country)),
+                    ("STM", Some(Near)),
+                    ("", None),
+                ],
+            ),
+        ];
+        for (map, pairs) in cases {
+            for (code, want) in pairs {
+                assert_eq!(map(code), *want, "{code}");
+            }
+        }
+    }
+}

@@ -50,7 +50,7 @@ const DATE_FALLBACK: &str = "date_fallback";
 /// town itself; `ADM1`/`ADM2` a unit's centroid, finer units near; a
 /// country (`PCL...`) its centroid; any other feature (a river, a
 /// mountain) near its point.
-fn polecat_precision(code: &str) -> Option<PlacePrecision> {
+pub(crate) fn polecat_precision(code: &str) -> Option<PlacePrecision> {
     let code = code.trim().to_ascii_uppercase();
     Some(match code.as_str() {
         "" => return None,

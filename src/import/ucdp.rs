@@ -48,7 +48,7 @@ const INTEGERS: &[&str] = &[
 /// a known point, 3 a second-order and 4 a first-order administrative
 /// unit, 5 a linear feature (a road, a river, a border: as coarse as a
 /// province), 6 the country, 7 international waters or airspace.
-fn ucdp_precision(code: &str) -> Option<PlacePrecision> {
+pub(crate) fn ucdp_precision(code: &str) -> Option<PlacePrecision> {
     match code.trim() {
         "1" => Some(PlacePrecision::Exact),
         "2" => Some(PlacePrecision::Near),

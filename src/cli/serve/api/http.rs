@@ -239,6 +239,28 @@ impl Params {
         Ok(self.filters()?.to_query().map_err(|e| e.at("query"))?)
     }
 
+    /// A list of plain decimal numbers (`-12.5`: no exponent, sign or
+    /// leading zero), the form the spec's patterns for `bbox` and `near`
+    /// state, so that the server takes exactly what the spec promises.
+    fn coords(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let Some(v) = self.one(name)? else {
+            return Ok(None);
+        };
+        let plain = |n: &str| {
+            let n = n.strip_prefix('-').unwrap_or(n);
+            let (int, frac) = n.split_once('.').unwrap_or((n, "0"));
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            digits(int) && int.len() <= 3 && (int == "0" || !int.starts_with('0')) && digits(frac)
+        };
+        if !v.split(',').all(plain) {
+            return Err(ApiError::bad_param(
+                name,
+                format!("`{v}`: expected comma-separated decimal degrees like 36.23,-12.5"),
+            ));
+        }
+        Ok(Some(v.to_string()))
+    }
+
     fn filters(&self) -> Result<annals::Filters, ApiError> {
         Ok(annals::Filters {
             countries: self.all("country"),
@@ -247,8 +269,8 @@ impl Params {
             from: self.one("from")?.map(str::to_string),
             to: self.one("to")?.map(str::to_string),
             within: self.flag("within")?,
-            bbox: self.one("bbox")?.map(str::to_string),
-            near: self.one("near")?.map(str::to_string),
+            bbox: self.coords("bbox")?,
+            near: self.coords("near")?,
             radius_km: self.one("radius_km")?.map(str::to_string),
             area: None,
             place: self.one("place")?.map(str::to_string),
