@@ -34,11 +34,15 @@ pub const HEADER_BYTES: usize = 1 + 8 + 32 + 32;
 /// chunk stays a modest sled value.
 pub const MAX_ENTRY_BYTES: usize = 96 * 1024;
 
-/// The tag of the one payload extension so far: a location's precision
-/// code after the entry (and origin). Written only when an event gives a
-/// precision, so that every other entry stays byte for byte what earlier
-/// versions wrote; covered by the chain like the rest of the payload.
+/// Payload extensions: fields added to the location after the entry
+/// format was fixed, each a tag byte and its value after the entry (and
+/// origin), in tag order. Written only when an event has the field, so
+/// that every other entry stays byte for byte what earlier versions
+/// wrote; covered by the chain like the rest of the payload. Tag 1: the
+/// place precision's code (one byte).
 const EXT_PLACE_PRECISION: u8 = 1;
+/// Tag 2: the location's ADMIN1 name (a bincode string).
+const EXT_ADMIN1: u8 = 2;
 
 const HASH_DOMAIN: &[u8] = b"annals/entry/v1";
 const HASH_DOMAIN_V2: &[u8] = b"annals/entry/v2";
@@ -186,6 +190,7 @@ fn event_from(seq: u64, s: StoredEvent<'_>) -> Result<Event> {
             lat: l.lat,
             lon: l.lon,
             precision: None,
+            admin1: None,
         }),
         actors: s
             .actors
@@ -265,12 +270,17 @@ pub fn encode_entry(entry: &Entry, prev: &Hash) -> Result<(Vec<u8>, Hash)> {
             FORMAT_MERGED
         }
     };
-    let precision = match &entry.body {
-        Body::Event(e) | Body::Correction(e) => e.location.as_ref().and_then(|l| l.precision),
-        _ => None,
-    };
-    if let Some(p) = precision {
-        bytes.extend_from_slice(&[EXT_PLACE_PRECISION, p.code()]);
+    if let Body::Event(e) | Body::Correction(e) = &entry.body {
+        if let Some(l) = &e.location {
+            if let Some(p) = l.precision {
+                bytes.extend_from_slice(&[EXT_PLACE_PRECISION, p.code()]);
+            }
+            if let Some(a) = &l.admin1 {
+                bytes.push(EXT_ADMIN1);
+                bincode::serde::encode_into_std_write(a.as_str(), &mut bytes, config())
+                    .map_err(encoding)?;
+            }
+        }
     }
     if bytes.len() > MAX_ENTRY_BYTES {
         return Err(Error::invalid(
@@ -397,30 +407,48 @@ pub fn decode_entry(seq: u64, bytes: &[u8]) -> Result<(Entry, Envelope<'_>)> {
             hash,
         });
     }
-    let mut precision = None;
-    if let [EXT_PLACE_PRECISION, code] = env.payload.get(used..).unwrap_or_default() {
-        precision = Some(PlacePrecision::from_code(*code).ok_or_else(|| {
-            Error::corruption(seq, format!("unknown place precision code {code}"))
-        })?);
-        used += 2;
+    let (mut precision, mut admin1) = (None, None);
+    let mut last_tag = 0;
+    while let Some(&tag) = env.payload.get(used) {
+        if tag <= last_tag {
+            return Err(Error::corruption(seq, "trailing bytes after the entry"));
+        }
+        last_tag = tag;
+        let rest = env.payload.get(used + 1..).unwrap_or_default();
+        match tag {
+            EXT_PLACE_PRECISION => {
+                let code = rest.first().copied().unwrap_or(0);
+                precision = Some(PlacePrecision::from_code(code).ok_or_else(|| {
+                    Error::corruption(seq, format!("unknown place precision code {code}"))
+                })?);
+                used += 2;
+            }
+            EXT_ADMIN1 => {
+                let (a, n): (String, usize) =
+                    bincode::serde::decode_from_slice(rest, config()).map_err(undecodable)?;
+                admin1 = Some(a);
+                used += 1 + n;
+            }
+            _ => return Err(Error::corruption(seq, "trailing bytes after the entry")),
+        }
     }
-    if used != env.payload.len() {
-        return Err(Error::corruption(seq, "trailing bytes after the entry"));
-    }
+    let extended = precision.is_some() || admin1.is_some();
     let with_precision = |mut e: Event| -> Result<Event> {
-        if let Some(p) = precision {
-            e.location
+        if extended {
+            let l = e
+                .location
                 .as_mut()
-                .ok_or_else(|| Error::corruption(seq, "a place precision without a location"))?
-                .precision = Some(p);
+                .ok_or_else(|| Error::corruption(seq, "a place extension without a location"))?;
+            l.precision = precision;
+            l.admin1 = admin1.clone();
         }
         Ok(e)
     };
     let body = match stored.body {
         StoredBody::Event(e) => Body::Event(with_precision(event_from(seq, e)?)?),
         StoredBody::Correction(e) => Body::Correction(with_precision(event_from(seq, e)?)?),
-        StoredBody::Retraction { .. } if precision.is_some() => {
-            return Err(Error::corruption(seq, "a place precision on a retraction"))
+        StoredBody::Retraction { .. } if extended => {
+            return Err(Error::corruption(seq, "a place extension on a retraction"))
         }
         StoredBody::Retraction { id, reason } => Body::Retraction {
             id: Uuid::from_bytes(id),
@@ -577,6 +605,44 @@ mod tests {
                 hash: [4; 32],
             }),
             ..sample()
+        }
+    }
+
+    /// A located event with and without the place extensions.
+    fn placed(precision: bool, admin1: bool) -> Entry {
+        let mut e = crate::json::parse_event(
+            r#"{"kind":"shelling","occurred":"2025-09","location":{"name":"Kharkiv","lat":49.99,"lon":36.23}}"#,
+        )
+        .unwrap();
+        e.id = Uuid::from_u128(42);
+        if let Some(l) = &mut e.location {
+            l.precision = precision.then_some(PlacePrecision::Admin2);
+            l.admin1 = admin1.then(|| "Kharkiv oblast".to_string());
+        }
+        Entry::new(5, 1_700_000_000_000_000, Body::Event(e))
+    }
+
+    #[test]
+    fn place_extensions_round_trip_and_leave_other_entries_as_they_were() {
+        let prev = [7u8; 32];
+        let (plain, _) = encode_entry(&placed(false, false), &prev).unwrap();
+        for (p, a) in [(true, false), (false, true), (true, true)] {
+            let entry = placed(p, a);
+            let (bytes, _) = encode_entry(&entry, &prev).unwrap();
+            // The entry as before, then the extensions.
+            assert_eq!(
+                bytes.get(HEADER_BYTES..plain.len()),
+                plain.get(HEADER_BYTES..)
+            );
+            assert_eq!(decode_entry(5, &bytes).unwrap().0, entry);
+        }
+        // An unknown tag, a tag out of order or a bad code is damage.
+        for tail in [&[9u8][..], &[2, 1, b'x', 1, 3], &[1, 77]] {
+            let mut bytes = plain.clone();
+            bytes.extend_from_slice(tail);
+            let hash = chain_hash(5, &prev, &bytes[HEADER_BYTES..]);
+            write_header(&mut bytes, FORMAT_VERSION, 5, &prev, &hash);
+            assert!(decode_entry(5, &bytes).is_err(), "{tail:?}");
         }
     }
 

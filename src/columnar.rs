@@ -96,7 +96,7 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
     let mut confidence = Float64Builder::new();
     let (mut loc_name, mut loc_country) = (StringBuilder::new(), StringBuilder::new());
     let (mut lat, mut lon) = (Float64Builder::new(), Float64Builder::new());
-    let mut place_precision = StringBuilder::new();
+    let (mut place_precision, mut admin1) = (StringBuilder::new(), StringBuilder::new());
     let mut loc_valid = Vec::with_capacity(rows.len());
     let (mut actor_name, mut actor_role) = (StringBuilder::new(), StringBuilder::new());
     let mut actor_lengths = Vec::with_capacity(rows.len());
@@ -125,6 +125,7 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
         lat.append_option(loc.and_then(|l| l.lat));
         lon.append_option(loc.and_then(|l| l.lon));
         place_precision.append_option(loc.and_then(|l| l.precision).map(|p| p.as_str()));
+        admin1.append_option(loc.and_then(|l| l.admin1.as_deref()));
         actor_lengths.push(e.actors.len());
         for a in &e.actors {
             actor_name.append_value(&a.name);
@@ -147,6 +148,7 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
             Field::new("lat", DataType::Float64, true),
             Field::new("lon", DataType::Float64, true),
             utf8("precision", true),
+            utf8("admin1", true),
         ]),
         vec![
             Arc::new(loc_name.finish()),
@@ -154,6 +156,7 @@ pub fn events_batch(rows: &[Record]) -> Result<RecordBatch> {
             Arc::new(lat.finish()),
             Arc::new(lon.finish()),
             Arc::new(place_precision.finish()),
+            Arc::new(admin1.finish()),
         ],
         Some(NullBuffer::from(loc_valid)),
     )

@@ -62,7 +62,7 @@ impl ExportFormat {
 }
 
 /// The columns of CSV exports (Parquet has the same, with structure).
-pub const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "id",
     "seq",
     "recorded_at",
@@ -78,6 +78,7 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "location_lat",
     "location_lon",
     "location_precision",
+    "location_admin1",
     "actors",
     "summary",
     "sources",
@@ -165,7 +166,7 @@ impl<W: Write> Sink for Csv<W> {
 }
 
 /// One event's CSV cells, in [`CSV_COLUMNS`] order.
-fn csv_row(r: &Record) -> [String; 21] {
+fn csv_row(r: &Record) -> [String; 22] {
     let e = &r.event;
     let v = event_to_value(e, None);
     let loc = e.location.as_ref();
@@ -186,6 +187,7 @@ fn csv_row(r: &Record) -> [String; 21] {
         opt(loc.and_then(|l| l.lat).map(|x| x.to_string())),
         opt(loc.and_then(|l| l.lon).map(|x| x.to_string())),
         opt(loc.and_then(|l| l.precision).map(|p| p.to_string())),
+        opt(loc.and_then(|l| l.admin1.clone())),
         json_text(v.get("actors")),
         opt(e.summary.clone()),
         json_text(v.get("sources")),

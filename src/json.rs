@@ -217,7 +217,7 @@ fn parse_location(v: &Value) -> Result<Location> {
     let m = object(
         "location",
         v,
-        &["name", "country", "lat", "lon", "precision"],
+        &["name", "country", "lat", "lon", "precision", "admin1"],
     )?;
     let coord = |k: &str| -> Result<Option<f64>> {
         match m.get(k).filter(|v| !v.is_null()) {
@@ -245,6 +245,7 @@ fn parse_location(v: &Value) -> Result<Location> {
                 })
             })
             .transpose()?,
+        admin1: opt_str(m, "location", "admin1")?,
     })
 }
 
@@ -308,6 +309,8 @@ struct LocationJson<'a> {
     lon: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     precision: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin1: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -367,6 +370,7 @@ pub fn event_to_value(e: &Event, pos: Option<Position>) -> Value {
             lat: l.lat,
             lon: l.lon,
             precision: l.precision.map(PlacePrecision::as_str),
+            admin1: l.admin1.as_deref(),
         }),
         actors: e
             .actors

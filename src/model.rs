@@ -68,6 +68,9 @@ pub struct Location {
     /// How precisely `lat`/`lon` place the event (none: as given, treated
     /// as exact; see docs/places.md).
     pub precision: Option<PlacePrecision>,
+    /// The first-level administrative unit (province, oblast, state) the
+    /// source names, as it names it.
+    pub admin1: Option<String>,
 }
 
 /// How precisely a location's point places an event, from an exact spot
@@ -247,6 +250,9 @@ impl Event {
             }
             if let Some(c) = &loc.country {
                 check_country("location.country", c)?;
+            }
+            if let Some(a) = &loc.admin1 {
+                check_text("location.admin1", a, MAX_NAME_BYTES)?;
             }
             check_coord("location.lat", loc.lat, 90.0)?;
             check_coord("location.lon", loc.lon, 180.0)?;

@@ -76,6 +76,7 @@ fn event() -> impl Strategy<Value = Event> {
             prop::option::of(-90.0f64..=90.0),
             prop::option::of(-180.0f64..=180.0),
             prop::option::of(prop::sample::select(annals::PlacePrecision::ALL.to_vec())),
+            prop::option::of(".{0,20}"),
         )),
         prop::collection::vec(("[^\\s]( ?[^\\s]){0,15}", "[a-z]{1,10}"), 0..4),
         prop::option::of(".{1,60}"),
@@ -106,12 +107,13 @@ fn event() -> impl Strategy<Value = Event> {
             )| {
                 let mut e = Event::new(kind, occurred);
                 e.countries = countries.into_iter().map(str::to_string).collect();
-                e.location = loc.map(|(name, country, lat, lon, precision)| Location {
+                e.location = loc.map(|(name, country, lat, lon, precision, admin1)| Location {
                     name,
                     country: country.map(str::to_string),
                     lat,
                     lon,
                     precision,
+                    admin1,
                 });
                 e.actors = actors.into_iter().map(|(n, r)| Actor::new(n, r)).collect();
                 e.summary = summary;

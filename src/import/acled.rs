@@ -154,6 +154,7 @@ fn event(f: &Fields) -> Result<Event> {
         lat,
         lon,
         precision: f.opt("geo_precision").and_then(acled_precision),
+        admin1: f.opt("admin1").map(str::to_string),
     });
     let mut actors = Vec::new();
     for (cols, role) in [

@@ -304,6 +304,11 @@ fn event(f: &Fields) -> Result<Event> {
             lat: f.number("ActionGeo_Lat")?,
             lon: f.number("ActionGeo_Long")?,
             precision: gdelt_precision(geo_type),
+            // A country-level place's ADM1 code is the country's own.
+            admin1: f
+                .opt("ActionGeo_ADM1Code")
+                .filter(|_| geo_type != "1")
+                .map(str::to_string),
         })
     };
     let mut actors = Vec::new();

@@ -142,6 +142,7 @@ fn event(f: &Fields) -> Result<Event> {
         lat,
         lon,
         precision: f.opt("feature_type").and_then(polecat_precision),
+        admin1: f.opt("state").map(str::to_string),
     });
     let mut actors: Vec<Actor> = names(f, "actor_name")
         .map(|n| Actor::new(n, "actor"))

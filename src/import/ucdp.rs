@@ -166,6 +166,7 @@ fn event(f: &Fields) -> Result<Event> {
         lat,
         lon,
         precision: f.opt("where_prec").and_then(ucdp_precision),
+        admin1: f.opt("adm_1").map(str::to_string),
     });
     let actors = [("side_a", "side_a"), ("side_b", "side_b")]
         .into_iter()
