@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::json::event_to_value;
-use crate::projection::{ActorRow, CountryRow, DateRow};
+use crate::projection::{ActorRow, CountryRow, DateRow, PlaceRow};
 use crate::record::Record;
 
 /// Rows per record batch that annals' own writers and streams use.
@@ -342,6 +342,62 @@ pub fn date_batch(rows: &[DateRow]) -> Result<RecordBatch> {
             "by_country",
             counts(&rows.iter().map(|r| &r.by_country).collect::<Vec<_>>())?,
         ),
+    ])
+}
+
+/// The by-place view as a record batch: `area`, `gid`, `lat`, `lon`,
+/// `country`, `admin1`, `bucket`, `precision`, `count`, `by_kind`,
+/// `by_precision` (maps → count), `fatalities_best`, `fatalities_low`,
+/// `fatalities_high`, `fatalities_events`, `first`, `last`.
+pub fn place_batch(rows: &[PlaceRow]) -> Result<RecordBatch> {
+    let f64s = |f: &dyn Fn(&PlaceRow) -> Option<f64>| -> ArrayRef {
+        let mut b = Float64Builder::new();
+        for r in rows {
+            b.append_option(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let i64s = |f: &dyn Fn(&crate::projection::Fatalities) -> i64| -> ArrayRef {
+        let mut b = arrow_array::builder::Int64Builder::new();
+        for r in rows {
+            b.append_option(r.fatalities.as_ref().map(f));
+        }
+        Arc::new(b.finish())
+    };
+    let mut gid = UInt64Builder::new();
+    for r in rows {
+        gid.append_option(r.gid.map(u64::from));
+    }
+    batch(vec![
+        ("area", strings(rows.iter().map(|r| Some(r.area.as_str())))),
+        ("gid", Arc::new(gid.finish())),
+        ("lat", f64s(&|r| r.lat)),
+        ("lon", f64s(&|r| r.lon)),
+        (
+            "country",
+            strings(rows.iter().map(|r| r.country.as_deref())),
+        ),
+        ("admin1", strings(rows.iter().map(|r| r.admin1.as_deref()))),
+        ("bucket", strings(rows.iter().map(|r| r.bucket.as_deref()))),
+        (
+            "precision",
+            strings(rows.iter().map(|r| r.precision.map(|p| p.name()))),
+        ),
+        ("count", u64s(rows.iter().map(|r| r.count))),
+        (
+            "by_kind",
+            counts(&rows.iter().map(|r| &r.by_kind).collect::<Vec<_>>())?,
+        ),
+        (
+            "by_precision",
+            counts(&rows.iter().map(|r| &r.by_precision).collect::<Vec<_>>())?,
+        ),
+        ("fatalities_best", i64s(&|f| f.best)),
+        ("fatalities_low", i64s(&|f| f.low)),
+        ("fatalities_high", i64s(&|f| f.high)),
+        ("fatalities_events", i64s(&|f| f.events as i64)),
+        ("first", strings(rows.iter().map(|r| r.first.as_deref()))),
+        ("last", strings(rows.iter().map(|r| r.last.as_deref()))),
     ])
 }
 

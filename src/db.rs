@@ -21,7 +21,9 @@ use crate::line::main::Cadence;
 use crate::log::{Entry, EntryIter, Hash, Head};
 use crate::merge::{MergeOptions, MergeReport};
 use crate::model::Event;
-use crate::projection::{ActorRow, CountryActor, CountryRow, DateRow, Projection, Registered};
+use crate::projection::{
+    ActorRow, CountryActor, CountryRow, DateRow, PlaceLevel, PlaceRow, Projection, Registered,
+};
 use crate::query::Query;
 use crate::read::diff::{Against, DiffRow, EventDiff, ViewKind};
 use crate::read::{AsOf, At, Reader};
@@ -305,6 +307,16 @@ impl Annals {
     /// The by-date view at a granularity, in bucket order.
     pub fn by_date(&self, granularity: Granularity) -> Result<Arc<[DateRow]>> {
         self.engine.head_reader().by_date(granularity)
+    }
+
+    /// The by-place view at the head: per PRIO-GRID cell (or ADMIN1 unit)
+    /// all time, or per month or year of occurrence (`granularity`).
+    pub fn by_place(
+        &self,
+        level: PlaceLevel,
+        granularity: Option<Granularity>,
+    ) -> Result<Arc<[PlaceRow]>> {
+        self.engine.head_reader().by_place(level, granularity)
     }
 
     /// Sizes and counts. Counting reads every event's metadata.

@@ -104,6 +104,15 @@ pub(crate) struct Keys {
     pub occurred: Occurred,
     /// The place list of the location's point, if it has one.
     pub place: Option<u64>,
+    /// The PRIO-GRID cell of the location's point.
+    pub gid: Option<u32>,
+    /// The ADMIN1 unit the location names: its country and name, joined
+    /// by U+001F.
+    pub admin1: Option<Name>,
+    /// The place precision's code (0: not given).
+    pub precision: u8,
+    /// Fatalities the event reports: best, low, high.
+    pub fatalities: Option<[i64; 3]>,
 }
 
 impl Keys {
@@ -124,6 +133,8 @@ impl Keys {
         actors.dedup();
         let mut actor_keys: Vec<Name> = actors.iter().map(|(k, _)| *k).collect();
         actor_keys.dedup();
+        let point = e.location.as_ref().and_then(|l| Some((l.lat?, l.lon?)));
+        let precision = e.location.as_ref().and_then(|l| l.precision);
         Keys {
             kind: names.intern(&e.kind),
             countries: e.countries.iter().map(|c| names.intern(c)).collect(),
@@ -131,10 +142,19 @@ impl Keys {
             actor_keys,
             display,
             occurred: e.occurred,
-            place: e.location.as_ref().and_then(|l| match (l.lat, l.lon) {
-                (Some(lat), Some(lon)) => Some(crate::place::place_key(lat, lon, l.precision)),
-                _ => None,
+            place: point.map(|(lat, lon)| crate::place::place_key(lat, lon, precision)),
+            gid: point.map(|(lat, lon)| crate::place::prio_grid(lat, lon)),
+            admin1: e.location.as_ref().and_then(|l| {
+                let a = l.admin1.as_deref()?;
+                let cc = l
+                    .country
+                    .as_deref()
+                    .or(e.countries.first().map(String::as_str))
+                    .unwrap_or("");
+                Some(names.intern(&format!("{cc}\u{1f}{a}")))
             }),
+            precision: precision.map_or(0, |p| p.code()),
+            fatalities: crate::place::fatalities(&e.attrs),
         }
     }
 }

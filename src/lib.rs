@@ -111,9 +111,13 @@ pub use model::{
     MAX_LIST_ITEMS, MAX_NAME_BYTES, MAX_REASON_BYTES, MAX_SUMMARY_BYTES, MAX_TAG_BYTES,
     MAX_URL_BYTES,
 };
-pub use place::{distance_km, Area, PlaceMatch, EARTH_RADIUS_KM, MAX_AREA_VERTICES, MAX_RADIUS_KM};
+pub use place::{
+    distance_km, prio_grid, prio_grid_centre, Area, PlaceMatch, EARTH_RADIUS_KM, MAX_AREA_VERTICES,
+    MAX_RADIUS_KM,
+};
 pub use projection::{
-    ActorRow, Change, CountryActor, CountryRow, DateRow, Projection, Registered, ACTORS_IN_ROW,
+    place_granularity, ActorRow, Change, CountryActor, CountryRow, DateRow, Fatalities, PlaceLevel,
+    PlaceRow, Projection, Registered, ACTORS_IN_ROW,
 };
 pub use query::{Filters, Query};
 pub use read::diff::{Against, DiffRow, EventDiff, EventDiffKind, ViewKind};

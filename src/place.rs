@@ -573,6 +573,45 @@ fn collect_polygons(v: &Value, out: &mut Vec<Vec<Vec<[f64; 2]>>>) -> Result<()> 
     Ok(())
 }
 
+/// The PRIO-GRID cell (0.5 degrees; id 1 at the south-west corner,
+/// counting east, then north) that holds a point.
+pub fn prio_grid(lat: f64, lon: f64) -> u32 {
+    let row = ((lat + 90.0) / 0.5).floor().clamp(0.0, 359.0) as u32;
+    let col = ((lon + 180.0) / 0.5).floor().clamp(0.0, 719.0) as u32;
+    row * 720 + col + 1
+}
+
+/// The centre of a PRIO-GRID cell: latitude, longitude.
+pub fn prio_grid_centre(gid: u32) -> (f64, f64) {
+    let i = gid.saturating_sub(1);
+    (
+        -90.0 + (f64::from(i / 720) + 0.5) * 0.5,
+        -180.0 + (f64::from(i % 720) + 0.5) * 0.5,
+    )
+}
+
+/// The fatalities an event's attributes report, as (best, low, high):
+/// `fatalities` (ACLED, or any event that says so), else UCDP GED's
+/// `best` with its `low` and `high`. Integers or integer strings.
+pub(crate) fn fatalities(attrs: &serde_json::Map<String, Value>) -> Option<[i64; 3]> {
+    let int = |k: &str| -> Option<i64> {
+        match attrs.get(k)? {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    if let Some(f) = int("fatalities") {
+        return Some([f, f, f]);
+    }
+    let best = int("best")?;
+    Some([
+        best,
+        int("low").unwrap_or(best),
+        int("high").unwrap_or(best),
+    ])
+}
+
 // The index's place keys: the precision, then the point on a Z-order
 // curve, so that a box is a few ranges of keys per precision.
 

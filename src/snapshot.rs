@@ -125,7 +125,11 @@ impl Snapshots {
             runfile::write_run(&tmp.join("delta.run"), delta.iter().cloned())?;
             names.push("delta.run".to_string());
         }
-        save_checkpoint(&tmp.join(SNAP_FILE), &(state.head, names), false)?;
+        save_checkpoint(
+            &tmp.join(SNAP_FILE),
+            &(state.head, names, crate::state::INDEX_FORMAT),
+            false,
+        )?;
         let _ = remove(&folder);
         fs::rename(&tmp, &folder).map_err(|e| Error::io(&folder, e))?;
         sync_dir(&folder)?;
@@ -159,8 +163,12 @@ fn remove(path: &Path) -> std::io::Result<()> {
 /// log (a damaged or foreign one is skipped).
 fn first_valid(log: &Log, candidates: Vec<(u64, PathBuf)>) -> Option<(Head, Layered)> {
     candidates.into_iter().find_map(|(s, folder)| {
-        let (head, names) = load_checkpoint::<(Head, Vec<String>)>(&folder.join(SNAP_FILE))?;
-        if head.seq != s || log.head_at(s).ok() != Some(head) {
+        let (head, names, format) =
+            load_checkpoint::<(Head, Vec<String>, u32)>(&folder.join(SNAP_FILE))?;
+        if head.seq != s
+            || log.head_at(s).ok() != Some(head)
+            || format != crate::state::INDEX_FORMAT
+        {
             return None;
         }
         let runs = names

@@ -379,9 +379,11 @@ struct Manifest {
     format: u32,
 }
 
-/// The index format: 2 adds the place lists. A manifest of another format
-/// (or none, before format 2) makes the derived state rebuild from the log.
-const INDEX_FORMAT: u32 = 2;
+/// The derived state's format: 2 adds the place lists to the index and
+/// the by-place view's cells to the runs. A manifest of another format
+/// (or none, before format 2) makes the derived state rebuild from the
+/// log; a snapshot of another format is skipped.
+pub(crate) const INDEX_FORMAT: u32 = 2;
 
 fn file_name(path: &Path) -> String {
     path.file_name()

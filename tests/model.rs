@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use annals::{
     actor_key, Actor, ActorRow, Annals, CountryRow, DateRow, Durability, Event, Granularity,
-    Occurred, Op, Precision, Query, TimePoint,
+    Occurred, Op, PlaceLevel, PlaceRow, Precision, Query, TimePoint,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -36,6 +36,24 @@ const TIMES: &[&str] = &[
     "2024-12",
 ];
 const IDS: u128 = 10;
+/// Points, two of them on PRIO-GRID cell edges, two in one cell.
+const POINTS: &[(f64, f64)] = &[
+    (50.45, 30.52),
+    (50.0, 30.5),
+    (50.2, 30.7),
+    (-16.8, -179.9),
+    (-0.25, 0.0),
+];
+const ADMIN1: &[&str] = &["Kyiv", "Lviv", "kyiv"];
+
+/// A place: point, precision, ADMIN1 name, and fatalities as ACLED
+/// (one figure) or UCDP (best, low, high) give them.
+type PlaceSpec = (
+    usize,
+    Option<usize>,
+    Option<usize>,
+    Option<(bool, i64, i64, i64)>,
+);
 
 #[derive(Debug, Clone)]
 struct Spec {
@@ -44,6 +62,7 @@ struct Spec {
     actors: Vec<(usize, usize)>,
     from: usize,
     to: Option<usize>,
+    place: Option<PlaceSpec>,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
@@ -53,13 +72,23 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::collection::vec((0..NAMES.len(), 0..ROLES.len()), 0..3),
         0..TIMES.len(),
         prop::option::of(0..TIMES.len()),
+        prop::option::weighted(
+            0.7,
+            (
+                0..POINTS.len(),
+                prop::option::of(0..annals::PlacePrecision::ALL.len()),
+                prop::option::of(0..ADMIN1.len()),
+                prop::option::of((any::<bool>(), 0..50i64, 0..5i64, 0..5i64)),
+            ),
+        ),
     )
-        .prop_map(|(kind, countries, actors, from, to)| Spec {
+        .prop_map(|(kind, countries, actors, from, to, place)| Spec {
             kind,
             countries,
             actors,
             from,
             to,
+            place,
         })
 }
 
@@ -85,6 +114,27 @@ fn build(id: u128, s: &Spec) -> Event {
         .iter()
         .map(|&(n, r)| Actor::new(NAMES[n], ROLES[r]))
         .collect();
+    if let Some((pt, precision, admin1, fatalities)) = s.place {
+        let (lat, lon) = POINTS[pt];
+        e.location = Some(annals::Location {
+            lat: Some(lat),
+            lon: Some(lon),
+            precision: precision.map(|p| annals::PlacePrecision::ALL[p]),
+            admin1: admin1.map(|a| ADMIN1[a].to_string()),
+            ..Default::default()
+        });
+        match fatalities {
+            Some((true, f, _, _)) => {
+                e.attrs.insert("fatalities".into(), f.into());
+            }
+            Some((false, best, below, above)) => {
+                e.attrs.insert("best".into(), best.into());
+                e.attrs.insert("low".into(), (best - below).into());
+                e.attrs.insert("high".into(), (best + above).into());
+            }
+            None => {}
+        }
+    }
     e.validate().unwrap()
 }
 
@@ -312,6 +362,111 @@ impl Model {
             .collect()
     }
 
+    /// The by-place view recomputed from the current events: PRIO-GRID
+    /// cells worked out here, buckets as the by-date view's.
+    fn by_place(&self, level: PlaceLevel, g: Option<Granularity>) -> Vec<PlaceRow> {
+        #[derive(Default)]
+        struct Agg {
+            count: u64,
+            by_kind: BTreeMap<String, u64>,
+            by_precision: BTreeMap<String, u64>,
+            fat: Option<(i64, i64, i64, u64)>,
+            first: BTreeSet<TimePoint>,
+            last: BTreeSet<TimePoint>,
+        }
+        // (area sort key, bucket) -> aggregate; the area's sort key is the
+        // cell id or the (country, name) pair.
+        let mut rows: BTreeMap<((i64, String, String), Option<(i64, Precision)>), Agg> =
+            BTreeMap::new();
+        for (_, e) in self.current() {
+            let Some(l) = &e.location else { continue };
+            let area = match level {
+                PlaceLevel::Cell => {
+                    let (Some(lat), Some(lon)) = (l.lat, l.lon) else {
+                        continue;
+                    };
+                    let row = ((lat + 90.0) / 0.5).floor() as i64;
+                    let col = ((lon + 180.0) / 0.5).floor() as i64;
+                    (row * 720 + col + 1, String::new(), String::new())
+                }
+                PlaceLevel::Admin1 => {
+                    let Some(a) = &l.admin1 else { continue };
+                    let cc = l.country.clone().or(e.countries.first().cloned());
+                    (0, cc.unwrap_or_default(), a.clone())
+                }
+            };
+            let bucket = g.map(|g| {
+                let gp = if g == Granularity::Year {
+                    Precision::Year
+                } else {
+                    Precision::Month
+                };
+                let p = gp.max(e.occurred.precision());
+                (e.occurred.from.truncate(p).start, p)
+            });
+            let r = rows.entry((area, bucket)).or_default();
+            r.count += 1;
+            *r.by_kind.entry(e.kind.clone()).or_default() += 1;
+            if g.is_none() {
+                let p = l.precision.map_or("unspecified", |p| p.as_str());
+                *r.by_precision.entry(p.to_string()).or_default() += 1;
+                r.first.insert(e.occurred.from);
+                r.last.insert(e.occurred.to);
+            }
+            let int = |k: &str| e.attrs.get(k).and_then(|v| v.as_i64());
+            let f = int("fatalities").map(|f| (f, f, f)).or_else(|| {
+                let b = int("best")?;
+                Some((b, int("low").unwrap_or(b), int("high").unwrap_or(b)))
+            });
+            if let Some((best, low, high)) = f {
+                let t = r.fat.get_or_insert((0, 0, 0, 0));
+                *t = (t.0 + best, t.1 + low, t.2 + high, t.3 + 1);
+            }
+        }
+        rows.into_iter()
+            .map(|(((gid, cc, name), bucket), a)| {
+                let centre = (level == PlaceLevel::Cell).then(|| {
+                    let i = gid - 1;
+                    (
+                        -90.0 + ((i / 720) as f64 + 0.5) * 0.5,
+                        -180.0 + ((i % 720) as f64 + 0.5) * 0.5,
+                    )
+                });
+                PlaceRow {
+                    area: match level {
+                        PlaceLevel::Cell => format!("G{gid}"),
+                        PlaceLevel::Admin1 => format!("{cc}/{name}"),
+                    },
+                    gid: (level == PlaceLevel::Cell).then_some(gid as u32),
+                    lat: centre.map(|c| c.0),
+                    lon: centre.map(|c| c.1),
+                    country: (level == PlaceLevel::Admin1).then(|| cc.clone()),
+                    admin1: (level == PlaceLevel::Admin1).then(|| name.clone()),
+                    bucket: bucket.map(|(start, p)| {
+                        TimePoint {
+                            start,
+                            precision: p.min(Precision::Year),
+                            mark: annals::Mark::NONE,
+                        }
+                        .to_string()
+                    }),
+                    precision: bucket.map(|b| b.1),
+                    count: a.count,
+                    by_kind: a.by_kind,
+                    by_precision: a.by_precision,
+                    fatalities: a.fat.map(|(best, low, high, events)| annals::Fatalities {
+                        best,
+                        low,
+                        high,
+                        events,
+                    }),
+                    first: a.first.first().map(ToString::to_string),
+                    last: a.last.last().map(ToString::to_string),
+                }
+            })
+            .collect()
+    }
+
     fn query(&self, q: &Query) -> Vec<(u64, Uuid)> {
         let lo = q.from.map_or(i64::MIN, |p| p.start);
         let hi = q.to.map_or(i64::MAX, |p| p.end());
@@ -390,6 +545,17 @@ fn check_views(db: &Annals, m: &Model) -> Result<(), TestCaseError> {
     prop_assert_eq!(paged, actors);
     for g in Granularity::ALL {
         prop_assert_eq!(db.by_date(g).unwrap().to_vec(), m.by_date(g));
+    }
+    for level in [PlaceLevel::Cell, PlaceLevel::Admin1] {
+        for g in [None, Some(Granularity::Month), Some(Granularity::Year)] {
+            prop_assert_eq!(
+                db.by_place(level, g).unwrap().to_vec(),
+                m.by_place(level, g),
+                "{:?} {:?}",
+                level,
+                g
+            );
+        }
     }
     prop_assert_eq!(db.head().seq, m.seq);
     Ok(())

@@ -433,7 +433,32 @@ fn cli_and_http_share_the_spatial_words() {
         assert!(!common::stderr(&o).is_empty());
     }
 
+    let view = |args: &[&str]| -> usize {
+        let mut a = vec!["view", "by-place", "--format", "jsonl"];
+        a.extend_from_slice(args);
+        let o = common::annals(&db, &a, None);
+        assert!(o.status.success(), "{args:?}: {}", common::stderr(&o));
+        common::stdout(&o).lines().count()
+    };
+    assert_eq!(view(&[]), 3);
+    assert_eq!(view(&["--granularity", "month"]), 3);
+    assert_eq!(view(&["--level", "admin1"]), 0);
+    for bad in [
+        &["view", "by-place", "--granularity", "day"][..],
+        &["view", "by-place", "--level", "county"],
+        &["view", "by-place", "--country", "UA"],
+    ] {
+        assert!(!common::annals(&db, bad, None).status.success(), "{bad:?}");
+    }
+
     let server = Server::start(&db, &["--read-only"]);
+    let rows = get(server.addr, "/views/by-place").json();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
+    assert!(rows[0]["gid"].is_u64() && rows[0]["lat"].is_f64());
+    assert_eq!(
+        get(server.addr, "/views/by-place?granularity=day").status,
+        400
+    );
     let count = |r: common::http::Response| -> usize {
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["events"].as_array().unwrap().len()
@@ -481,4 +506,96 @@ fn cli_and_http_share_the_spatial_words() {
         assert_eq!(r.status, 400, "{path} {body}: {}", r.text());
     }
     server.stop();
+}
+
+/// The by-place view as of an earlier seq is what it was then; a branch
+/// has its own, and the diff names the cells that differ.
+#[test]
+fn the_view_by_place_travels_in_time_and_branches() {
+    use annals::{Against, Granularity, PlaceLevel, ViewKind};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Annals::builder(dir.path().join("db"))
+        .checkpoint_every_entries(3)
+        .snapshot_every_entries(2)
+        .open()
+        .unwrap();
+    let ev = |lat: f64, lon: f64, fatalities: i64| {
+        let mut e = Event::new("shelling", Occurred::parse("2025-09-10").unwrap());
+        e.location = Some(Location {
+            lat: Some(lat),
+            lon: Some(lon),
+            admin1: Some("Kharkiv".into()),
+            country: Some("UA".into()),
+            precision: Some(PlacePrecision::Near),
+            ..Default::default()
+        });
+        e.attrs.insert("fatalities".into(), fatalities.into());
+        e
+    };
+    let first = db
+        .append(vec![ev(49.99, 36.23, 3), ev(50.45, 30.52, 1)])
+        .unwrap();
+    let then = db.head().seq;
+    let cells_then = db.by_place(PlaceLevel::Cell, None).unwrap().to_vec();
+    assert_eq!(cells_then.len(), 2);
+    let kharkiv = cells_then
+        .iter()
+        .find(|r| r.gid == Some(annals::prio_grid(49.99, 36.23)))
+        .unwrap();
+    assert_eq!((kharkiv.count, kharkiv.fatalities.unwrap().best), (1, 3));
+    assert_eq!(kharkiv.by_precision.get("near"), Some(&1));
+    // Move one event, retract the other, add more.
+    let mut moved = ev(48.0, 37.8, 5);
+    moved.id = first[0].id;
+    db.correct(moved).unwrap();
+    db.retract(first[1].id, "duplicate").unwrap();
+    db.append(vec![ev(48.01, 37.81, 2)]).unwrap();
+    let now = db.by_place(PlaceLevel::Cell, None).unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!((now[0].count, now[0].fatalities.unwrap().best), (2, 7));
+    let past = db
+        .reader(&At {
+            branch: None,
+            as_of: Some(AsOf::Seq(then)),
+        })
+        .unwrap()
+        .by_place(PlaceLevel::Cell, None)
+        .unwrap();
+    assert_eq!(past.to_vec(), cells_then);
+    let admin1 = db
+        .by_place(PlaceLevel::Admin1, Some(Granularity::Month))
+        .unwrap();
+    assert_eq!(admin1.len(), 1);
+    assert_eq!(
+        (
+            admin1[0].area.as_str(),
+            admin1[0].bucket.as_deref(),
+            admin1[0].count
+        ),
+        ("UA/Kharkiv", Some("2025-09"), 2)
+    );
+    // A branch that adds an event in Kyiv.
+    db.create_branch("what-if", None, None).unwrap();
+    db.write_branch("what-if", vec![Op::Append(ev(50.45, 30.52, 0))], None)
+        .unwrap();
+    let b = db
+        .reader(&At {
+            branch: Some("what-if".into()),
+            as_of: None,
+        })
+        .unwrap()
+        .by_place(PlaceLevel::Cell, None)
+        .unwrap();
+    assert_eq!(b.len(), 2);
+    let diff = db
+        .diff(
+            "what-if",
+            ViewKind::ByPlace(PlaceLevel::Cell, None),
+            Against::Base,
+        )
+        .unwrap();
+    assert_eq!(diff.len(), 1);
+    assert_eq!(diff[0].key, format!("G{}", annals::prio_grid(50.45, 30.52)));
+    assert!(diff[0].main.is_none() && diff[0].branch.is_some());
+    assert!(db.verify().is_ok());
 }

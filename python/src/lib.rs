@@ -366,9 +366,15 @@ fn build_query(
     Ok(q)
 }
 
-fn view_kind(name: &str, granularity: &str) -> PyResult<ViewKind> {
+fn view_kind(name: &str, granularity: Option<&str>, level: &str) -> PyResult<ViewKind> {
+    if matches!(name, "by-place" | "by_place") {
+        return Ok(ViewKind::ByPlace(
+            annals::PlaceLevel::parse(level).map_err(py_err)?,
+            annals::place_granularity(granularity.unwrap_or("all")).map_err(py_err)?,
+        ));
+    }
     let granularity = match ViewKind::is_by_date(name) {
-        true => granularity.parse().map_err(py_err)?,
+        true => granularity.unwrap_or("month").parse().map_err(py_err)?,
         false => annals::Granularity::Month,
     };
     ViewKind::parse(name, granularity).map_err(py_err)
@@ -622,25 +628,28 @@ impl Database {
     }
 
     /// A built-in view (`by-country`, `by-actor`, `by-date` at
-    /// `granularity` year, month or day) as of `as_of` on main or
-    /// `branch`: a `View` result, an Arrow stream of its rows. `country`
-    /// (by-country) or `actor` (by-actor) reads that one row alone;
-    /// `after` and `limit` page the by-actor view.
-    #[pyo3(signature = (name, granularity="month", as_of=None, branch=None, country=None, actor=None, after=None, limit=None))]
+    /// `granularity` year, month or day (default month), `by-place` at
+    /// `granularity` all, month or year (default all) and `level` cell or
+    /// admin1) as of `as_of` on main or `branch`: a `View` result, an
+    /// Arrow stream of its rows. `country` (by-country) or `actor`
+    /// (by-actor) reads that one row alone; `after` and `limit` page the
+    /// by-actor view.
+    #[pyo3(signature = (name, granularity=None, as_of=None, branch=None, country=None, actor=None, after=None, limit=None, level="cell"))]
     #[allow(clippy::too_many_arguments)]
     fn view(
         &self,
         py: Python<'_>,
         name: &str,
-        granularity: &str,
+        granularity: Option<&str>,
         as_of: Option<&Bound<'_, PyAny>>,
         branch: Option<String>,
         country: Option<String>,
         actor: Option<String>,
         after: Option<String>,
         limit: Option<usize>,
+        level: &str,
     ) -> PyResult<View> {
-        let kind = view_kind(name, granularity)?;
+        let kind = view_kind(name, granularity, level)?;
         match kind {
             ViewKind::ByCountry if actor.is_some() || after.is_some() || limit.is_some() => {
                 return Err(InvalidInput::new_err(
@@ -652,12 +661,12 @@ impl Database {
                     "by-actor takes actor=, after=, limit=",
                 ))
             }
-            ViewKind::ByDate(_)
+            ViewKind::ByDate(_) | ViewKind::ByPlace(..)
                 if country.is_some() || actor.is_some() || after.is_some() || limit.is_some() =>
             {
-                return Err(InvalidInput::new_err(
-                    "by-date takes no row or page arguments",
-                ))
+                return Err(InvalidInput::new_err(format!(
+                    "{name} takes no row or page arguments"
+                )))
             }
             _ => {}
         }
@@ -687,6 +696,10 @@ impl Database {
                     ViewKind::ByDate(g) => {
                         let v = r.by_date(g)?;
                         (columnar::date_batch(&v)?, row_values(&v))
+                    }
+                    ViewKind::ByPlace(level, g) => {
+                        let v = r.by_place(level, g)?;
+                        (columnar::place_batch(&v)?, row_values(&v))
                     }
                 })
             })
@@ -877,17 +890,19 @@ impl Database {
 
     /// The rows of a view that differ between branch `name` and main (as
     /// of the branch's base, or main's head with `against="head"`):
-    /// `[{"key", "main", "branch"}]`.
-    #[pyo3(signature = (name, view="by-country", granularity="month", against="base"))]
+    /// `[{"key", "main", "branch"}]`. `granularity` and `level` as in
+    /// `view`.
+    #[pyo3(signature = (name, view="by-country", granularity=None, against="base", level="cell"))]
     fn diff<'py>(
         &self,
         py: Python<'py>,
         name: &str,
         view: &str,
-        granularity: &str,
+        granularity: Option<&str>,
         against: &str,
+        level: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let kind = view_kind(view, granularity)?;
+        let kind = view_kind(view, granularity, level)?;
         let against = against_from(against)?;
         let db = self.handle.get()?;
         let rows = py.detach(|| db.diff(name, kind, against)).map_err(py_err)?;

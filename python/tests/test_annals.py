@@ -339,3 +339,44 @@ def test_a_large_query_streams_in_bounded_batches(db):
     del partial
     db.append([event(99_999)])
     assert db.head()["seq"] == 30_001
+
+
+def placed(i, lat, lon, precision=None, **extra):
+    e = event(i, country="UA", kind="shelling")
+    e["location"] = {"lat": lat, "lon": lon, "admin1": "Kharkiv"}
+    if precision:
+        e["location"]["precision"] = precision
+    e["attrs"] = extra
+    return e
+
+
+def test_spatial_filters_and_the_view_by_place(db):
+    db.append([
+        placed(1, 49.99, 36.23, "exact", fatalities=3),
+        placed(2, 49.0, 32.0, "country"),
+        placed(3, -16.8, -179.9),
+    ])
+    ids = lambda t: sorted(r["id"][-1] for r in t.to_pylist())
+    assert ids(db.query(near=(50.0, 36.2), radius_km=20)) == ["1"]
+    assert ids(db.query(near="50,36.2", radius_km=20, place="possible")) == ["1", "2"]
+    assert ids(db.query(bbox=(170, -20, -170, -10))) == ["3"]
+    assert ids(db.query(bbox="170,-20,-170,-10", kind="protest")) == []
+    area = {"type": "Polygon", "coordinates": [[[35, 49], [37, 49], [37, 51], [35, 51], [35, 49]]]}
+    assert ids(db.query(area=area)) == ["1"]
+    assert ids(db.query(area=json.dumps(area))) == ["1"]
+    for bad in [dict(bbox=(1, 2, 3)), dict(near=(50, 36)), dict(place="certain"), dict(area={"type": "Point"})]:
+        with pytest.raises(annals.InvalidInput):
+            db.query(**bad)
+    loc = pa.table(db.query(near=(50.0, 36.2), radius_km=20)).column("location").to_pylist()[0]
+    assert (loc["precision"], loc["admin1"]) == ("exact", "Kharkiv")
+
+    cells = db.view("by-place").to_pylist()
+    assert len(cells) == 3 and all(r["gid"] for r in cells)
+    kharkiv = [r for r in cells if r["fatalities"] is not None]
+    assert len(kharkiv) == 1 and kharkiv[0]["fatalities"]["best"] == 3
+    table = pa.table(db.view("by-place"))
+    assert sorted(x for x in table.column("fatalities_best").to_pylist() if x is not None) == [3]
+    admin1 = db.view("by-place", level="admin1", granularity="month").to_pylist()
+    assert [(r["area"], r["bucket"], r["count"]) for r in admin1] == [("UA/Kharkiv", "2025-09", 3)]
+    with pytest.raises(annals.InvalidInput):
+        db.view("by-place", granularity="day")

@@ -21,9 +21,13 @@ pub enum Command {
         /// Which view to compare.
         #[arg(long, value_enum, default_value = "by-country")]
         view: ViewName,
-        /// Bucket size when comparing the by-date view.
-        #[arg(long, default_value = "month")]
-        granularity: String,
+        /// Bucket size when comparing the by-date view (default month) or
+        /// the by-place view (all, month or year; default all).
+        #[arg(long)]
+        granularity: Option<String>,
+        /// The by-place view's areas: cell (PRIO-GRID) or admin1.
+        #[arg(long, default_value = "cell")]
+        level: String,
         /// Compare with main as of the branch's base, or at main's head.
         #[arg(long, value_enum, default_value = "base")]
         against: AgainstArg,
@@ -113,6 +117,7 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
             branch,
             view,
             granularity,
+            level,
             against,
             events,
         } => {
@@ -123,7 +128,7 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
             if events {
                 output::event_diff(out, format, &db.diff_events(&branch, against)?)?;
             } else {
-                let kind = view.kind(&granularity)?;
+                let kind = view.kind(granularity.as_deref(), &level)?;
                 output::diff(out, format, &db.diff(&branch, kind, against)?)?;
             }
         }

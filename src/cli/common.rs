@@ -196,15 +196,21 @@ pub enum ViewName {
     ByCountry,
     ByActor,
     ByDate,
+    ByPlace,
 }
 
 impl ViewName {
-    /// The library's [`ViewKind`]; `granularity` applies to by-date.
-    pub fn kind(self, granularity: &str) -> Result<ViewKind, Error> {
+    /// The library's [`ViewKind`]; `granularity` applies to by-date
+    /// (default month) and by-place (default all), `level` to by-place.
+    pub fn kind(self, granularity: Option<&str>, level: &str) -> Result<ViewKind, Error> {
         Ok(match self {
             ViewName::ByCountry => ViewKind::ByCountry,
             ViewName::ByActor => ViewKind::ByActor,
-            ViewName::ByDate => ViewKind::ByDate(granularity.parse()?),
+            ViewName::ByDate => ViewKind::ByDate(granularity.unwrap_or("month").parse()?),
+            ViewName::ByPlace => ViewKind::ByPlace(
+                annals::PlaceLevel::parse(level)?,
+                annals::place_granularity(granularity.unwrap_or("all"))?,
+            ),
         })
     }
 }

@@ -292,6 +292,41 @@ pub fn by_date(out: &mut dyn Write, format: Format, rows: &[DateRow]) -> std::io
     )
 }
 
+/// Prints the by-place view.
+pub fn by_place(
+    out: &mut dyn Write,
+    format: Format,
+    rows: &[annals::PlaceRow],
+) -> std::io::Result<()> {
+    rows_or_table(
+        out,
+        format,
+        rows,
+        &[
+            "AREA",
+            "LAT",
+            "LON",
+            "BUCKET",
+            "COUNT",
+            "FATALITIES",
+            "BY KIND",
+            "BY PRECISION",
+        ],
+        |r| {
+            vec![
+                r.area.clone(),
+                r.lat.map(|x| x.to_string()).unwrap_or_default(),
+                r.lon.map(|x| x.to_string()).unwrap_or_default(),
+                r.bucket.clone().unwrap_or_else(|| "all".into()),
+                r.count.to_string(),
+                r.fatalities.map(|f| f.best.to_string()).unwrap_or_default(),
+                counts(&r.by_kind),
+                counts(&r.by_precision),
+            ]
+        },
+    )
+}
+
 /// Prints per-dataset counts: one column per dataset present, then the
 /// total.
 pub fn by_dataset(out: &mut dyn Write, format: Format, rows: &[DatasetRow]) -> std::io::Result<()> {

@@ -53,9 +53,14 @@ pub enum Command {
         /// Which view.
         #[arg(value_enum)]
         view: ViewName,
-        /// Bucket size of the by-date view.
-        #[arg(long, default_value = "month")]
-        granularity: String,
+        /// Bucket size of the by-date view (day, month, year; default
+        /// month) or the by-place view (all, month, year; default all).
+        #[arg(long)]
+        granularity: Option<String>,
+        /// by-place: count by PRIO-GRID cell (`cell`, 0.5 degrees) or by
+        /// the ADMIN1 unit sources name (`admin1`).
+        #[arg(long, default_value = "cell")]
+        level: String,
         /// by-country: only this country's row (read alone, however large
         /// the view).
         #[arg(long, value_name = "CC")]
@@ -209,6 +214,7 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
         Command::View {
             view,
             granularity,
+            level,
             country,
             actors,
             actor,
@@ -219,10 +225,10 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
             let (format, db) = (ctx.output()?, ctx.open()?);
             let usage = |what: &str| Err(CliError::Usage(format!("view: {what}")));
             match (view, &country, actors, &actor) {
-                (ViewName::ByCountry, _, _, Some(_)) | (ViewName::ByDate, _, _, Some(_)) => {
+                (ViewName::ByCountry | ViewName::ByDate | ViewName::ByPlace, _, _, Some(_)) => {
                     return usage("--actor goes with by-actor");
                 }
-                (ViewName::ByActor, Some(_), _, _) | (ViewName::ByDate, Some(_), _, _) => {
+                (ViewName::ByActor | ViewName::ByDate | ViewName::ByPlace, Some(_), _, _) => {
                     return usage("--country goes with by-country");
                 }
                 (_, None, true, _) => return usage("--actors needs --country CC"),
@@ -260,9 +266,15 @@ pub fn run(cmd: Command, ctx: &Ctx, out: &mut dyn Write) -> Result<u8, CliError>
                     None => output::by_actor(out, format, &reader.by_actor()?)?,
                 },
                 ViewName::ByDate => {
-                    let g: Granularity = granularity.parse()?;
+                    let g: Granularity = granularity.as_deref().unwrap_or("month").parse()?;
                     output::by_date(out, format, &reader.by_date(g)?)?
                 }
+                ViewName::ByPlace => match view.kind(granularity.as_deref(), &level)? {
+                    annals::ViewKind::ByPlace(level, g) => {
+                        output::by_place(out, format, &reader.by_place(level, g)?)?
+                    }
+                    _ => return usage("by-place"),
+                },
             }
         }
     }

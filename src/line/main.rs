@@ -14,7 +14,7 @@ use crate::index::Meta;
 use crate::json::Position;
 use crate::log::{Entry, Head, Log};
 use crate::model::Event;
-use crate::projection::{ActorRow, CountryRow, DateRow, Layered, Part};
+use crate::projection::{self, ActorRow, CountryRow, DateRow, Layered, Part, PlaceLevel, PlaceRow};
 use crate::query::Query;
 use crate::record::Record;
 use crate::snapshot::Snapshots;
@@ -32,6 +32,8 @@ struct RowCache {
     actor: Option<Arc<[ActorRow]>>,
     /// By granularity, in [`Granularity::ALL`]'s order.
     date: [Option<Arc<[DateRow]>>; 3],
+    /// By level and bucket (all time, month, year).
+    place: [Option<Arc<[PlaceRow]>>; 6],
 }
 
 /// How often main's derived state is saved.
@@ -188,6 +190,24 @@ impl Main {
             .position(|g| *g == granularity)
             .unwrap_or(0);
         self.cached_rows(|c| &mut c.date[slot], |s| s.date_rows(granularity))
+    }
+
+    /// The by-place view at the head.
+    pub(crate) fn by_place(
+        &self,
+        level: PlaceLevel,
+        granularity: Option<Granularity>,
+    ) -> Result<Arc<[PlaceRow]>> {
+        let g = match granularity {
+            None => 0,
+            Some(Granularity::Year) => 2,
+            Some(_) => 1,
+        };
+        let slot = g + 3 * usize::from(level == PlaceLevel::Admin1);
+        self.cached_rows(
+            |c| &mut c.place[slot],
+            |s| projection::place_rows(&s.layered(&[Part::Place])?, level, granularity),
+        )
     }
 
     /// A view's rows at the head: built once per head and shared (an

@@ -45,7 +45,22 @@ const AL: usize = 10;
 const DN: usize = 11;
 const DK: usize = 12;
 const DC: usize = 13;
-const TAGS: usize = 14;
+// Place rows, all time (per area): count, by kind, by precision, first
+// and last points, fatalities; by month (per area and bucket): count, by
+// kind, fatalities.
+const PTN: usize = 14;
+const PTK: usize = 15;
+const PTP: usize = 16;
+const PTF: usize = 17;
+const PTL: usize = 18;
+const PTX: usize = 19;
+const PMN: usize = 20;
+const PMK: usize = 21;
+const PMX: usize = 22;
+const TAGS: usize = 23;
+
+/// Marks an ADMIN1 area in a place cell's `a` (else a PRIO-GRID id).
+const ADMIN1_AREA: Name = 1 << 31;
 
 /// Which view a cell belongs to (its key's first byte on disk).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,17 +71,20 @@ pub(crate) enum Part {
     Actor,
     /// Rows of the by-date view.
     Date,
+    /// Rows of the by-place view.
+    Place,
 }
 
 impl Part {
-    /// Every part: all three views.
-    pub(crate) const ALL: [Part; 3] = [Part::Country, Part::Actor, Part::Date];
+    /// Every part: all four views.
+    pub(crate) const ALL: [Part; 4] = [Part::Country, Part::Actor, Part::Date, Part::Place];
 
     fn of(tag: usize) -> Part {
         match tag {
             CN..=CA => Part::Country,
             AN..=AL => Part::Actor,
-            _ => Part::Date,
+            DN..=DC => Part::Date,
+            _ => Part::Place,
         }
     }
 
@@ -76,6 +94,7 @@ impl Part {
             Part::Country => b'C',
             Part::Actor => b'A',
             Part::Date => b'D',
+            Part::Place => b'P',
         }
     }
 }
@@ -135,7 +154,7 @@ impl Display {
 pub(crate) struct Cells {
     maps: [FxMap<K, i64>; TAGS],
     /// The parts kept (an as-of view folds only the view it reads).
-    keep: [bool; 3],
+    keep: [bool; 4],
 }
 
 impl Default for Cells {
@@ -155,13 +174,14 @@ fn part_slot(p: Part) -> usize {
         Part::Country => 0,
         Part::Actor => 1,
         Part::Date => 2,
+        Part::Place => 3,
     }
 }
 
 impl Cells {
     /// Cells that keep only the changes to `parts`.
     pub(crate) fn only(parts: &[Part]) -> Cells {
-        let mut keep = [false; 3];
+        let mut keep = [false; 4];
         for p in parts {
             keep[part_slot(*p)] = true;
         }
@@ -242,6 +262,35 @@ impl Cells {
             self.add(DK, slot, k.kind, b, d);
             for &c in &k.countries {
                 self.add(DC, slot, c, b, d);
+            }
+        }
+        if k.gid.is_some() || k.admin1.is_some() {
+            self.bump_place(k, from, to, d);
+        }
+    }
+
+    /// The by-place cells: the event's PRIO-GRID cell and its ADMIN1 unit,
+    /// all time and by month.
+    fn bump_place(&mut self, k: &Keys, from: i64, to: i64, d: i64) {
+        let month = date_key(&k.occurred, Granularity::Month);
+        let areas = [k.gid, k.admin1.map(|a| a | ADMIN1_AREA)];
+        for a in areas.into_iter().flatten() {
+            self.add(PTN, a, 0, 0, d);
+            self.add(PTK, a, k.kind, 0, d);
+            self.add(PTP, a, u32::from(k.precision), 0, d);
+            self.add(PTF, a, 0, from, d);
+            self.add(PTL, a, 0, to, d);
+            self.add(PMN, a, 0, month, d);
+            self.add(PMK, a, k.kind, month, d);
+            if let Some([best, low, high]) = k.fatalities {
+                // Best, the margins below and above it, and how many events
+                // gave figures: sums that stay exact under corrections.
+                for (slot, v) in [(0, best), (1, best - low), (2, high - best), (3, 1)] {
+                    if v != 0 {
+                        self.add(PTX, a, slot, 0, d * v);
+                        self.add(PMX, a, slot, month, d * v);
+                    }
+                }
             }
         }
     }
@@ -383,6 +432,30 @@ fn encode_key(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names, display: &Dis
             out.push(b'0' + k.a as u8);
             put_i64(out, k.t);
         }
+        Part::Place => {
+            let monthly = matches!(tag, PMN | PMK | PMX);
+            out.push(if monthly {
+                place::MONTHS
+            } else {
+                place::ALL_TIME
+            });
+            if k.a & ADMIN1_AREA != 0 {
+                out.push(place::ADMIN1);
+                let (cc, name) = names
+                    .name(k.a & !ADMIN1_AREA)
+                    .split_once('\u{1f}')
+                    .unwrap_or(("", ""));
+                put_str(out, cc);
+                put_str(out, name);
+            } else {
+                out.push(place::CELL);
+                put_i64(out, i64::from(k.a));
+            }
+            if monthly {
+                put_i64(out, k.t);
+            }
+            return encode_place_field(out, tag, k, names);
+        }
     }
     match tag {
         CN => out.push(COUNT),
@@ -430,6 +503,51 @@ fn encode_key(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names, display: &Dis
             put_str(out, names.name(k.b));
         }
     }
+}
+
+fn encode_place_field(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names) {
+    use place::*;
+    match tag {
+        PTN | PMN => out.push(COUNT),
+        PTK | PMK => {
+            out.push(KIND);
+            put_str(out, names.name(k.b));
+        }
+        PTP => {
+            out.push(PRECISION);
+            out.push(k.b as u8);
+        }
+        PTF => {
+            out.push(FIRST);
+            put_i64(out, k.t);
+        }
+        PTL => {
+            out.push(LAST);
+            put_i64_desc(out, k.t);
+        }
+        _ => {
+            out.push(FATALITIES);
+            out.push(k.b as u8);
+        }
+    }
+}
+
+/// The by-place view's key bytes: `P`, all time or by month, the area
+/// (a PRIO-GRID cell's id, or an ADMIN1 unit's country and name), the
+/// month bucket (by month only), then the field.
+pub(crate) mod place {
+    pub(crate) const ALL_TIME: u8 = b'T';
+    pub(crate) const MONTHS: u8 = b'M';
+    pub(crate) const ADMIN1: u8 = b'A';
+    pub(crate) const CELL: u8 = b'G';
+    pub(crate) const COUNT: u8 = b'1';
+    pub(crate) const KIND: u8 = b'2';
+    pub(crate) const PRECISION: u8 = b'3';
+    pub(crate) const FIRST: u8 = b'4';
+    pub(crate) const LAST: u8 = b'5';
+    /// Then a slot byte: 0 best, 1 best minus low, 2 high minus best, 3
+    /// events giving figures.
+    pub(crate) const FATALITIES: u8 = b'6';
 }
 
 /// Reads keys written with [`put_str`] and [`put_i64`].

@@ -12,6 +12,7 @@
 mod by_actor;
 mod by_country;
 mod by_date;
+mod by_place;
 mod cells;
 mod fold;
 mod user;
@@ -25,6 +26,8 @@ pub(crate) use by_country::{country_actors, country_row, country_rows};
 pub use by_country::{CountryActor, CountryRow, ACTORS_IN_ROW};
 pub(crate) use by_date::date_rows;
 pub use by_date::DateRow;
+pub(crate) use by_place::place_rows;
+pub use by_place::{place_granularity, Fatalities, PlaceLevel, PlaceRow};
 pub(crate) use cells::{count_rows, Cells, Display, Layered, Part};
 pub(crate) use fold::bucket;
 pub use fold::{Change, Projection};

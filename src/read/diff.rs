@@ -84,20 +84,28 @@ pub enum ViewKind {
     ByActor,
     /// By date, at a granularity.
     ByDate(Granularity),
+    /// By place: cells or ADMIN1 units, all time (`None`) or per month or
+    /// year.
+    ByPlace(crate::projection::PlaceLevel, Option<Granularity>),
 }
 
 impl ViewKind {
-    /// A built-in view by its name: `by-country`, `by-actor` or `by-date`
-    /// (`by_country`, ... too), a by-date view at `granularity`. The one
-    /// parser of view names the CLI, HTTP and Python share.
+    /// A built-in view by its name: `by-country`, `by-actor`, `by-date`
+    /// or `by-place` (`by_country`, ... too), a by-date view at
+    /// `granularity` (by-place: cells, all time; other levels and buckets
+    /// are [`ViewKind::ByPlace`]'s fields). The one parser of view names
+    /// the CLI, HTTP and Python share.
     pub fn parse(name: &str, granularity: Granularity) -> Result<ViewKind> {
         match name {
             "by-country" | "by_country" => Ok(ViewKind::ByCountry),
             "by-actor" | "by_actor" => Ok(ViewKind::ByActor),
             "by-date" | "by_date" => Ok(ViewKind::ByDate(granularity)),
+            "by-place" | "by_place" => {
+                Ok(ViewKind::ByPlace(crate::projection::PlaceLevel::Cell, None))
+            }
             other => Err(crate::error::Error::invalid(
                 "view",
-                format!("`{other}`: expected by-country, by-actor or by-date"),
+                format!("`{other}`: expected by-country, by-actor, by-date or by-place"),
             )),
         }
     }
@@ -246,6 +254,22 @@ pub(crate) fn keyed_rows(r: &Reader<'_>, view: ViewKind) -> Result<Vec<(String, 
                 let bucket = v.get("bucket").and_then(Value::as_str).unwrap_or("");
                 let p = v.get("precision").and_then(Value::as_str).unwrap_or("");
                 (format!("{bucket} ({p})"), v)
+            })
+            .collect(),
+        ViewKind::ByPlace(level, g) => r
+            .by_place(level, g)?
+            .iter()
+            .filter_map(|row| serde_json::to_value(row).ok())
+            .map(|v| {
+                let area = v.get("area").and_then(Value::as_str).unwrap_or("");
+                let key = match (
+                    v.get("bucket").and_then(Value::as_str),
+                    v.get("precision").and_then(Value::as_str),
+                ) {
+                    (Some(b), Some(p)) => format!("{area} {b} ({p})"),
+                    _ => area.to_string(),
+                };
+                (key, v)
             })
             .collect(),
     })

@@ -24,7 +24,9 @@ use crate::line::{Line, Lines};
 use crate::log::{Body, Entry, Head, Log};
 use crate::model::actor_key;
 use crate::model::Event;
-use crate::projection::{self, ActorRow, CountryActor, CountryRow, DateRow, Layered, Part, Views};
+use crate::projection::{
+    self, ActorRow, CountryActor, CountryRow, DateRow, Layered, Part, PlaceLevel, PlaceRow, Views,
+};
 use crate::query::Query;
 use crate::record::{Record, Version};
 use crate::time::{parse_rfc3339, Granularity, Micros, TimePoint};
@@ -349,6 +351,19 @@ impl<'a> Reader<'a> {
         Ok(projection::date_rows(&*self.layers(Part::Date)?, g)?.into())
     }
 
+    /// The by-place view: per PRIO-GRID cell or ADMIN1 unit, all time
+    /// (`None`) or per month or year of occurrence.
+    pub fn by_place(
+        &self,
+        level: PlaceLevel,
+        granularity: Option<Granularity>,
+    ) -> Result<Arc<[PlaceRow]>> {
+        if self.at_main_head() {
+            return self.lines.main.by_place(level, granularity);
+        }
+        Ok(projection::place_rows(&*self.layers(Part::Place)?, level, granularity)?.into())
+    }
+
     /// The views' cells of `part` as of this reader's seq: at main's
     /// head straight from the runs (no fold, no string table); as of a
     /// seq on main, folding only that part's cells.
@@ -426,11 +441,7 @@ impl<'a> Reader<'a> {
     fn main_views(&self, parts: &[Part]) -> Result<NamedViews> {
         if self.at_main_head() {
             let state = self.lines.main.state();
-            return Ok(Arc::new(state.layered(&[
-                Part::Country,
-                Part::Actor,
-                Part::Date,
-            ])?));
+            return Ok(Arc::new(state.layered(&Part::ALL)?));
         }
         // Start from whichever fold is nearer: a snapshot at or before the
         // seq (then fold forward), or one after it or the head (then

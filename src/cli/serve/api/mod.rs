@@ -23,7 +23,7 @@ use branches::{branches, create_branch, drop_branch, merge};
 use events::{events_in_area, get_event, head, history, list_events};
 use http::{ApiError, Db};
 use subscribe::subscribe;
-use views::{by_actor, by_country, by_date, by_source, diff, verify};
+use views::{by_actor, by_country, by_date, by_place, by_source, diff, verify};
 use write::{append, correct, retract};
 
 /// The timeline page and its OpenAPI description, built into the binary.
@@ -45,6 +45,7 @@ pub(crate) fn router(db: Db) -> Router {
         .route("/views/by-country", get(by_country))
         .route("/views/by-actor", get(by_actor))
         .route("/views/by-date", get(by_date))
+        .route("/views/by-place", get(by_place))
         .route("/views/by-source", get(by_source))
         .route("/branches", get(branches).post(create_branch))
         .route("/branches/{name}", axum::routing::delete(drop_branch))

@@ -107,6 +107,18 @@ pub(super) async fn by_date(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
     ok(StatusCode::OK, rows.map_err(unserialisable)?)
 }
 
+pub(super) async fn by_place(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
+    let p = Params::new(p, &known(&[&AT_PARAMS, &["granularity", "level"]]))?;
+    let at = p.at()?;
+    let g = annals::place_granularity(p.one("granularity")?.unwrap_or("all"))?;
+    let level = annals::PlaceLevel::parse(p.one("level")?.unwrap_or("cell"))?;
+    let rows = blocking(&db, move |db| {
+        Ok(serde_json::to_value(&*db.reader(&at)?.by_place(level, g)?))
+    })
+    .await?;
+    ok(StatusCode::OK, rows.map_err(unserialisable)?)
+}
+
 pub(super) async fn by_source(State(db): State<Db>, Pairs(p): Pairs) -> Reply {
     let p = Params::new(p, &known(&[&AT_PARAMS, &QUERY_PARAMS, &["granularity"]]))?;
     let (at, q, g) = (p.at()?, p.query()?, p.granularity()?);
