@@ -1,6 +1,9 @@
 """The timeline page in a real browser (headless Chromium, driven by
 Playwright): the demo database's page draws PL's events of 2025-09 as the
-API counts them, the as-of slider changes the drawing, and a screenshot is
+API counts them, the map draws every placed event over the vendored
+country shapes, a box dragged on the map filters the table to exactly the
+events the API's `bbox` query returns, brushing a time range on the lanes
+filters the map, the as-of slider changes the drawing, and a screenshot is
 kept in target/ as a CI artifact.
 
 Usage: python3 .ci/browser_check.py ANNALS_BINARY
@@ -43,6 +46,72 @@ def drawn_pl_september(page):
                  .map(b => b.dataset.id)""",
         )
     )
+
+
+def map_point(page, lon, lat):
+    """Where a longitude and latitude are on the screen, on the map."""
+    return page.evaluate(
+        """([lon, lat]) => {
+            const svg = document.querySelector("svg[data-map]");
+            const pt = svg.createSVGPoint();
+            pt.x = (lon + 180) * 2; pt.y = (90 - lat) * 2;
+            const s = pt.matrixTransform(svg.getScreenCTM());
+            return [s.x, s.y];
+        }""",
+        [lon, lat],
+    )
+
+
+def drag(page, a, b):
+    page.mouse.move(*a)
+    page.mouse.down()
+    page.mouse.move((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, steps=3)
+    page.mouse.move(*b, steps=3)
+    page.mouse.up()
+
+
+def check_map(page, base, n):
+    """The map, its box and the time brush against the API; the render count."""
+    placed = [e for e in get(base, "/events?limit=1000")["events"]
+              if (e.get("location") or {}).get("lat") is not None and (e.get("location") or {}).get("lon") is not None]
+    assert len(placed) >= 5, placed
+    land = page.get_attribute("svg[data-map] path.land", "d") or ""
+    assert land.count("M") > 150, "the country shapes were not drawn"
+    dots = set(page.eval_on_selector_all("svg[data-map] .event-dot", "ds => ds.map(d => d.dataset.id)"))
+    assert dots == {e["id"] for e in placed}, (dots, placed)
+    coarse = page.eval_on_selector_all(
+        "svg[data-map] .event-dot[data-precision='admin1']", "ds => ds.map(d => d.getAttribute('fill'))"
+    )
+    assert coarse == ["none"], f"a province-level place is drawn as an open circle: {coarse}"
+    # A box around the Low Countries, dragged as a reader would.
+    page.locator("svg[data-map]").scroll_into_view_if_needed()
+    drag(page, map_point(page, 2.5, 53.5), map_point(page, 6.5, 49.5))
+    n = wait_rendered(page, n)
+    box = page.get_attribute("svg[data-map]", "data-bbox")
+    assert box, "no box after the drag"
+    api = {e["seq"] for e in get(base, f"/events?bbox={box}&limit=1000")["events"]}
+    table = {int(s) for s in page.eval_on_selector_all("#rows tr td:first-child", "tds => tds.map(t => t.textContent)")}
+    assert table == api and len(api) >= 3, f"box {box}: the table holds {sorted(table)}, the API {sorted(api)}"
+    lanes = set(page.eval_on_selector_all("svg[data-lanes='main'] rect.event-bar", "bs => bs.map(b => b.dataset.id)"))
+    assert len(lanes) == len(api), (lanes, api)
+    page.click("#clear-box")
+    n = wait_rendered(page, n)
+    # Brush December 2025 on the lanes: the map keeps the events then.
+    page.locator("svg[data-lanes='main']").scroll_into_view_if_needed()
+    x = page.evaluate(
+        """() => { const bars = [...document.querySelectorAll("svg[data-lanes='main'] rect.event-bar")];
+                   const svg = document.querySelector("svg[data-lanes='main']");
+                   const r = svg.getBoundingClientRect();
+                   return [r.left, r.right, r.top + 10]; }"""
+    )
+    drag(page, (x[0] + (x[1] - x[0]) * 0.55, x[2]), (x[1] - 2, x[2]))
+    page.wait_for_function("state.brush !== null")
+    lo, hi = page.evaluate("state.brush")
+    shown = int(page.get_attribute("svg[data-map]", "data-shown"))
+    expected = sum(1 for e in placed if e["span"]["start_ms"] < hi and lo < e["span"]["end_ms"])
+    assert shown == expected and 0 < shown < len(placed), (shown, expected, len(placed))
+    page.click("#clear-brush")
+    return wait_rendered(page, n)
 
 
 def wait_rendered(page, after):
@@ -103,6 +172,7 @@ def main():
                 "bars => bars.map(b => Number(b.dataset.count))",
             )
             assert stacked, "no PL bar for 2025-09 in the stacked chart"
+            n = check_map(page, base, n)
             # Move the slider back to seq 3, as a reader would drag it.
             page.eval_on_selector(
                 "#asof",
@@ -129,7 +199,7 @@ def main():
             assert not errors, errors
         print(
             f"browser check: PL 2025-09 drew {len(now)} bars at head and {len(then)} as of seq 3; "
-            f"screenshot {shot}"
+            f"the map's box and time brush agree with the API; screenshot {shot}"
         )
     finally:
         server.terminate()

@@ -406,12 +406,14 @@ impl Model {
             });
             let r = rows.entry((area, bucket)).or_default();
             r.count += 1;
-            *r.by_kind.entry(e.kind.clone()).or_default() += 1;
             if g.is_none() {
+                *r.by_kind.entry(e.kind.clone()).or_default() += 1;
                 let p = l.precision.map_or("unspecified", |p| p.as_str());
                 *r.by_precision.entry(p.to_string()).or_default() += 1;
-                r.first.insert(e.occurred.from);
-                r.last.insert(e.occurred.to);
+                // To the month.
+                let m = |p: TimePoint| p.truncate(p.precision.max(Precision::Month));
+                r.first.insert(m(e.occurred.from));
+                r.last.insert(m(e.occurred.to));
             }
             let int = |k: &str| e.attrs.get(k).and_then(|v| v.as_i64());
             let f = int("fatalities").map(|f| (f, f, f)).or_else(|| {

@@ -1,8 +1,8 @@
 //! The by-place view: per PRIO-GRID cell (0.5 degrees, as UCDP and ViEWS
 //! use), or per ADMIN1 unit where the source names one, the events placed
-//! there: counts by kind and by place precision, fatalities where the
-//! source reports them, first and last occurrence; all time, or per month
-//! or year of occurrence.
+//! there: all time, counts by kind and by place precision, fatalities
+//! where the source reports them, first and last month of occurrence; per
+//! month or year of occurrence, counts and fatalities.
 //!
 //! An event counts in the cell of its point whatever its precision (a
 //! country-level event in the cell of the country's centroid), and
@@ -108,7 +108,9 @@ pub struct PlaceRow {
     pub precision: Option<Precision>,
     /// Current events placed in the area (and bucket).
     pub count: u64,
-    /// Those events counted by kind.
+    /// Those events counted by kind (all-time rows: per month, a cell
+    /// per area, month and kind would cost more than the rest of the view).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub by_kind: BTreeMap<String, u64>,
     /// Those events counted by place precision (`exact`, `near`,
     /// `admin2`, `admin1`, `country`, or `unspecified`); all-time rows.
@@ -116,10 +118,10 @@ pub struct PlaceRow {
     pub by_precision: BTreeMap<String, u64>,
     /// Fatalities, where the events report them.
     pub fatalities: Option<Fatalities>,
-    /// Earliest occurrence (all-time rows).
+    /// Earliest occurrence, to the month (all-time rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first: Option<String>,
-    /// Latest occurrence (all-time rows).
+    /// Latest occurrence, to the month (all-time rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,
 }

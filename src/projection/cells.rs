@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use crate::intern::{FxMap, Keys, Name, Names};
 use crate::projection::fold::{bucket, pack};
 use crate::runfile::Cell;
-use crate::time::{Granularity, Occurred};
+use crate::time::{Granularity, Occurred, Precision};
 
 /// A cell's key in memory: its tag's map holds it, and `a`, `b`, `t` are
 /// the tag's fields (unused ones zero).
@@ -46,8 +46,9 @@ const DN: usize = 11;
 const DK: usize = 12;
 const DC: usize = 13;
 // Place rows, all time (per area): count, by kind, by precision, first
-// and last points, fatalities; by month (per area and bucket): count, by
-// kind, fatalities.
+// and last months, fatalities; by month (per area and bucket): count and
+// fatalities (kinds per area and month would be a cell per event, most of
+// the import's cost).
 const PTN: usize = 14;
 const PTK: usize = 15;
 const PTP: usize = 16;
@@ -55,9 +56,8 @@ const PTF: usize = 17;
 const PTL: usize = 18;
 const PTX: usize = 19;
 const PMN: usize = 20;
-const PMK: usize = 21;
-const PMX: usize = 22;
-const TAGS: usize = 23;
+const PMX: usize = 21;
+const TAGS: usize = 22;
 
 /// Marks an ADMIN1 area in a place cell's `a` (else a PRIO-GRID id).
 const ADMIN1_AREA: Name = 1 << 31;
@@ -265,7 +265,12 @@ impl Cells {
             }
         }
         if k.gid.is_some() || k.admin1.is_some() {
-            self.bump_place(k, from, to, d);
+            // First and last to the month: points to the day would make a
+            // cell per area and day, most of the view's cells and a third
+            // of the import's time.
+            let month =
+                |p: crate::time::TimePoint| pack(p.truncate(p.precision.max(Precision::Month)));
+            self.bump_place(k, month(k.occurred.from), month(k.occurred.to), d);
         }
     }
 
@@ -281,7 +286,6 @@ impl Cells {
             self.add(PTF, a, 0, from, d);
             self.add(PTL, a, 0, to, d);
             self.add(PMN, a, 0, month, d);
-            self.add(PMK, a, k.kind, month, d);
             if let Some([best, low, high]) = k.fatalities {
                 // Best, the margins below and above it, and how many events
                 // gave figures: sums that stay exact under corrections.
@@ -433,7 +437,7 @@ fn encode_key(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names, display: &Dis
             put_i64(out, k.t);
         }
         Part::Place => {
-            let monthly = matches!(tag, PMN | PMK | PMX);
+            let monthly = matches!(tag, PMN | PMX);
             out.push(if monthly {
                 place::MONTHS
             } else {
@@ -509,7 +513,7 @@ fn encode_place_field(out: &mut Vec<u8>, tag: usize, k: &K, names: &Names) {
     use place::*;
     match tag {
         PTN | PMN => out.push(COUNT),
-        PTK | PMK => {
+        PTK => {
             out.push(KIND);
             put_str(out, names.name(k.b));
         }

@@ -28,6 +28,8 @@ use write::{append, correct, retract};
 
 /// The timeline page and its OpenAPI description, built into the binary.
 const PAGE_HTML: &str = include_str!("../page.html");
+/// Natural Earth's country shapes for the page's map (`../map/README.md`).
+const WORLD_MAP: &str = include_str!("../map/countries-110m.json");
 const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Every route, and the JSON answers for unknown paths and methods.
@@ -35,6 +37,7 @@ pub(crate) fn router(db: Db) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/openapi.json", get(openapi))
+        .route("/map/countries-110m.json", get(world_map))
         .route("/head", get(head))
         .route("/events", get(list_events).post(append))
         .route("/events/area", post(events_in_area))
@@ -66,6 +69,17 @@ async fn page() -> Response {
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         PAGE_HTML,
+    )
+        .into_response()
+}
+
+async fn world_map() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        WORLD_MAP,
     )
         .into_response()
 }
