@@ -419,8 +419,10 @@ fn main() {
             done as f64 / without
         );
     }
-    let _ = std::fs::remove_file(work.join("places.jsonl"));
-    let _ = std::fs::remove_file(work.join("bare.jsonl"));
+    if std::env::var("ANNALS_SPATIAL_DIR").is_err() {
+        let _ = std::fs::remove_file(work.join("places.jsonl"));
+        let _ = std::fs::remove_file(work.join("bare.jsonl"));
+    }
     {
         let mut f = BufWriter::new(File::create(work.join("picks")).unwrap());
         for _ in 0..PICKS {
@@ -461,10 +463,16 @@ fn main() {
             .map_or("-".into(), |s| format!("{} / {}", s["bbox_hits"], s["near_hits"])),
     );
     if let Some(s) = &s {
-        // Both answer the same question; a difference is a bug in one.
-        assert_eq!(
-            (a["bbox_hits"], a["near_hits"]),
-            (s["bbox_hits"], s["near_hits"]),
+        // Both answer the same question. annals tests the point it keeps
+        // (to 7.5 cm), SQLite the given one: a point within centimetres
+        // of an edge may differ, about one in millions; more is a bug.
+        let off = (a["bbox_hits"] - s["bbox_hits"]).abs() + (a["near_hits"] - s["near_hits"]).abs();
+        println!(
+            "annals and SQLite differ by {off} of {} hits",
+            s["bbox_hits"] + s["near_hits"]
+        );
+        assert!(
+            off <= 1.0 + (s["bbox_hits"] + s["near_hits"]) * 1e-5,
             "annals and SQLite disagree"
         );
     }

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::intern::{Keys, Name, Names};
 use crate::log::{Body, Entry};
 use crate::model::{actor_key, PlacePrecision};
-use crate::place::{key_ranges, place_of_key, Area, PlaceMatch};
+use crate::place::{key_ranges, place_of_key, Area, PlaceMatch, PLACE_LIST};
 use crate::query::Query;
 use crate::segment::{self, Changed, Created, Parts, Segment};
 use crate::time::Micros;
@@ -188,18 +188,20 @@ pub(crate) struct Tail {
     ids: HashMap<Uuid, EventNo>,
     /// Later versions made in the tail, of any event.
     changes: BTreeMap<EventNo, Vec<(u64, Changed)>>,
-    /// Exact postings of the versions the tail made current.
+    /// Exact postings of the versions the tail made current (but places).
     postings: HashMap<u64, Vec<EventNo>>,
-    /// The place lists among `postings`, in order, for range reads.
-    places: BTreeSet<u64>,
+    /// Their place postings as (place list, event) pairs, in order: most
+    /// places are one event's, so a list each would cost an allocation
+    /// per event, and queries read them by ranges of keys.
+    places: BTreeSet<(u64, EventNo)>,
 }
 
 impl Tail {
     fn post(&mut self, n: EventNo, k: &Keys) {
         if let Some(p) = k.place {
-            self.places.insert(p);
+            self.places.insert((p, n));
         }
-        for l in lists_of(k) {
+        for l in lists_of(k).into_iter().filter(|l| Some(*l) != k.place) {
             let list = self.postings.entry(l).or_default();
             if list.last().is_none_or(|&last| last < n) {
                 list.push(n);
@@ -210,14 +212,16 @@ impl Tail {
     }
 
     fn unpost(&mut self, n: EventNo, k: &Keys) {
-        for l in lists_of(k) {
+        if let Some(p) = k.place {
+            self.places.remove(&(p, n));
+        }
+        for l in lists_of(k).into_iter().filter(|l| Some(*l) != k.place) {
             if let Some(list) = self.postings.get_mut(&l) {
                 if let Ok(at) = list.binary_search(&n) {
                     list.remove(at);
                 }
                 if list.is_empty() {
                     self.postings.remove(&l);
-                    self.places.remove(&l);
                 }
             }
         }
@@ -480,6 +484,17 @@ impl Index {
         ids.sort_unstable();
         let mut lists: Vec<(&u64, &Vec<EventNo>)> = t.postings.iter().collect();
         lists.sort_unstable_by_key(|(l, _)| **l);
+        // Place lists sort after the country lists, before the others.
+        let (before, after) = lists.split_at(lists.partition_point(|(l, _)| **l < PLACE_LIST));
+        let pairs = |part: &[(&u64, &Vec<EventNo>)]| -> Vec<(u64, EventNo)> {
+            part.iter()
+                .flat_map(|(l, ns)| ns.iter().map(move |n| (**l, *n)))
+                .collect()
+        };
+        let postings = pairs(before)
+            .into_iter()
+            .chain(t.places.iter().copied())
+            .chain(pairs(after));
         let ev_hi = EventNo::try_from(self.len())
             .map_err(|_| Error::internal("the index holds at most 2^32 events"))?;
         segment::write(
@@ -496,9 +511,7 @@ impl Index {
                     .changes
                     .iter()
                     .flat_map(|(n, v)| v.iter().map(move |(s, c)| Ok(((*n, *s), *c)))),
-                postings: lists
-                    .into_iter()
-                    .flat_map(|(l, ns)| ns.iter().map(move |n| Ok((*l, *n)))),
+                postings: postings.map(Ok),
                 changed: t.changes.keys().copied().collect(),
             },
         )
@@ -699,9 +712,9 @@ impl Index {
                 }
             };
             for (lo, hi) in key_ranges(&area.search_boxes(how, r), p) {
-                for key in self.tail.places.range(lo..=hi) {
-                    if admits(*key) {
-                        out.extend(self.tail.postings.get(key).into_iter().flatten());
+                for &(key, n) in self.tail.places.range((lo, 0)..=(hi, EventNo::MAX)) {
+                    if admits(key) {
+                        out.push(n);
                     }
                 }
                 for (i, s) in self.segments.iter().enumerate() {
@@ -772,6 +785,9 @@ impl Index {
             for n in ns {
                 d.add(*l, *n);
             }
+        }
+        for (l, n) in &self.tail.places {
+            d.add(*l, *n);
         }
         for (i, s) in self.segments.iter().enumerate() {
             for r in s.scan_postings() {

@@ -22,6 +22,7 @@ const LIB_LAYERS: &[&[&str]] = &[
     &["error"],
     &["time", "country", "sync"],
     &["model"],
+    &["place"],
     &["json", "query", "intern"],
     // The log's format and files.
     &["entry"],
@@ -33,7 +34,11 @@ const LIB_LAYERS: &[&[&str]] = &[
     // Derived state.
     &["index", "projection/fold"],
     &["projection/user", "projection/cells"],
-    &["projection/by_date", "projection/by_actor"],
+    &[
+        "projection/by_date",
+        "projection/by_actor",
+        "projection/by_place",
+    ],
     &["projection/by_country"],
     &["projection"],
     &["state"],

@@ -410,8 +410,8 @@ impl Model {
                 *r.by_kind.entry(e.kind.clone()).or_default() += 1;
                 let p = l.precision.map_or("unspecified", |p| p.as_str());
                 *r.by_precision.entry(p.to_string()).or_default() += 1;
-                // To the month.
-                let m = |p: TimePoint| p.truncate(p.precision.max(Precision::Month));
+                // To the year.
+                let m = |p: TimePoint| p.truncate(p.precision.max(Precision::Year));
                 r.first.insert(m(e.occurred.from));
                 r.last.insert(m(e.occurred.to));
             }

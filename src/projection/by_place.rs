@@ -1,7 +1,7 @@
 //! The by-place view: per PRIO-GRID cell (0.5 degrees, as UCDP and ViEWS
 //! use), or per ADMIN1 unit where the source names one, the events placed
 //! there: all time, counts by kind and by place precision, fatalities
-//! where the source reports them, first and last month of occurrence; per
+//! where the source reports them, first and last year of occurrence; per
 //! month or year of occurrence, counts and fatalities.
 //!
 //! An event counts in the cell of its point whatever its precision (a
@@ -118,10 +118,11 @@ pub struct PlaceRow {
     pub by_precision: BTreeMap<String, u64>,
     /// Fatalities, where the events report them.
     pub fatalities: Option<Fatalities>,
-    /// Earliest occurrence, to the month (all-time rows).
+    /// Earliest occurrence, to the year (all-time rows; the month rows
+    /// give the months).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first: Option<String>,
-    /// Latest occurrence, to the month (all-time rows).
+    /// Latest occurrence, to the year (all-time rows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last: Option<String>,
 }

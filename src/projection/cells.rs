@@ -46,7 +46,7 @@ const DN: usize = 11;
 const DK: usize = 12;
 const DC: usize = 13;
 // Place rows, all time (per area): count, by kind, by precision, first
-// and last months, fatalities; by month (per area and bucket): count and
+// and last years, fatalities; by month (per area and bucket): count and
 // fatalities (kinds per area and month would be a cell per event, most of
 // the import's cost).
 const PTN: usize = 14;
@@ -265,12 +265,13 @@ impl Cells {
             }
         }
         if k.gid.is_some() || k.admin1.is_some() {
-            // First and last to the month: points to the day would make a
-            // cell per area and day, most of the view's cells and a third
-            // of the import's time.
-            let month =
-                |p: crate::time::TimePoint| pack(p.truncate(p.precision.max(Precision::Month)));
-            self.bump_place(k, month(k.occurred.from), month(k.occurred.to), d);
+            // First and last to the year: to the day (or month) they would
+            // make a cell per area and day (or month), more than the rest
+            // of the view, and a third of an import's time; the month rows
+            // give the months.
+            let year =
+                |p: crate::time::TimePoint| pack(p.truncate(p.precision.max(Precision::Year)));
+            self.bump_place(k, year(k.occurred.from), year(k.occurred.to), d);
         }
     }
 
