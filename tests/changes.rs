@@ -279,5 +279,5 @@ fn changes_export_as_jsonl_csv_and_parquet() {
         None,
     );
     assert!(!out.status.success());
-    assert!(common::stderr(&out).contains("--format jsonl, csv or parquet"));
+    assert!(common::stderr(&out).contains("--format jsonl, csv, parquet or geoparquet"));
 }
