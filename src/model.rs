@@ -412,7 +412,9 @@ fn check_country(field: impl FieldName, c: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_coord(field: &str, v: Option<f64>, limit: f64) -> Result<()> {
+/// A coordinate in `[-limit, limit]` (90 for latitudes, 180 for
+/// longitudes), when given.
+pub(crate) fn check_coord(field: &str, v: Option<f64>, limit: f64) -> Result<()> {
     match v {
         Some(x) if !(-limit..=limit).contains(&x) => Err(Error::invalid(
             field,

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::model::PlacePrecision;
+use crate::model::{check_coord, PlacePrecision};
 
 /// Mean Earth radius (IUGG), km.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -111,26 +111,6 @@ fn lon_delta(lon: f64, from: f64) -> f64 {
     }
 }
 
-fn check_lat(field: &str, v: f64) -> Result<()> {
-    if !(-90.0..=90.0).contains(&v) {
-        return Err(Error::invalid(
-            field,
-            format!("{v} is not a latitude in [-90, 90]"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_lon(field: &str, v: f64) -> Result<()> {
-    if !(-180.0..=180.0).contains(&v) {
-        return Err(Error::invalid(
-            field,
-            format!("{v} is not a longitude in [-180, 180]"),
-        ));
-    }
-    Ok(())
-}
-
 fn numbers(field: &str, text: &str, n: usize) -> Result<Vec<f64>> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     if parts.len() != n {
@@ -203,10 +183,10 @@ impl Area {
                 east,
                 north,
             } => {
-                check_lon("bbox.west", *west)?;
-                check_lat("bbox.south", *south)?;
-                check_lon("bbox.east", *east)?;
-                check_lat("bbox.north", *north)?;
+                check_coord("bbox.west", Some(*west), 180.0)?;
+                check_coord("bbox.south", Some(*south), 90.0)?;
+                check_coord("bbox.east", Some(*east), 180.0)?;
+                check_coord("bbox.north", Some(*north), 90.0)?;
                 if south > north {
                     return Err(Error::invalid(
                         "bbox",
@@ -219,8 +199,8 @@ impl Area {
                 lon,
                 radius_km,
             } => {
-                check_lat("near.lat", *lat)?;
-                check_lon("near.lon", *lon)?;
+                check_coord("near.lat", Some(*lat), 90.0)?;
+                check_coord("near.lon", Some(*lon), 180.0)?;
                 if !(*radius_km > 0.0 && *radius_km <= MAX_RADIUS_KM) {
                     return Err(Error::invalid(
                         "radius_km",
@@ -246,8 +226,8 @@ impl Area {
                         }
                         vertices += ring.len();
                         for [lon, lat] in ring {
-                            check_lon("area", *lon)?;
-                            check_lat("area", *lat)?;
+                            check_coord("area", Some(*lon), 180.0)?;
+                            check_coord("area", Some(*lat), 90.0)?;
                         }
                     }
                 }
